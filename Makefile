@@ -1,0 +1,39 @@
+# tickpipe: every target builds .venv with the system python3 when it is missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install up down status test bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --upgrade --quiet pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: install
+	$(BIN)/tickpipe up
+
+down: install
+	$(BIN)/tickpipe down
+
+status: install
+	$(BIN)/tickpipe status
+
+test: install
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/tickpipe bench
+
+lint: install
+	$(BIN)/python -m pip install --quiet ruff==0.17.6
+	$(BIN)/ruff check producers streams sinks executor schemas infra tests bench
+
+clean:
+	rm -rf $(VENV) .tickpipe

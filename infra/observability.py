@@ -1,0 +1,46 @@
+"""Prometheus metrics and a health endpoint, served from a daemon thread by every service."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+def serve_observability(
+    port: int, health: HealthCheck, host: str = "127.0.0.1", registry: CollectorRegistry = REGISTRY
+) -> ThreadingHTTPServer:
+    """Serve ``/metrics`` (Prometheus text) and ``/health`` (JSON; 200 when healthy, else 503).
+
+    Returns the server; call ``shutdown()`` on it to stop. Port 0 picks a free port
+    (read it back from ``server.server_address``).
+    """
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            if self.path.startswith("/metrics"):
+                body, status, ctype = generate_latest(registry), 200, CONTENT_TYPE_LATEST
+            elif self.path.startswith("/health"):
+                ok, detail = health()
+                body, status, ctype = orjson.dumps({"ok": ok, **detail}, default=str), 200 if ok else 503, "application/json"
+            else:
+                body, status, ctype = b"not found\n", 404, "text/plain"
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (silence access log)
+            return
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name=f"observability:{port}", daemon=True).start()
+    return server

@@ -1,0 +1,161 @@
+"""All tickpipe settings, in one place.
+
+Each component has one frozen settings class read from the environment with the prefix
+``TICKPIPE_`` (nested classes use ``__``, e.g. ``TICKPIPE_KAFKA__BOOTSTRAP``). An unknown
+``TICKPIPE_*`` variable or an invalid value stops the program at start with a message naming it.
+The CLI loads :class:`Settings` once and passes the parts down; no other module reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "TICKPIPE_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Section):
+    """Broker connection and topic layout."""
+
+    bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers (host:port,...)")
+    partitions: int = Field(4, ge=1, description="partitions per topic at `tickpipe topics create`")
+    replication_factor: int = Field(1, ge=1, description="replication factor at topic creation")
+    retention_ms: int = Field(7 * 24 * 3600 * 1000, description="topic retention (ms); -1 keeps forever")
+    session_timeout_ms: int = Field(6000, ge=1000, description="consumer-group session timeout (ms)")
+    heartbeat_interval_ms: int = Field(1500, ge=100, description="consumer-group heartbeat interval (ms)")
+    schema_registry_url: str | None = Field(
+        None, description="Confluent Schema Registry URL; unset = Avro single-object encoding"
+    )
+
+
+class BrokerSettings(_Section):
+    """The local tansu broker started by `tickpipe broker`."""
+
+    host: str = Field("127.0.0.1", description="listen address of the local broker")
+    port: int = Field(9092, description="listen port of the local broker")
+    start_timeout_s: float = Field(20.0, description="how long to wait for the first metadata response")
+
+
+class WarehouseSettings(_Section):
+    """The ClickHouse endpoint (local chdb warehouse or a real server)."""
+
+    url: str = Field("http://127.0.0.1:8123", description="ClickHouse HTTP URL used by sink, sql, reports")
+    database: str = Field("tickpipe", description="database holding the archive tables")
+    user: str = Field("default", description="ClickHouse user")
+    password: str = Field("", description="ClickHouse password (warehouse: required when set)")
+    data_dir: Path = Field(Path(".tickpipe/warehouse"), description="chdb store owned by `tickpipe warehouse`")
+    host: str = Field("127.0.0.1", description="listen address of `tickpipe warehouse`")
+    port: int = Field(8123, description="listen port of `tickpipe warehouse`")
+
+
+class SimExchangeSettings(_Section):
+    """The simulated Binance-spot-compatible exchange."""
+
+    host: str = Field("127.0.0.1", description="listen address")
+    port: int = Field(8765, description="REST + websocket port")
+    symbols: str = Field("BTCUSDT,ETHUSDT", description="comma-separated symbols")
+    seed: int = Field(7, description="random seed of the background order flow")
+    events_per_s: float = Field(200.0, ge=0, description="background book events per second, all symbols")
+
+
+class FeedSettings(_Section):
+    """Feed producers."""
+
+    venue: str = Field("binance", description="venue adapter")
+    symbols: str = Field("BTCUSDT,ETHUSDT", description="comma-separated symbols")
+    connections: int = Field(2, ge=1, description="redundant websocket connections carrying the same streams")
+    ws_url: str = Field("ws://127.0.0.1:8765", description="venue websocket base URL")
+    rest_url: str = Field("http://127.0.0.1:8765", description="venue REST base URL")
+    buffer_max_records: int = Field(1_000_000, ge=1, description="RAM buffer bound while Kafka is unreachable")
+    stall_timeout_s: float = Field(5.0, gt=0, description="a connection silent this long while peers receive is replaced")
+    metrics_port: int = Field(9101, description="Prometheus metrics + /health port")
+
+
+class StreamsSettings(_Section):
+    """Faust stream processors."""
+
+    app_id: str = Field("tickpipe-streams", description="Faust app id (consumer group)")
+    web_port: int = Field(9102, description="Faust web (metrics + /health) port")
+    data_dir: Path = Field(Path(".tickpipe/streams"), description="Faust table data directory")
+    book_features_interval_ms: int = Field(0, ge=0, description="throttle book features per instrument; 0 = every update")
+    bar_allowed_lateness_ms: int = Field(2000, ge=0, description="late trades within this correct a bar")
+
+
+class SinkSettings(_Section):
+    """The ClickHouse sink."""
+
+    group_id: str = Field("tickpipe-sink", description="consumer group")
+    topics: str = Field("", description="comma-separated topics; empty = every topic")
+    batch_max_rows: int = Field(50_000, ge=1, description="flush a batch at this many rows")
+    batch_max_ms: int = Field(500, ge=1, description="flush a batch after this many ms")
+    metrics_port: int = Field(9103, description="Prometheus metrics + /health port")
+
+
+class ExecutorSettings(_Section):
+    """The executor: venue client, execution policy and risk limits."""
+
+    group_id: str = Field("tickpipe-executor", description="consumer group for `signals`")
+    venue: str = Field("binance", description="venue")
+    rest_url: str = Field("http://127.0.0.1:8765", description="venue REST base URL")
+    api_key: str = Field("tickpipe-sim-key", description="venue API key")
+    api_secret: str = Field("tickpipe-sim-secret", description="venue API secret")
+    metrics_port: int = Field(9104, description="Prometheus metrics + /health port")
+
+
+class Settings(BaseSettings):
+    """Every component's settings; env prefix ``TICKPIPE_``, nested delimiter ``__``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    home: Path = Field(Path(".tickpipe"), description="root of local state: logs, pids, data")
+    log_level: str = Field("INFO", description="log level of every service")
+    kafka: KafkaSettings = KafkaSettings()
+    broker: BrokerSettings = BrokerSettings()
+    warehouse: WarehouseSettings = WarehouseSettings()
+    sim: SimExchangeSettings = SimExchangeSettings()
+    feed: FeedSettings = FeedSettings()
+    streams: StreamsSettings = StreamsSettings()
+    sink: SinkSettings = SinkSettings()
+    executor: ExecutorSettings = ExecutorSettings()
+
+
+class SettingsError(SystemExit):
+    """Raised at start when the environment holds an unknown or invalid setting."""
+
+
+def _known_env_names() -> set[str]:
+    names = set()
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names.add(f"{ENV_PREFIX}{name}".upper())
+            for sub in annotation.model_fields:
+                names.add(f"{ENV_PREFIX}{name}__{sub}".upper())
+        else:
+            names.add(f"{ENV_PREFIX}{name}".upper())
+    return names
+
+
+def load_settings() -> Settings:
+    """Load settings from the environment, refusing unknown or invalid ``TICKPIPE_*`` names."""
+    unknown = sorted(
+        k for k in os.environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in _known_env_names()
+    )
+    if unknown:
+        raise SettingsError(f"unknown setting(s): {', '.join(unknown)}; see the settings table in README.md")
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            ENV_PREFIX + "__".join(str(p) for p in err["loc"]).upper() + f": {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid setting(s): {problems}") from None

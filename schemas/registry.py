@@ -1,0 +1,44 @@
+"""Load the ``.avsc`` files: the single source of truth for every record."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import fastavro
+from fastavro.schema import fingerprint as avro_fingerprint
+from fastavro.schema import to_parsing_canonical_form
+
+AVRO_DIR = Path(__file__).parent / "avro"
+
+RECORD_NAMES: tuple[str, ...] = (
+    "Trade", "BookDelta", "BBO", "FeedEvent", "BookFeatures", "FlowFeatures",
+    "Bar", "Signal", "OrderEvent", "Fill", "DeadLetter",
+)
+
+@cache
+def raw_schema(name: str) -> dict[str, Any]:
+    """Return the JSON of ``schemas/avro/<name>.avsc``."""
+    if name not in RECORD_NAMES:
+        raise KeyError(f"unknown record {name!r}; known: {', '.join(RECORD_NAMES)}")
+    return json.loads((AVRO_DIR / f"{name}.avsc").read_text())
+
+
+@cache
+def parsed_schema(name: str) -> Any:
+    """Return the fastavro-parsed schema of record ``name``."""
+    return fastavro.parse_schema(raw_schema(name))
+
+
+@cache
+def canonical_form(name: str) -> str:
+    """Return the Parsing Canonical Form of record ``name``."""
+    return to_parsing_canonical_form(parsed_schema(name))
+
+
+@cache
+def fingerprint(name: str) -> bytes:
+    """Return the 8-byte CRC-64-AVRO fingerprint of record ``name`` as single-object encoding stores it."""
+    return bytes.fromhex(avro_fingerprint(canonical_form(name), "CRC-64-AVRO"))

@@ -1,0 +1,43 @@
+"""The topic catalogue: every topic, the record it carries, and the key convention."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Topic(StrEnum):
+    """Kafka topics, one per data type (DESIGN.md)."""
+
+    TRADES = "md.trades"
+    BOOK = "md.book"
+    BBO = "md.bbo"
+    HEALTH = "md.health"
+    FEATURES_BOOK = "features.book"
+    FEATURES_FLOW = "features.flow"
+    BARS_1S = "bars.1s"
+    BARS_1M = "bars.1m"
+    SIGNALS = "signals"
+    ORDERS = "orders"
+    FILLS = "fills"
+    DLQ = "dlq"
+
+
+RECORD_OF_TOPIC: dict[Topic, str] = {
+    Topic.TRADES: "Trade",
+    Topic.BOOK: "BookDelta",
+    Topic.BBO: "BBO",
+    Topic.HEALTH: "FeedEvent",
+    Topic.FEATURES_BOOK: "BookFeatures",
+    Topic.FEATURES_FLOW: "FlowFeatures",
+    Topic.BARS_1S: "Bar",
+    Topic.BARS_1M: "Bar",
+    Topic.SIGNALS: "Signal",
+    Topic.ORDERS: "OrderEvent",
+    Topic.FILLS: "Fill",
+    Topic.DLQ: "DeadLetter",
+}
+
+
+def instrument_key(venue: str, symbol: str) -> bytes:
+    """Return the message key ``"{venue}:{symbol}"`` that keeps one instrument ordered in its partition."""
+    return f"{venue}:{symbol}".encode()
