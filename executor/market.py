@@ -1,0 +1,128 @@
+"""The market the executor trades into: latest BBO and visible book per instrument, from Kafka.
+
+Fed from ``md.bbo`` (BBO records) and ``md.book`` (BookDelta records).  A book is only trusted after
+a snapshot; until then the visible depth is the BBO's top level.  Pure state: the engine decodes the
+records and calls :meth:`MarketView.on_bbo` / :meth:`MarketView.on_book`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from executor.commands import Side
+
+Level = tuple[Decimal, Decimal]
+
+
+@dataclass(frozen=True)
+class Quote:
+    """Best bid and offer of one instrument."""
+
+    bid: Decimal
+    bid_qty: Decimal
+    ask: Decimal
+    ask_qty: Decimal
+    update_id: int
+    ts_recv: int
+
+    @property
+    def mid(self) -> Decimal:
+        """Mid price."""
+        return (self.bid + self.ask) / 2
+
+
+@dataclass(frozen=True)
+class BookSnapshot:
+    """Visible depth of one instrument, best first on each side."""
+
+    quote: Quote
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+
+    def opposite(self, side: Side) -> tuple[Level, ...]:
+        """Levels an order of ``side`` would take from (asks for a buy)."""
+        return self.asks if side is Side.BUY else self.bids
+
+    def same(self, side: Side) -> tuple[Level, ...]:
+        """Levels an order of ``side`` would join (bids for a buy)."""
+        return self.bids if side is Side.BUY else self.asks
+
+
+class _Book:
+    def __init__(self) -> None:
+        self.bids: dict[Decimal, Decimal] = {}
+        self.asks: dict[Decimal, Decimal] = {}
+        self.last_update_id = -1
+
+    def apply(self, record: dict[str, Any]) -> None:
+        if record["snapshot"]:
+            self.bids.clear()
+            self.asks.clear()
+        elif record["last_update_id"] <= self.last_update_id:
+            return
+        for book, levels in ((self.bids, record["bids"]), (self.asks, record["asks"])):
+            for level in levels:
+                price, qty = Decimal(level["price"]), Decimal(level["qty"])
+                if qty == 0:
+                    book.pop(price, None)
+                else:
+                    book[price] = qty
+        self.last_update_id = record["last_update_id"]
+
+
+class MarketView:
+    """Latest quote and book per instrument key ``(venue, symbol)``."""
+
+    def __init__(self, depth_levels: int) -> None:
+        self._depth_levels = depth_levels
+        self._quotes: dict[tuple[str, str], Quote] = {}
+        self._books: dict[tuple[str, str], _Book] = {}
+
+    def on_bbo(self, record: dict[str, Any]) -> None:
+        """Take a decoded BBO record; older update ids than the current one are ignored."""
+        key = (record["venue"], record["symbol"])
+        current = self._quotes.get(key)
+        if current is not None and record["update_id"] < current.update_id:
+            return
+        self._quotes[key] = Quote(
+            Decimal(record["bid_price"]), Decimal(record["bid_qty"]),
+            Decimal(record["ask_price"]), Decimal(record["ask_qty"]),
+            record["update_id"], record["ts_recv"],
+        )
+
+    def on_book(self, record: dict[str, Any]) -> None:
+        """Take a decoded BookDelta record; deltas before the first snapshot are ignored."""
+        key = (record["venue"], record["symbol"])
+        book = self._books.get(key)
+        if book is None:
+            if not record["snapshot"]:
+                return
+            book = self._books[key] = _Book()
+        book.apply(record)
+
+    def quote(self, venue: str, symbol: str) -> Quote | None:
+        """Latest quote, or None before the first BBO."""
+        return self._quotes.get((venue, symbol))
+
+    def snapshot(self, venue: str, symbol: str) -> BookSnapshot | None:
+        """Visible depth: the synced book around the latest quote, else the quote's top level alone."""
+        quote = self._quotes.get((venue, symbol))
+        if quote is None:
+            return None
+        book = self._books.get((venue, symbol))
+        if book is None or not book.bids or not book.asks:
+            return BookSnapshot(quote, ((quote.bid, quote.bid_qty),), ((quote.ask, quote.ask_qty),))
+        # Levels the BBO has already moved past are stale in a book that lags it: drop them.
+        bids = sorted(((p, q) for p, q in book.bids.items() if p <= quote.bid), reverse=True)
+        asks = sorted((p, q) for p, q in book.asks.items() if p >= quote.ask)
+        if not bids or bids[0][0] != quote.bid:
+            bids.insert(0, (quote.bid, quote.bid_qty))
+        if not asks or asks[0][0] != quote.ask:
+            asks.insert(0, (quote.ask, quote.ask_qty))
+        return BookSnapshot(quote, tuple(bids[: self._depth_levels]), tuple(asks[: self._depth_levels]))
+
+    def instruments(self) -> list[tuple[str, str]]:
+        """Instruments with a quote."""
+        return sorted(self._quotes)

@@ -1,0 +1,213 @@
+"""The execution policy: a pure function from (intent, working order, visible book, clock) to one action.
+
+Passive first: a LIMIT_MAKER at the best price, or ``improve_ticks`` inside it, never crossing.  A resting
+order is canceled (and replaced by the next attempt) after ``passive_ttl``, when the market moves away by
+``reprice_ticks``, when the signal expires, or when it is time to escalate.  Escalation to a marketable
+IOC LIMIT happens only if the signal's urgency is at least ``cross_min_urgency``, after a passive window
+of ``passive_window * (1 - urgency)`` (so urgency 1 crosses at once).  The IOC limit price is the worst
+visible level needed for the size, never beyond ``max_slippage_bps`` from the best opposite price.  The
+size shrinks to ``depth_fraction`` of the visible liquidity inside that bound when liquidity is thin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from executor.commands import OrderType, Side, TimeInForce
+from executor.market import BookSnapshot, Level
+
+BPS = Decimal(10_000)
+
+
+@dataclass(frozen=True)
+class InstrumentRules:
+    """Venue trading rules of one instrument (exchangeInfo filters)."""
+
+    tick_size: Decimal
+    step_size: Decimal
+    min_qty: Decimal
+    min_notional: Decimal
+
+    def floor_price(self, price: Decimal) -> Decimal:
+        """Round down to the tick."""
+        return (price / self.tick_size).to_integral_value(ROUND_FLOOR) * self.tick_size
+
+    def ceil_price(self, price: Decimal) -> Decimal:
+        """Round up to the tick."""
+        return (price / self.tick_size).to_integral_value(ROUND_CEILING) * self.tick_size
+
+    def floor_qty(self, qty: Decimal) -> Decimal:
+        """Round down to the lot step."""
+        return (qty / self.step_size).to_integral_value(ROUND_FLOOR) * self.step_size
+
+    def tradable(self, price: Decimal, qty: Decimal) -> bool:
+        """True if the venue would accept this size at this price."""
+        return qty >= self.min_qty and qty > 0 and price * qty >= self.min_notional
+
+
+@dataclass(frozen=True)
+class PolicyParams:
+    """Policy knobs (from ``ExecutorSettings``)."""
+
+    passive_ttl_ns: int
+    reprice_ticks: int
+    improve_ticks: int
+    cross_min_urgency: float
+    passive_window_ns: int
+    max_slippage_bps: Decimal
+    depth_fraction: Decimal
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What a signal still wants: ``target`` in base units, of which ``filled`` is done."""
+
+    side: Side
+    target: Decimal
+    filled: Decimal
+    urgency: float
+    expires_at: int
+    started_at: int
+
+
+@dataclass(frozen=True)
+class Working:
+    """The order currently working for an intent."""
+
+    order_type: OrderType
+    time_in_force: TimeInForce | None
+    price: Decimal
+    placed_at: int
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Nothing to do now."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Place:
+    """Send a new order (the next attempt)."""
+
+    order_type: OrderType
+    time_in_force: TimeInForce | None
+    price: Decimal
+    qty: Decimal
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Cancel the working order."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The intent is done; no further order."""
+
+    reason: str
+
+
+Action = Wait | Place | Cancel | Finish
+
+
+def should_cross(intent: Intent, params: PolicyParams, now: int) -> bool:
+    """True once the intent may take liquidity: urgency allows it and its passive window is over."""
+    if intent.urgency < params.cross_min_urgency:
+        return False
+    window = int(params.passive_window_ns * max(0.0, 1.0 - intent.urgency))
+    return now - intent.started_at >= window
+
+
+def slippage_bound(side: Side, best: Decimal, rules: InstrumentRules, params: PolicyParams) -> Decimal:
+    """The worst limit price an IOC may carry: ``max_slippage_bps`` beyond the best opposite price."""
+    move = best * params.max_slippage_bps / BPS
+    return rules.floor_price(best + move) if side is Side.BUY else rules.ceil_price(best - move)
+
+
+def marketable_limit(
+    side: Side, qty: Decimal, levels: tuple[Level, ...], bound: Decimal, rules: InstrumentRules, fraction: Decimal
+) -> tuple[Decimal, Decimal] | None:
+    """Return ``(limit price, size)`` of an IOC taking visible depth up to ``bound``, or None if too thin.
+
+    The size is at most ``fraction`` of the liquidity inside the bound; the price is the worst level
+    that size needs, so the order cannot trade beyond what the visible book justifies.
+    """
+    inside = [(p, q) for p, q in levels if (p <= bound if side is Side.BUY else p >= bound)]
+    available = sum((q for _, q in inside), Decimal(0))
+    size = rules.floor_qty(min(qty, available * fraction))
+    if size <= 0:
+        return None
+    needed, price = Decimal(0), inside[0][0]
+    for level_price, level_qty in inside:
+        price = level_price
+        needed += level_qty
+        if needed >= size:
+            break
+    return (price, size) if rules.tradable(price, size) else None
+
+
+def passive_price(side: Side, book: BookSnapshot, rules: InstrumentRules, params: PolicyParams) -> Decimal | None:
+    """LIMIT_MAKER price: the best same-side price, improved by up to ``improve_ticks`` without crossing."""
+    quote = book.quote
+    if quote.bid >= quote.ask:
+        return None
+    if side is Side.BUY:
+        price = min(quote.bid + params.improve_ticks * rules.tick_size, quote.ask - rules.tick_size)
+        return rules.floor_price(price)
+    price = max(quote.ask - params.improve_ticks * rules.tick_size, quote.bid + rules.tick_size)
+    return rules.ceil_price(price)
+
+
+def _moved_away(side: Side, working: Working, book: BookSnapshot, rules: InstrumentRules, ticks: int) -> bool:
+    gap = book.quote.bid - working.price if side is Side.BUY else working.price - book.quote.ask
+    return gap >= ticks * rules.tick_size
+
+
+def decide(
+    intent: Intent,
+    working: Working | None,
+    book: BookSnapshot | None,
+    rules: InstrumentRules,
+    params: PolicyParams,
+    now: int,
+) -> Action:
+    """Return the next action for ``intent``; the engine applies it and asks again on the next event."""
+    if working is not None:
+        if working.time_in_force is TimeInForce.IOC:
+            return Wait("IOC settling")
+        if now >= intent.expires_at:
+            return Cancel("signal expired")
+        if should_cross(intent, params, now) and book is not None:
+            return Cancel("escalate to IOC")
+        if now - working.placed_at >= params.passive_ttl_ns:
+            return Cancel("passive ttl reached")
+        if book is not None and _moved_away(intent.side, working, book, rules, params.reprice_ticks):
+            return Cancel("market moved away")
+        return Wait("resting")
+    remaining = rules.floor_qty(intent.target - intent.filled)
+    if remaining <= 0 or remaining < rules.min_qty:
+        return Finish("target reached")
+    if now >= intent.expires_at:
+        return Finish("signal expired")
+    if book is None:
+        return Wait("no market data")
+    best_opposite = book.opposite(intent.side)[0][0]
+    bound = slippage_bound(intent.side, best_opposite, rules, params)
+    if should_cross(intent, params, now):
+        taken = marketable_limit(intent.side, remaining, book.opposite(intent.side), bound, rules, params.depth_fraction)
+        if taken is None:
+            return Wait("liquidity too thin to cross")
+        return Place(OrderType.LIMIT, TimeInForce.IOC, *taken)
+    price = passive_price(intent.side, book, rules, params)
+    if price is None:
+        return Wait("crossed or locked book")
+    visible = sum((q for _, q in book.opposite(intent.side) + book.same(intent.side)), Decimal(0))
+    size = rules.floor_qty(min(remaining, visible * params.depth_fraction))
+    if not rules.tradable(price, size):
+        return Wait("liquidity too thin to quote")
+    return Place(OrderType.LIMIT_MAKER, None, price, size)

@@ -1,0 +1,78 @@
+"""Positions and PnL per instrument from fills, in exact Decimal (average-cost method).
+
+A spot position is the net base quantity bought minus sold since the executor's account baseline.
+Realized PnL accrues when a fill reduces the position; unrealized PnL marks the rest to a price.
+Fees are kept per asset so that balances can be compared exactly with the venue's.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from executor.commands import Side
+
+ZERO = Decimal(0)
+
+
+@dataclass
+class Position:
+    """One instrument's net position, average entry price and PnL in quote units."""
+
+    symbol: str
+    qty: Decimal = ZERO
+    avg_price: Decimal = ZERO
+    realized_pnl: Decimal = ZERO
+    fees: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+
+    def apply_fill(self, side: Side, price: Decimal, qty: Decimal, fee: Decimal = ZERO, fee_asset: str = "") -> None:
+        """Update quantity, average price and realized PnL with one fill."""
+        signed = qty * side.sign
+        if self.qty == 0 or (self.qty > 0) == (signed > 0):
+            total = self.qty + signed
+            self.avg_price = (self.avg_price * abs(self.qty) + price * qty) / abs(total)
+            self.qty = total
+        else:
+            closed = min(abs(signed), abs(self.qty))
+            direction = 1 if self.qty > 0 else -1
+            self.realized_pnl += (price - self.avg_price) * closed * direction
+            self.qty += signed
+            if self.qty == 0:
+                self.avg_price = ZERO
+            elif (self.qty > 0) != (direction > 0):
+                self.avg_price = price  # flipped through zero: the rest opened at this price
+        if fee:
+            self.fees[fee_asset] += fee
+
+    def unrealized_pnl(self, mark: Decimal) -> Decimal:
+        """PnL of the open quantity marked at ``mark``."""
+        return (mark - self.avg_price) * self.qty
+
+
+class Positions:
+    """All positions of the account, keyed by symbol; fills are deduplicated by venue trade id."""
+
+    def __init__(self) -> None:
+        self._by_symbol: dict[str, Position] = {}
+        self._seen: set[tuple[str, int]] = set()
+
+    def apply_fill(
+        self, symbol: str, trade_id: int, side: Side, price: Decimal, qty: Decimal, fee: Decimal, fee_asset: str
+    ) -> bool:
+        """Apply a fill once; return False if this trade id was already applied."""
+        if (symbol, trade_id) in self._seen:
+            return False
+        self._seen.add((symbol, trade_id))
+        self.get(symbol).apply_fill(side, price, qty, fee, fee_asset)
+        return True
+
+    def get(self, symbol: str) -> Position:
+        """Return the position of ``symbol`` (flat if never traded)."""
+        if symbol not in self._by_symbol:
+            self._by_symbol[symbol] = Position(symbol)
+        return self._by_symbol[symbol]
+
+    def symbols(self) -> list[str]:
+        """Symbols with a position record."""
+        return sorted(self._by_symbol)
