@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import signal
 import socket
 import subprocess
 import time
@@ -55,7 +57,7 @@ def broker_command(host: str, port: int) -> list[str]:
 
 def wait_for_metadata(bootstrap: str, timeout_s: float) -> None:
     """Block until the broker at ``bootstrap`` answers a metadata request, or raise :class:`BrokerError`."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 1000})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 1000, "log_level": 0})
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -68,12 +70,39 @@ def wait_for_metadata(bootstrap: str, timeout_s: float) -> None:
     raise BrokerError(f"broker at {bootstrap} gave no metadata within {timeout_s:.0f}s: {last}")
 
 
-def start_broker(host: str, port: int, log_path: Path | None = None, timeout_s: float = 20.0) -> subprocess.Popen[bytes]:
-    """Start tansu on ``host:port`` and return its process once a metadata request succeeds."""
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec: the kernel SIGKILLs tansu when the thread that started it dies,
+    # so a kill -9 of `tickpipe broker` never leaves an orphan holding the port.
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def start_broker(
+    host: str,
+    port: int,
+    log_path: Path | None = None,
+    timeout_s: float = 20.0,
+    die_with_parent: bool = False,
+    inherit_output: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start tansu on ``host:port`` and return its process once a metadata request succeeds.
+
+    tansu's output goes to ``log_path``, else to the caller's stdout when ``inherit_output``, else
+    nowhere. ``die_with_parent`` ties tansu's life to the calling thread (Linux), for a supervised wrapper.
+    """
     if port_in_use(host, port):
         raise BrokerError(f"port {port} on {host} is already in use; pick another with TICKPIPE_BROKER__PORT")
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 (handed to the child)
-    proc = subprocess.Popen(broker_command(host, port), stdout=out, stderr=subprocess.STDOUT)
+    out = open(log_path, "ab") if log_path else (None if inherit_output else subprocess.DEVNULL)  # noqa: SIM115
+    proc = subprocess.Popen(
+        broker_command(host, port),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent if die_with_parent else None,  # noqa: PLW1509 (no threads in the child)
+    )
+    if log_path:
+        out.close()  # the child holds its own descriptor
     try:
         wait_for_metadata(f"{host}:{port}", timeout_s)
     except BrokerError:

@@ -53,6 +53,15 @@ class WarehouseSettings(_Section):
     data_dir: Path = Field(Path(".tickpipe/warehouse"), description="chdb store owned by `tickpipe warehouse`")
     host: str = Field("127.0.0.1", description="listen address of `tickpipe warehouse`")
     port: int = Field(8123, description="listen port of `tickpipe warehouse`")
+    workers: int = Field(4, ge=1, description="`tickpipe warehouse`: chdb handles = statements run in parallel")
+    max_request_bytes: int = Field(
+        1 << 30, ge=1 << 20, description="`tickpipe warehouse`: largest accepted request body (compressed)"
+    )
+    spool_dir: Path | None = Field(
+        None, description="`tickpipe warehouse`: where insert data is spooled for chdb; unset = system temp dir"
+    )
+    display_name: str = Field("tickpipe-warehouse", description="X-ClickHouse-Server-Display-Name header")
+    shutdown_timeout_s: float = Field(30.0, gt=0, description="SIGTERM: how long in-flight requests may finish")
 
 
 class SimExchangeSettings(_Section):
@@ -109,6 +118,17 @@ class ExecutorSettings(_Section):
     metrics_port: int = Field(9104, description="Prometheus metrics + /health port")
 
 
+class StackSettings(_Section):
+    """The local stack under supervisord (`tickpipe up` / `down` / `status`)."""
+
+    services: str = Field(
+        "", description="comma-separated services `tickpipe up` starts; empty = every service whose command exists"
+    )
+    start_timeout_s: float = Field(120.0, gt=0, description="`tickpipe up` fails when a service is not healthy by then")
+    stop_timeout_s: float = Field(30.0, gt=0, description="`tickpipe down` kills what is still alive after this")
+    probe_timeout_s: float = Field(2.0, gt=0, description="timeout of one health probe (HTTP or Kafka metadata)")
+
+
 class Settings(BaseSettings):
     """Every component's settings; env prefix ``TICKPIPE_``, nested delimiter ``__``."""
 
@@ -126,6 +146,7 @@ class Settings(BaseSettings):
     streams: StreamsSettings = StreamsSettings()
     sink: SinkSettings = SinkSettings()
     executor: ExecutorSettings = ExecutorSettings()
+    stack: StackSettings = StackSettings()
 
 
 class SettingsError(SystemExit):

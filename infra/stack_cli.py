@@ -1,4 +1,4 @@
-"""CLI commands of the local stack: broker, topics."""
+"""CLI commands of the local stack: broker, topics, up, down, status, settings."""
 
 from __future__ import annotations
 
@@ -36,18 +36,84 @@ def register(app: typer.Typer) -> None:
         Console().print(table)
 
     @app.command("broker")
-    def broker(ctx: typer.Context) -> None:
+    def broker(
+        ctx: typer.Context,
+        create_topics_too: bool = typer.Option(
+            False, "--create-topics", help="create every tickpipe topic as soon as the broker answers"
+        ),
+    ) -> None:
         """Run the local tansu broker in the foreground; ready once a metadata request succeeds."""
         from infra.broker import BrokerError, start_broker
         from infra.logs import configure_logging
+        from infra.topics import create_topics
 
         settings = settings_of(ctx)
         configure_logging("broker", settings.log_level)
+        host, port = settings.broker.host, settings.broker.port
         try:
-            proc = start_broker(settings.broker.host, settings.broker.port, timeout_s=settings.broker.start_timeout_s)
+            proc = start_broker(
+                host, port, timeout_s=settings.broker.start_timeout_s, die_with_parent=True, inherit_output=True
+            )
         except BrokerError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
-        typer.echo(f"broker ready on {settings.broker.host}:{settings.broker.port} (pid {proc.pid})")
         signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
+        if create_topics_too:
+            # tansu keeps topics in memory: a restarted broker gets them back before clients return.
+            created = create_topics(settings.kafka.model_copy(update={"bootstrap": f"{host}:{port}"}))
+            typer.echo(f"created {len(created)} topic(s)")
+        typer.echo(f"broker ready on {host}:{port} (pid {proc.pid})", err=False)
+        sys.stdout.flush()
         sys.exit(proc.wait())
+
+    @app.command("up")
+    def up(ctx: typer.Context) -> None:
+        """Start the local stack under supervisord, in order; return when every service is healthy."""
+        from infra.stack import StackConfigError
+        from infra.stack_control import StackController, StackError, print_up_summary
+
+        console = Console()
+        controller = StackController(settings_of(ctx), console)
+        try:
+            record = controller.up()
+        except (StackError, StackConfigError) as exc:
+            console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            raise typer.Exit(1) from None
+        print_up_summary(console, controller, record)
+
+    @app.command("down")
+    def down(ctx: typer.Context) -> None:
+        """Stop every service of the local stack and supervisord; verify by pid that none is left."""
+        from infra.stack_control import StackController, StackError
+
+        console = Console()
+        try:
+            StackController(settings_of(ctx), console).down()
+        except StackError as exc:
+            console.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+
+    @app.command("status")
+    def status(ctx: typer.Context) -> None:
+        """Show each service's state, pid, uptime and health, topic end offsets and consumer-group lag.
+
+        Exits 0 when every service runs and is healthy, 1 otherwise, 3 when no stack runs.
+        """
+        from infra.stack_status import print_status
+
+        raise typer.Exit(print_status(settings_of(ctx), Console()))
+
+    @app.command("settings")
+    def settings_cmd(
+        markdown: bool = typer.Option(False, "--markdown", help="print the README's markdown table"),
+    ) -> None:
+        """List every setting: environment variable, default and description."""
+        from infra.settings_table import markdown_table, setting_rows
+
+        if markdown:
+            typer.echo(markdown_table())
+            return
+        table = Table("environment variable", "default", "description")
+        for row in setting_rows():
+            table.add_row(row.env, row.default, row.description)
+        Console().print(table)
