@@ -12,11 +12,13 @@ from fastavro.schema import fingerprint as avro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
 AVRO_DIR = Path(__file__).parent / "avro"
+RELEASED_DIR = AVRO_DIR / "released"
 
 RECORD_NAMES: tuple[str, ...] = (
     "Trade", "BookDelta", "BBO", "FeedEvent", "BookFeatures", "FlowFeatures",
     "Bar", "Signal", "OrderEvent", "Fill", "DeadLetter",
 )
+
 
 @cache
 def raw_schema(name: str) -> dict[str, Any]:
@@ -42,3 +44,17 @@ def canonical_form(name: str) -> str:
 def fingerprint(name: str) -> bytes:
     """Return the 8-byte CRC-64-AVRO fingerprint of record ``name`` as single-object encoding stores it."""
     return bytes.fromhex(avro_fingerprint(canonical_form(name), "CRC-64-AVRO"))
+
+
+def released_versions() -> tuple[str, ...]:
+    """Return the released schema snapshots (``schemas/avro/released/<version>/``), oldest first."""
+    return tuple(sorted((p.name for p in RELEASED_DIR.iterdir() if p.is_dir()), key=lambda v: int(v.lstrip("v"))))
+
+
+@cache
+def released_raw_schema(version: str, name: str) -> dict[str, Any]:
+    """Return the JSON of record ``name`` as released in ``version``; KeyError if it was not released then."""
+    path = RELEASED_DIR / version / f"{name}.avsc"
+    if not path.is_file():
+        raise KeyError(f"{name} was not part of release {version}")
+    return json.loads(path.read_text())

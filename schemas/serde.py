@@ -1,67 +1,172 @@
 """Avro serde for every tickpipe record.
 
-Two framings:
+Two framings (:mod:`schemas.framing`):
 
-* Avro single-object encoding (``0xC3 0x01`` + 8-byte little-endian CRC-64-AVRO fingerprint + body)
-  when no schema registry is configured (local stack);
-* Confluent wire format (``0x00`` + 4-byte big-endian schema id + body) when one is.
+* Avro single-object encoding (``0xC3 0x01`` + CRC-64-AVRO fingerprint + body) when no schema
+  registry is configured (local stack);
+* Confluent wire format (``0x00`` + 4-byte big-endian schema id + body) when one is, with the schema
+  registered under the subject ``<topic>-value`` (Confluent's default TopicNameStrategy).
 
-:meth:`AvroSerde.decode` reads both and raises :class:`SerdeError` on anything else.
+:meth:`AvroSerde.decode` reads both, whatever the serde writes, and raises :class:`SerdeError` on
+anything else. Messages written with an older schema (a released snapshot in
+``schemas/avro/released/`` or an older registry version) are resolved to the current schema by Avro
+schema resolution, so consumers always see today's record shape.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+import fastavro
 from fastavro import schemaless_reader, schemaless_writer
+from fastavro.schema import fingerprint as avro_fingerprint
+from fastavro.schema import to_parsing_canonical_form
 
-from schemas.registry import RECORD_NAMES, fingerprint, parsed_schema
+from schemas.compat import backward_problems
+from schemas.confluent import ConfluentRegistry, SchemaRegistryUnavailable
+from schemas.framing import (
+    CONFLUENT_MAGIC,
+    SINGLE_OBJECT_MAGIC,
+    Framing,
+    SerdeError,
+    confluent_header,
+    parse_header,
+    single_object_header,
+)
+from schemas.registry import (
+    RECORD_NAMES,
+    canonical_form,
+    fingerprint,
+    parsed_schema,
+    raw_schema,
+    released_raw_schema,
+    released_versions,
+)
+from schemas.topics import RECORD_OF_TOPIC
 
-SINGLE_OBJECT_MAGIC = b"\xc3\x01"
-CONFLUENT_MAGIC = 0
+if TYPE_CHECKING:
+    from infra.settings import KafkaSettings
+
+__all__ = [
+    "CONFLUENT_MAGIC",
+    "SINGLE_OBJECT_MAGIC",
+    "AvroSerde",
+    "SchemaRegistryUnavailable",
+    "SerdeError",
+]
+
+_WRITE_ERRORS = (TypeError, ValueError, KeyError, AttributeError, OverflowError, struct.error)
+_READ_ERRORS = (EOFError, ValueError, IndexError, KeyError, UnicodeDecodeError, OverflowError, struct.error,
+                MemoryError)
 
 
-class SerdeError(ValueError):
-    """Bytes that are not a tickpipe record, or a record that does not fit its schema."""
+class _Writer(NamedTuple):
+    header: bytes
+    schema: Any
 
-    retriable = False
+
+class _Reader(NamedTuple):
+    name: str
+    writer_schema: Any
+    reader_schema: Any  # None when the writer schema is the current one (no resolution needed)
+
+
+def _default_topics() -> dict[str, str | None]:
+    # a record carried by one topic may omit the topic; Bar (bars.1s and bars.1m) may not
+    topics: dict[str, str | None] = {}
+    for topic, name in RECORD_OF_TOPIC.items():
+        topics[name] = None if name in topics else str(topic)
+    return topics
 
 
 class AvroSerde:
-    """Encode and decode tickpipe records by record name (``"Trade"``, ``"BookDelta"``, ...)."""
+    """Encode and decode tickpipe records by record name (``"Trade"``, ``"BookDelta"``, ...).
 
-    def __init__(self) -> None:
-        self._by_fingerprint: dict[bytes, str] = {}
-        self._header: dict[str, bytes] = {}
+    ``AvroSerde()`` writes single-object encoding; ``AvroSerde(registry=ConfluentRegistry(url))`` (or
+    :meth:`from_settings` with ``schema_registry_url`` set) writes the Confluent wire format. Safe to
+    share between threads: the caches only ever gain entries.
+    """
+
+    def __init__(self, registry: ConfluentRegistry | None = None) -> None:
+        self._registry = registry
+        self._writers: dict[str, _Writer] = {}
+        self._confluent_writers: dict[tuple[str, str], _Writer] = {}
+        self._by_fingerprint: dict[bytes, _Reader] = {}
+        self._by_schema_id: dict[int, _Reader] = {}
+        self._default_topic = _default_topics()
         for name in RECORD_NAMES:
+            schema = parsed_schema(name)
             fp = fingerprint(name)
-            self._by_fingerprint[fp] = name
-            self._header[name] = SINGLE_OBJECT_MAGIC + fp
+            self._writers[name] = _Writer(single_object_header(fp), schema)
+            self._by_fingerprint[fp] = _Reader(name, schema, None)
+        for version in released_versions():
+            for name in RECORD_NAMES:
+                try:
+                    released = released_raw_schema(version, name)
+                except KeyError:
+                    continue
+                self.accept_writer_schema(name, released)
 
-    def encode(self, record_name: str, record: dict[str, Any]) -> bytes:
-        """Return ``record`` as a framed Avro message; raise :class:`SerdeError` if it breaks the schema."""
-        try:
-            header = self._header[record_name]
-        except KeyError:
-            raise SerdeError(f"unknown record type {record_name!r}") from None
+    @classmethod
+    def from_settings(cls, kafka: KafkaSettings) -> AvroSerde:
+        """Return the serde the deployment asks for: Confluent framing iff ``schema_registry_url`` is set."""
+        if kafka.schema_registry_url:
+            return cls(registry=ConfluentRegistry(kafka.schema_registry_url))
+        return cls()
+
+    @property
+    def framing(self) -> Framing:
+        """The framing :meth:`encode` writes."""
+        return Framing.SINGLE_OBJECT if self._registry is None else Framing.CONFLUENT
+
+    def encode(self, record_name: str, record: dict[str, Any], topic: str | None = None) -> bytes:
+        """Return ``record`` as a framed Avro message; raise :class:`SerdeError` if it breaks the schema.
+
+        ``topic`` names the registry subject (``<topic>-value``) in Confluent mode; it may be omitted for
+        records that travel on a single topic and is ignored for single-object encoding.
+        """
+        if self._registry is None:
+            writer = self._writers.get(record_name)
+            if writer is None:
+                raise SerdeError(f"unknown record type {record_name!r}; known: {', '.join(RECORD_NAMES)}")
+        else:
+            writer = self._confluent_writers.get((record_name, topic or ""))
+            if writer is None:
+                writer = self._register(record_name, topic)
         buf = io.BytesIO()
-        buf.write(header)
+        buf.write(writer.header)
         try:
-            schemaless_writer(buf, parsed_schema(record_name), record)
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            schemaless_writer(buf, writer.schema, record)
+        except _WRITE_ERRORS as exc:
             raise SerdeError(f"{record_name} does not match its schema: {exc}") from exc
         return buf.getvalue()
 
     def decode(self, data: bytes) -> tuple[str, dict[str, Any]]:
-        """Return ``(record_name, record)`` from a framed message."""
-        if len(data) >= 10 and data[:2] == SINGLE_OBJECT_MAGIC:
-            name = self._by_fingerprint.get(bytes(data[2:10]))
-            if name is None:
-                raise SerdeError(f"unknown schema fingerprint {bytes(data[2:10]).hex()}")
-            return name, self._read(name, data, 10)
-        raise SerdeError(f"not an Avro single-object message (first bytes {bytes(data[:4]).hex() or 'empty'})")
+        """Return ``(record_name, record)`` from a message in either framing."""
+        framing, key, offset = parse_header(data)
+        if framing is Framing.SINGLE_OBJECT:
+            reader = self._by_fingerprint.get(key)  # type: ignore[arg-type]
+            if reader is None:
+                raise SerdeError(
+                    f"unknown schema fingerprint {key.hex()}: "  # type: ignore[union-attr]
+                    "not a current or released tickpipe schema"
+                )
+        else:
+            reader = self._by_schema_id.get(key)  # type: ignore[arg-type]
+            if reader is None:
+                reader = self._resolve_schema_id(key)  # type: ignore[arg-type]
+        buf = io.BytesIO(data)
+        buf.seek(offset)
+        try:
+            record = schemaless_reader(buf, reader.writer_schema, reader.reader_schema)
+        except _READ_ERRORS as exc:
+            raise SerdeError(f"corrupt {reader.name} body ({framing.value}): {exc!r}") from exc
+        if buf.tell() != len(data):
+            raise SerdeError(f"{len(data) - buf.tell()} trailing bytes after {reader.name} ({framing.value})")
+        return reader.name, record
 
     def decode_as(self, record_name: str, data: bytes) -> dict[str, Any]:
         """Decode and check that the message holds a ``record_name``."""
@@ -70,14 +175,57 @@ class AvroSerde:
             raise SerdeError(f"expected {record_name}, got {name}")
         return record
 
-    @staticmethod
-    def _read(name: str, data: bytes, offset: int) -> dict[str, Any]:
-        buf = io.BytesIO(data)
-        buf.seek(offset)
+    def close(self) -> None:
+        """Release the registry connection, if any."""
+        if self._registry is not None:
+            self._registry.close()
+
+    def accept_writer_schema(self, record_name: str, schema: dict[str, Any]) -> None:
+        """Also decode single-object messages written with an older ``schema`` of ``record_name``.
+
+        Such messages are resolved to the current schema (new fields get their defaults). Raise
+        :class:`SerdeError` when the current schema cannot read that data (:mod:`schemas.compat`).
+        """
+        if record_name not in self._writers:
+            raise SerdeError(f"unknown record type {record_name!r}; known: {', '.join(RECORD_NAMES)}")
+        parsed = fastavro.parse_schema(schema)
+        fp = bytes.fromhex(avro_fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
+        if fp in self._by_fingerprint:
+            return
+        problems = backward_problems(schema, raw_schema(record_name))
+        if problems:
+            raise SerdeError(f"current {record_name} cannot read data of that schema: {'; '.join(problems)}")
+        self._by_fingerprint[fp] = _Reader(record_name, parsed, parsed_schema(record_name))
+
+    def _register(self, record_name: str, topic: str | None) -> _Writer:
+        assert self._registry is not None
+        if record_name not in self._writers:
+            raise SerdeError(f"unknown record type {record_name!r}; known: {', '.join(RECORD_NAMES)}")
+        subject_topic = topic or self._default_topic.get(record_name)
+        if not subject_topic:
+            raise SerdeError(f"{record_name} travels on several topics: pass topic= to name its registry subject")
+        schema_id = self._registry.register(f"{subject_topic}-value", json.dumps(raw_schema(record_name)))
+        writer = _Writer(confluent_header(schema_id), parsed_schema(record_name))
+        self._confluent_writers[(record_name, topic or "")] = writer
+        self._by_schema_id.setdefault(schema_id, _Reader(record_name, writer.schema, None))
+        return writer
+
+    def _resolve_schema_id(self, schema_id: int) -> _Reader:
+        if self._registry is None:
+            raise SerdeError(
+                f"Confluent-framed message (schema id {schema_id}) but no schema registry is configured "
+                "(set TICKPIPE_KAFKA__SCHEMA_REGISTRY_URL)"
+            )
+        text = self._registry.schema_str(schema_id)
         try:
-            record = schemaless_reader(buf, parsed_schema(name), None)
-        except (EOFError, ValueError, IndexError, UnicodeDecodeError, struct.error) as exc:
-            raise SerdeError(f"corrupt {name} body: {exc}") from exc
-        if buf.tell() != len(data):
-            raise SerdeError(f"{len(data) - buf.tell()} trailing bytes after {name}")
-        return record
+            writer_schema = fastavro.parse_schema(json.loads(text))
+        except (ValueError, TypeError, KeyError, fastavro.schema.SchemaParseException) as exc:
+            raise SerdeError(f"schema id {schema_id} is not a valid Avro schema: {exc}") from exc
+        full_name = writer_schema.get("name", "") if isinstance(writer_schema, dict) else ""
+        name = full_name.rsplit(".", 1)[-1]
+        if name not in self._writers:
+            raise SerdeError(f"schema id {schema_id} is {full_name or 'unnamed'!r}, not a tickpipe record")
+        same = to_parsing_canonical_form(writer_schema) == canonical_form(name)
+        reader = _Reader(name, writer_schema, None if same else parsed_schema(name))
+        self._by_schema_id[schema_id] = reader
+        return reader

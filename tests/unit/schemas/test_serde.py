@@ -1,0 +1,199 @@
+"""AvroSerde without a registry: round trips for every record type, exact decimals, and every way
+a message can be wrong."""
+
+from __future__ import annotations
+
+import copy
+import io
+from typing import Any
+
+import fastavro
+import pytest
+from fastavro.schema import fingerprint as avro_fingerprint
+from fastavro.schema import to_parsing_canonical_form
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from infra.settings import KafkaSettings
+from schemas.framing import Framing, confluent_header
+from schemas.registry import RECORD_NAMES, fingerprint, raw_schema
+from schemas.serde import AvroSerde, SerdeError
+from tests.unit.schemas.strategies import DECIMAL_EDGE_CASES, DECIMAL_STRINGS, record_strategy
+
+SERDE = AvroSerde()
+
+TRADE: dict[str, Any] = {
+    "venue": "binance", "symbol": "BTCUSDT", "trade_id": 42, "price": "0.00000001",
+    "qty": "123456789.12345678", "side": "sell", "ts_event": 1_700_000_000_000_000_000,
+    "ts_recv": 1_700_000_000_000_100_000,
+}
+
+
+def _book_delta(levels: list[dict[str, str]]) -> dict[str, Any]:
+    return {
+        "venue": "binance", "symbol": "BTCUSDT", "snapshot": False, "first_update_id": 10,
+        "last_update_id": 12, "bids": levels, "asks": list(reversed(levels)), "ts_event": 1, "ts_recv": 2,
+    }
+
+
+@pytest.mark.parametrize("name", RECORD_NAMES)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_record_type_round_trips_unchanged(name: str, data: st.DataObject) -> None:
+    # Arrange
+    record = data.draw(record_strategy(raw_schema(name)), label=name)
+    # Act
+    message = SERDE.encode(name, copy.deepcopy(record))
+    # Assert
+    assert message[:2] == b"\xc3\x01" and message[2:10] == fingerprint(name)
+    assert SERDE.decode(message) == (name, record)
+    assert SERDE.decode_as(name, message) == record
+
+
+@pytest.mark.parametrize("value", DECIMAL_EDGE_CASES)
+def test_decimal_edge_cases_round_trip_character_for_character(value: str) -> None:
+    message = SERDE.encode("Trade", {**TRADE, "price": value, "qty": value})
+    decoded = SERDE.decode_as("Trade", message)
+    assert decoded["price"] == value and decoded["qty"] == value
+
+
+@settings(max_examples=200)
+@given(prices=st.lists(st.tuples(DECIMAL_STRINGS, DECIMAL_STRINGS), min_size=1, max_size=20))
+def test_book_levels_keep_exact_decimal_strings(prices: list[tuple[str, str]]) -> None:
+    levels = [{"price": p, "qty": q} for p, q in prices]
+    decoded = SERDE.decode_as("BookDelta", SERDE.encode("BookDelta", _book_delta(levels)))
+    assert [(lv["price"], lv["qty"]) for lv in decoded["bids"]] == prices
+
+
+def test_default_serde_writes_single_object_encoding() -> None:
+    assert AvroSerde().framing is Framing.SINGLE_OBJECT
+    assert AvroSerde.from_settings(KafkaSettings()).framing is Framing.SINGLE_OBJECT
+
+
+def test_topic_argument_is_accepted_and_ignored_without_registry() -> None:
+    assert SERDE.encode("Bar", _bar(), topic="bars.1m") == SERDE.encode("Bar", _bar())
+
+
+def _bar() -> dict[str, Any]:
+    return {
+        "venue": "binance", "symbol": "BTCUSDT", "interval": "1m", "start": 0, "end": 60, "open": "1.0",
+        "high": "2.0", "low": "0.5", "close": "1.5", "volume": "3", "quote_volume": "4.5", "vwap": "1.5",
+        "trade_count": 3, "first_trade_id": 1, "last_trade_id": 3, "version": 0, "ts_event": 1, "ts_recv": 2,
+        "ts_emit": 3,
+    }
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({**TRADE, "price": 1.5}, "must be string on field price"),
+        ({**TRADE, "side": "hold"}, "'hold' is not in list"),
+        ({**TRADE, "trade_id": 2**64}, "Trade does not match its schema"),
+        ({**TRADE, "trade_id": "42"}, "an integer is required on field trade_id"),
+        ({k: v for k, v in TRADE.items() if k != "qty"}, "no value and no default for qty"),
+    ],
+)
+def test_encode_rejects_a_record_that_breaks_the_schema(record: dict[str, Any], message: str) -> None:
+    with pytest.raises(SerdeError, match=message):
+        SERDE.encode("Trade", record)
+
+
+def test_encode_rejects_an_unknown_record_type() -> None:
+    with pytest.raises(SerdeError, match="unknown record type 'Tick'"):
+        SERDE.encode("Tick", TRADE)
+
+
+def test_decode_rejects_each_malformed_message_with_a_clear_error() -> None:
+    good = SERDE.encode("Trade", TRADE)
+    cases = {
+        b"": "empty message",
+        b"\xc3\x02" + good[2:]: "wrong single-object magic",
+        b"\xc3\x01" + b"\x00" * 8 + good[10:]: "unknown schema fingerprint 0000000000000000",
+        good + b"\x00": "1 trailing bytes after Trade",
+        good[:-1]: "corrupt Trade body",
+        b'{"price":"1"}': "unknown framing",
+        confluent_header(3) + good[10:]: "schema id 3.*no schema registry is configured",
+    }
+    for data, message in cases.items():
+        with pytest.raises(SerdeError, match=message):
+            SERDE.decode(data)
+
+
+def test_every_truncation_of_a_message_is_refused() -> None:
+    good = SERDE.encode("BookDelta", _book_delta([{"price": "1.00000000", "qty": "2"}] * 20))
+    for cut in range(len(good)):
+        with pytest.raises(SerdeError):
+            SERDE.decode(good[:cut])
+
+
+def test_decode_as_refuses_another_record_type() -> None:
+    with pytest.raises(SerdeError, match="expected BBO, got Trade"):
+        SERDE.decode_as("BBO", SERDE.encode("Trade", TRADE))
+
+
+@settings(max_examples=300)
+@given(flips=st.lists(st.tuples(st.integers(0, 200), st.integers(1, 255)), min_size=1, max_size=4))
+def test_corrupted_bytes_decode_or_raise_serde_error_only(flips: list[tuple[int, int]]) -> None:
+    data = bytearray(SERDE.encode("Trade", TRADE))
+    for position, xor in flips:
+        data[position % len(data)] ^= xor
+    try:
+        name, record = SERDE.decode(bytes(data))
+    except SerdeError:
+        return
+    assert name == "Trade" and set(record) == set(TRADE)
+
+
+@given(data=st.binary(max_size=64))
+def test_arbitrary_bytes_decode_or_raise_serde_error_only(data: bytes) -> None:
+    try:
+        SERDE.decode(b"\xc3\x01" + fingerprint("Signal") + data)
+    except SerdeError:
+        pass
+
+
+def test_message_of_an_older_schema_is_resolved_to_the_current_record() -> None:
+    # Arrange: DeadLetter as it would have looked before venue/symbol/partition were added
+    old = copy.deepcopy(raw_schema("DeadLetter"))
+    old["fields"] = [f for f in old["fields"] if f["name"] not in ("venue", "symbol", "partition")]
+    serde = AvroSerde()
+    serde.accept_writer_schema("DeadLetter", old)
+    old_serde_message = _single_object(old, {
+        "stage": "sink", "source_topic": "md.trades", "offset": 7, "raw": b"\x00", "error": "boom",
+        "ts_event": 1, "ts_recv": 2,
+    })
+    # Act
+    name, record = serde.decode(old_serde_message)
+    # Assert
+    assert name == "DeadLetter"
+    assert record == {
+        "venue": "", "symbol": "", "stage": "sink", "source_topic": "md.trades", "partition": -1,
+        "offset": 7, "raw": b"\x00", "error": "boom", "ts_event": 1, "ts_recv": 2,
+    }
+
+
+def test_older_schema_the_current_one_cannot_read_is_refused() -> None:
+    old = copy.deepcopy(raw_schema("Trade"))
+    old["fields"] = [f for f in old["fields"] if f["name"] != "side"]  # current Trade.side has no default
+    with pytest.raises(SerdeError, match=r"Trade.side: field added without a default"):
+        AvroSerde().accept_writer_schema("Trade", old)
+
+
+def test_unknown_fingerprint_of_an_older_schema_is_refused_until_accepted() -> None:
+    old = copy.deepcopy(raw_schema("DeadLetter"))
+    old["fields"] = [f for f in old["fields"] if f["name"] != "venue"]
+    message = _single_object(old, {
+        "symbol": "", "stage": "feed", "source_topic": "ws", "partition": -1, "offset": -1, "raw": b"",
+        "error": "x", "ts_event": 1, "ts_recv": 1,
+    })
+    with pytest.raises(SerdeError, match="unknown schema fingerprint"):
+        AvroSerde().decode(message)
+
+
+def _single_object(schema: dict[str, Any], record: dict[str, Any]) -> bytes:
+    # frames data the way a serde holding only the older schema would have
+    parsed = fastavro.parse_schema(schema)
+    buf = io.BytesIO()
+    buf.write(b"\xc3\x01" + bytes.fromhex(avro_fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO")))
+    fastavro.schemaless_writer(buf, parsed, record)
+    return buf.getvalue()
