@@ -1,0 +1,37 @@
+"""The Binance spot adapter: venue facts and parsers plugged into the venue-neutral core."""
+
+from __future__ import annotations
+
+from producers.binance import parse, urls
+from producers.binance.enums import VENUE
+from producers.binance.sync_rule import BinanceSpotSyncRule
+from producers.venue import Parsed, Snapshot
+
+
+class BinanceSpotAdapter:
+    """Implements :class:`producers.venue.VenueAdapter` for Binance spot."""
+
+    venue = VENUE
+
+    def __init__(self) -> None:
+        self.sync_rule = BinanceSpotSyncRule()
+
+    def stream_url(self, base: str, symbols: list[str]) -> str:
+        """Return the combined-stream URL of every stream of ``symbols``."""
+        return urls.combined_stream_url(base, symbols)
+
+    def snapshot_url(self, base: str, symbol: str) -> str:
+        """Return the depth snapshot URL of ``symbol``."""
+        return urls.depth_snapshot_url(base, symbol)
+
+    def snapshot_symbol(self, url: str) -> str:
+        """Return the symbol a depth snapshot URL asks for."""
+        return urls.symbol_of_snapshot_url(url)
+
+    def parse_frame(self, data: str | bytes, ts_recv: int) -> Parsed:
+        """Parse one websocket frame."""
+        return parse.parse_frame(data, ts_recv)
+
+    def parse_snapshot(self, data: str | bytes, symbol: str, ts_recv: int) -> Snapshot:
+        """Parse one depth snapshot body."""
+        return parse.parse_snapshot(data, symbol, ts_recv)

@@ -1,0 +1,195 @@
+"""Pure Binance spot parsers: frame text -> normalized records. No clock, no socket.
+
+Accepts raw single-stream frames and combined-stream envelopes ``{"stream": ..., "data": ...}``.
+Prices and quantities stay the venue's exact decimal strings (validated, never converted to float).
+Anything undocumented raises :class:`producers.errors.ParseError` (and only that).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from producers.binance.enums import VENUE, EventType
+from producers.errors import ParseError
+from producers.venue import Channel, Diff, Levels, Parsed, Snapshot
+
+_DECIMAL = re.compile(r"[0-9]{1,30}(?:\.[0-9]{1,30})?").fullmatch
+_MS_TO_NS = 1_000_000
+_MAX_ID = 2**53
+_MAX_MS = 9_000_000_000_000  # year 2255; keeps ms * 1e6 inside an Avro long
+_SHUTDOWN: Parsed = (Channel.SHUTDOWN, None)
+_CONTROL: Parsed = (Channel.CONTROL, None)
+
+
+def _decimal(value: Any, field: str) -> str:
+    if type(value) is not str or _DECIMAL(value) is None:
+        raise ParseError(f"invalid decimal in {field}: {value!r}")
+    return value
+
+
+def _int(value: Any, field: str) -> int:
+    if type(value) is not int or not 0 <= value <= _MAX_ID:
+        raise ParseError(f"invalid integer in {field}: {value!r}")
+    return value
+
+
+def _ms(value: Any, field: str) -> int:
+    if type(value) is not int or not 0 <= value <= _MAX_MS:
+        raise ParseError(f"invalid millisecond time in {field}: {value!r}")
+    return value * _MS_TO_NS
+
+
+def _levels(value: Any, field: str) -> Levels:
+    if type(value) is not list:
+        raise ParseError(f"{field} is not a list of levels")
+    for level in value:
+        if type(level) is not list or len(level) != 2:
+            raise ParseError(f"invalid level in {field}: {level!r}")
+        _decimal(level[0], field)
+        _decimal(level[1], field)
+    return value
+
+
+def _symbol(value: Any) -> str:
+    if type(value) is not str or not value.isalnum():
+        raise ParseError(f"invalid symbol {value!r}")
+    return value
+
+
+def parse_trade(msg: dict[str, Any], ts_recv: int) -> dict[str, Any]:
+    """Return a Trade record from a ``<symbol>@trade`` payload.
+
+    Sample (trimmed)::
+
+        {"e": "trade", "E": 1672515782136, "s": "BNBBTC", "t": 12345, "p": "0.001",
+         "q": "100", "T": 1672515782136, "m": true, "M": true}
+
+    ``m`` is "buyer is the maker", so the aggressor sold; ``T`` (trade time, ms) is ``ts_event``.
+    """
+    try:
+        maker = msg["m"]
+        if type(maker) is not bool:
+            raise ParseError(f"invalid m: {maker!r}")
+        return {
+            "venue": VENUE,
+            "symbol": _symbol(msg["s"]),
+            "trade_id": _int(msg["t"], "t"),
+            "price": _decimal(msg["p"], "p"),
+            "qty": _decimal(msg["q"], "q"),
+            "side": "sell" if maker else "buy",
+            "ts_event": _ms(msg["T"], "T"),
+            "ts_recv": ts_recv,
+        }
+    except KeyError as exc:
+        raise ParseError(f"trade without field {exc.args[0]}") from None
+
+
+def parse_depth(msg: dict[str, Any], ts_recv: int) -> Diff:
+    """Return a :class:`Diff` from a ``<symbol>@depth@100ms`` payload.
+
+    Sample (trimmed)::
+
+        {"e": "depthUpdate", "E": 1672515782136, "s": "BNBBTC", "U": 157, "u": 160,
+         "b": [["0.0024", "10"]], "a": [["0.0026", "100"]]}
+
+    ``U``..``u`` are the first and last update ids in the event; quantities are absolute, "0" removes.
+    """
+    try:
+        first, last = _int(msg["U"], "U"), _int(msg["u"], "u")
+        if first > last:
+            raise ParseError(f"depth update with U {first} > u {last}")
+        return Diff(
+            _symbol(msg["s"]), first, last, _levels(msg["b"], "b"), _levels(msg["a"], "a"),
+            _ms(msg["E"], "E"), ts_recv,
+        )
+    except KeyError as exc:
+        raise ParseError(f"depthUpdate without field {exc.args[0]}") from None
+
+
+def parse_book_ticker(msg: dict[str, Any], ts_recv: int) -> dict[str, Any]:
+    """Return a BBO record from a ``<symbol>@bookTicker`` payload.
+
+    Sample::
+
+        {"u": 400900217, "s": "BNBUSDT", "b": "25.35190000", "B": "31.21000000",
+         "a": "25.36520000", "A": "40.66000000"}
+
+    Spot book tickers carry no event time, so ``ts_event`` is the receive time.
+    """
+    try:
+        return {
+            "venue": VENUE,
+            "symbol": _symbol(msg["s"]),
+            "update_id": _int(msg["u"], "u"),
+            "bid_price": _decimal(msg["b"], "b"),
+            "bid_qty": _decimal(msg["B"], "B"),
+            "ask_price": _decimal(msg["a"], "a"),
+            "ask_qty": _decimal(msg["A"], "A"),
+            "ts_event": ts_recv,
+            "ts_recv": ts_recv,
+        }
+    except KeyError as exc:
+        raise ParseError(f"bookTicker without field {exc.args[0]}") from None
+
+
+def parse_frame(data: str | bytes, ts_recv: int) -> Parsed:
+    """Parse one websocket frame (raw or combined envelope) into ``(Channel, payload)``.
+
+    Control frames: ``{"result": null, "id": 1}`` (subscribe ack) -> CONTROL;
+    ``{"e": "serverShutdown", "E": ...}`` (optionally under ``"event"``) -> SHUTDOWN.
+    """
+    try:
+        msg = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError(f"not JSON: {exc}") from None
+    if type(msg) is not dict:
+        raise ParseError("frame is not a JSON object")
+    if "data" in msg and "stream" in msg:
+        msg = msg["data"]
+        if type(msg) is not dict:
+            raise ParseError("combined-stream data is not a JSON object")
+    kind = msg.get("e")
+    if kind == EventType.DEPTH_UPDATE:
+        return Channel.DEPTH, parse_depth(msg, ts_recv)
+    if kind == EventType.TRADE:
+        return Channel.TRADE, parse_trade(msg, ts_recv)
+    if kind is None and "u" in msg and "B" in msg:
+        return Channel.BBO, parse_book_ticker(msg, ts_recv)
+    if kind == EventType.SERVER_SHUTDOWN:
+        return _SHUTDOWN
+    event = msg.get("event")
+    if type(event) is dict and event.get("e") == EventType.SERVER_SHUTDOWN:
+        return _SHUTDOWN
+    if "result" in msg and "id" in msg:
+        return _CONTROL
+    if "error" in msg:
+        raise ParseError(f"venue error frame: {msg['error']!r}")
+    raise ParseError(f"unknown frame type {kind!r}")
+
+
+def parse_snapshot(data: str | bytes, symbol: str, ts_recv: int) -> Snapshot:
+    """Parse a ``GET /api/v3/depth`` body.
+
+    Sample (trimmed)::
+
+        {"lastUpdateId": 1027024, "bids": [["4.00000000", "431.00000000"]],
+         "asks": [["4.00000200", "12.00000000"]]}
+    """
+    try:
+        msg = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError(f"snapshot is not JSON: {exc}", symbol) from None
+    if type(msg) is not dict:
+        raise ParseError("snapshot is not a JSON object", symbol)
+    try:
+        return Snapshot(
+            symbol, _int(msg["lastUpdateId"], "lastUpdateId"),
+            _levels(msg["bids"], "bids"), _levels(msg["asks"], "asks"), ts_recv,
+        )
+    except KeyError as exc:
+        raise ParseError(f"snapshot without field {exc.args[0]}", symbol) from None
+    except ParseError as exc:
+        raise ParseError(exc.reason, symbol) from None

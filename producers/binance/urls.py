@@ -1,0 +1,48 @@
+"""Binance spot endpoints and URL builders.
+
+Market streams use the combined-stream URL, so subscribing needs no inbound message at all
+(Binance allows only 5 inbound messages per second per connection).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+from producers.binance.enums import StreamSuffix
+
+LIVE_WS = "wss://stream.binance.com:9443"
+LIVE_REST = "https://api.binance.com"
+TESTNET_WS = "wss://stream.testnet.binance.vision"
+TESTNET_REST = "https://testnet.binance.vision"
+
+DEPTH_PATH = "/api/v3/depth"
+SNAPSHOT_LIMIT = 5000
+"""Deepest REST snapshot Binance serves (request weight 250)."""
+
+MAX_STREAMS_PER_CONNECTION = 1024
+
+
+def stream_names(symbols: list[str]) -> list[str]:
+    """Return the trade, diff-depth and book-ticker stream names of ``symbols``."""
+    return [f"{s.lower()}@{suffix}" for s in symbols for suffix in StreamSuffix]
+
+
+def combined_stream_url(base: str, symbols: list[str]) -> str:
+    """Return ``<base>/stream?streams=a/b/c`` for every stream of ``symbols``."""
+    names = stream_names(symbols)
+    if len(names) > MAX_STREAMS_PER_CONNECTION:
+        raise ValueError(f"{len(names)} streams exceed Binance's {MAX_STREAMS_PER_CONNECTION} per connection")
+    return f"{base.rstrip('/')}/stream?streams={'/'.join(names)}"
+
+
+def depth_snapshot_url(base: str, symbol: str, limit: int = SNAPSHOT_LIMIT) -> str:
+    """Return the REST depth snapshot URL of ``symbol``."""
+    return f"{base.rstrip('/')}{DEPTH_PATH}?symbol={symbol.upper()}&limit={limit}"
+
+
+def symbol_of_snapshot_url(url: str) -> str:
+    """Return the ``symbol`` query parameter of a depth snapshot URL."""
+    values = parse_qs(urlsplit(url).query).get("symbol")
+    if not values:
+        raise ValueError(f"no symbol in snapshot url {url!r}")
+    return values[0].upper()

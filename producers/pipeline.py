@@ -1,0 +1,331 @@
+"""The venue-neutral feed core: raw inputs from N connections in, normalized records out.
+
+One thread owns a :class:`FeedPipeline`; live sessions, the snapshot fetcher and playback all feed
+it the same inputs (``open``, ``frame``, ``snapshot``, ``close``, ``tick``), so live and playback
+run the same parser, merge and book code. It performs no I/O: records go to ``sink``, and what it
+needs from the outside world (a REST snapshot, replacing a stalled connection, rolling a
+connection over) it asks through callbacks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from producers import book_sync as bs
+from producers.dead_letters import dead_letter
+from producers.errors import ParseError
+from producers.health import FeedEventKind, FeedEvents
+from producers.metrics import FeedMetrics
+from producers.redundancy import MonotonicFilter, SequenceMerger, StallDetector
+from producers.venue import Channel, Diff, Snapshot, VenueAdapter
+from schemas.topics import Topic, instrument_key
+
+log = logging.getLogger(__name__)
+
+RecordSink = Callable[[str, bytes, str, dict[str, Any]], None]
+"""``sink(topic, key, record_name, record)``."""
+
+_NS_PER_S = 1e9
+
+
+def _levels(levels: list[list[str]]) -> list[dict[str, str]]:
+    return [{"price": p, "qty": q} for p, q in levels]
+
+
+def _trade_span(trade: dict[str, Any]) -> tuple[int, int]:
+    return trade["trade_id"], trade["trade_id"]
+
+
+def _trade_follows(prev: int, trade: dict[str, Any]) -> bool:
+    return trade["trade_id"] == prev + 1
+
+
+def _diff_span(diff: Diff) -> tuple[int, int]:
+    return diff.first_id, diff.last_id
+
+
+@dataclass
+class _Instrument:
+    symbol: str
+    key: bytes
+    trades: SequenceMerger[dict[str, Any]]
+    diffs: SequenceMerger[Diff]
+    bbo: MonotonicFilter
+    sync: bs.BookSync
+    last_trade_id: int | None = None
+    snapshot_wanted: bool = False
+    synced_once: bool = False
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Callbacks:
+    """What the pipeline asks of its environment (live: sessions and REST; playback: nothing)."""
+
+    request_snapshot: Callable[[str], None] = lambda symbol: None
+    replace_connection: Callable[[str], None] = lambda connection_id: None
+    rollover_connection: Callable[[str], None] = lambda connection_id: None
+
+
+class FeedPipeline:
+    """Parse, merge, sync and normalize one venue's streams for a set of symbols."""
+
+    def __init__(
+        self,
+        adapter: VenueAdapter,
+        symbols: list[str],
+        sink: RecordSink,
+        events: FeedEvents,
+        metrics: FeedMetrics,
+        *,
+        callbacks: Callbacks | None = None,
+        hold_ns: int = 500_000_000,
+        stall_timeout_ns: int = 2_000_000_000,
+        max_book_buffer: int = 100_000,
+    ) -> None:
+        self.adapter = adapter
+        self.venue = adapter.venue
+        self._sink = sink
+        self._events = events
+        self._metrics = metrics
+        self._cb = callbacks or Callbacks()
+        self._stalls = StallDetector(stall_timeout_ns)
+        self._urls: dict[str, str] = {}
+        rule = adapter.sync_rule
+        self._instruments: dict[str, _Instrument] = {
+            s: _Instrument(
+                s, instrument_key(self.venue, s),
+                SequenceMerger(_trade_span, _trade_follows, hold_ns),
+                SequenceMerger(_diff_span, rule.follows, hold_ns),
+                MonotonicFilter(),
+                bs.BookSync(rule, max_book_buffer),
+            )
+            for s in symbols
+        }
+        self.dead_letters = 0
+
+    # --- inputs ---------------------------------------------------------------------------
+
+    def open(self, connection_id: str, url: str, now: int) -> None:
+        """A connection opened (or reopened) on ``url``."""
+        self._urls[connection_id] = url
+        self._stalls.opened(connection_id, now)
+        self._metrics.connects.labels(connection_id).inc()
+        self._health(FeedEventKind.CONNECT, now, connection_id=connection_id, detail=url)
+
+    def close(self, connection_id: str, reason: str, now: int) -> None:
+        """A connection closed."""
+        self._stalls.closed(connection_id)
+        self._health(FeedEventKind.DISCONNECT, now, connection_id=connection_id, detail=reason)
+
+    def frame(self, connection_id: str, data: str | bytes, now: int) -> None:
+        """Process one websocket frame received at ``now`` on ``connection_id``."""
+        self._stalls.frame(connection_id, now)
+        try:
+            channel, payload = self.adapter.parse_frame(data, now)
+        except ParseError as exc:
+            self._dead_letter(connection_id, data, exc.reason, now)
+            return
+        if channel is Channel.CONTROL:
+            return
+        if channel is Channel.SHUTDOWN:
+            self._health(FeedEventKind.ROLLOVER, now, connection_id=connection_id, detail="serverShutdown notice")
+            self._cb.rollover_connection(connection_id)
+            return
+        symbol = payload.symbol if channel is Channel.DEPTH else payload["symbol"]
+        inst = self._instruments.get(symbol)
+        if inst is None:
+            self._dead_letter(connection_id, data, f"unknown symbol {symbol!r}", now, symbol)
+            return
+        if channel is Channel.DEPTH:
+            self._metrics.frame(connection_id, symbol, (now - payload.ts_event) / _NS_PER_S)
+            for diff in inst.diffs.offer(payload, now):
+                self._apply_diff(inst, diff, now)
+        elif channel is Channel.TRADE:
+            self._metrics.frame(connection_id, symbol, (now - payload["ts_event"]) / _NS_PER_S)
+            for trade in inst.trades.offer(payload, now):
+                self._publish_trade(inst, trade, now)
+        else:
+            self._metrics.frame(connection_id, symbol, None)
+            if inst.bbo.accept(payload["update_id"]):
+                self._sink(Topic.BBO, inst.key, "BBO", payload)
+
+    def snapshot(self, url: str, body: str | bytes, now: int) -> None:
+        """Process a REST depth snapshot body received at ``now``."""
+        symbol = self.adapter.snapshot_symbol(url)
+        inst = self._instruments.get(symbol)
+        if inst is None:
+            self._dead_letter("rest", body, f"snapshot of unknown symbol {symbol!r}", now, symbol, source=url)
+            return
+        inst.snapshot_wanted = False
+        try:
+            snap = self.adapter.parse_snapshot(body, symbol, now)
+        except ParseError as exc:
+            self._dead_letter("rest", body, exc.reason, now, symbol, source=url)
+            self._want_snapshot(inst)
+            return
+        self._on_sync_result(inst, inst.sync.apply_snapshot(snap), now)
+
+    def snapshot_failed(self, symbol: str, reason: str, now: int) -> None:
+        """The snapshot fetch for ``symbol`` failed; ask again."""
+        inst = self._instruments[symbol]
+        inst.snapshot_wanted = False
+        self._health(FeedEventKind.OTHER, now, symbol=symbol, detail=f"snapshot fetch failed: {reason}")
+        self._want_snapshot(inst)
+
+    def tick(self, now: int) -> None:
+        """Release held events whose peers did not deliver in time; replace stalled connections."""
+        for inst in self._instruments.values():
+            if inst.trades.held:
+                for trade in inst.trades.expire(now):
+                    self._publish_trade(inst, trade, now)
+            if inst.diffs.held:
+                for diff in inst.diffs.expire(now):
+                    self._apply_diff(inst, diff, now)
+            m = self._metrics
+            m.book_buffer.labels(inst.symbol).set(inst.sync.buffered)
+            for stream, merger in (("trade", inst.trades), ("depth", inst.diffs)):
+                if merger.duplicates:
+                    m.duplicates.labels(inst.symbol, stream).inc(merger.duplicates)
+                    merger.duplicates = 0
+            if inst.bbo.duplicates:
+                m.duplicates.labels(inst.symbol, "bbo").inc(inst.bbo.duplicates)
+                inst.bbo.duplicates = 0
+        for conn in self._stalls.stalled(now):
+            self._stalls.closed(conn)
+            self._health(FeedEventKind.STALLED, now, connection_id=str(conn), detail="silent while peers receive; replacing")
+            self._cb.replace_connection(str(conn))
+
+    # --- views ----------------------------------------------------------------------------
+
+    def book(self, symbol: str) -> bs.BookSync:
+        """Return the sync state (and book) of ``symbol``."""
+        return self._instruments[symbol].sync
+
+    @property
+    def symbols(self) -> list[str]:
+        """Return the symbols this pipeline serves."""
+        return list(self._instruments)
+
+    def status(self) -> dict[str, Any]:
+        """Return a JSON-able health summary per symbol."""
+        return {
+            s: {
+                "book": i.sync.state.value,
+                "last_update_id": i.sync.book.last_update_id,
+                "last_trade_id": i.last_trade_id,
+                "buffered_diffs": i.sync.buffered,
+            }
+            for s, i in self._instruments.items()
+        }
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _publish_trade(self, inst: _Instrument, trade: dict[str, Any], now: int) -> None:
+        tid = trade["trade_id"]
+        last = inst.last_trade_id
+        if last is not None and tid != last + 1:
+            self._metrics.gaps.labels(inst.symbol, "trade").inc()
+            self._health(
+                FeedEventKind.GAP, now, symbol=inst.symbol, first_update_id=last + 1, last_update_id=tid - 1,
+                count=tid - last - 1, detail=f"trades {last + 1}..{tid - 1} missing on every connection",
+            )
+        inst.last_trade_id = tid
+        self._sink(Topic.TRADES, inst.key, "Trade", trade)
+
+    def _apply_diff(self, inst: _Instrument, diff: Diff, now: int) -> None:
+        result = inst.sync.apply_diff(diff)
+        if type(result) is bs.Applied:
+            self._sink(Topic.BOOK, inst.key, "BookDelta", {
+                "venue": self.venue, "symbol": inst.symbol, "snapshot": False,
+                "first_update_id": diff.first_id, "last_update_id": diff.last_id,
+                "bids": _levels(diff.bids), "asks": _levels(diff.asks),
+                "ts_event": diff.ts_event, "ts_recv": diff.ts_recv,
+            })
+        else:
+            self._on_sync_result(inst, result, now)
+
+    def _on_sync_result(self, inst: _Instrument, result: bs.SyncResult, now: int) -> None:
+        kind = type(result)
+        sym = inst.symbol
+        if kind is bs.Buffered:
+            if not inst.snapshot_wanted and not inst.synced_once:
+                self._health(FeedEventKind.RESYNC, now, symbol=sym, detail="initial sync: fetching snapshot")
+                self._metrics.resyncs.labels(sym).inc()
+                self._want_snapshot(inst)
+        elif kind is bs.Synced:
+            self._publish_synced(inst, result, now)  # type: ignore[arg-type]
+        elif kind is bs.Gap:
+            self._metrics.gaps.labels(sym, "depth").inc()
+            self._health(
+                FeedEventKind.GAP, now, symbol=sym, first_update_id=result.expected,  # type: ignore[union-attr]
+                last_update_id=result.got_first - 1,  # type: ignore[union-attr]
+                detail="depth update ids missing on every connection",
+            )
+            self._resync(inst, now, "gap")
+        elif kind is bs.Crossed:
+            self._health(FeedEventKind.CROSSED, now, symbol=sym, last_update_id=result.last_update_id,  # type: ignore[union-attr]
+                         detail="best bid >= best ask")
+            self._resync(inst, now, "crossed book")
+        elif kind is bs.Stale:
+            log.info("snapshot older than buffered diffs; fetching again", extra={"symbol": sym})
+            self._want_snapshot(inst)
+        elif kind is bs.Duplicate:
+            inst.diffs.duplicates += 1
+
+    def _resync(self, inst: _Instrument, now: int, why: str) -> None:
+        sym = inst.symbol
+        self._metrics.resyncs.labels(sym).inc()
+        self._health(
+            FeedEventKind.STALE, now, symbol=sym, last_update_id=inst.sync.book.last_update_id,
+            detail=f"book stale after {why}; last true state at this update id",
+        )
+        self._health(FeedEventKind.RESYNC, now, symbol=sym, detail=f"resync after {why}: fetching snapshot")
+        self._want_snapshot(inst)
+
+    def _publish_synced(self, inst: _Instrument, result: bs.Synced, now: int) -> None:
+        snap = result.snapshot
+        sid = snap.last_update_id
+        self._sink(Topic.BOOK, inst.key, "BookDelta", {
+            "venue": self.venue, "symbol": inst.symbol, "snapshot": True,
+            "first_update_id": sid, "last_update_id": sid,
+            "bids": _levels(snap.bids), "asks": _levels(snap.asks),
+            "ts_event": snap.ts_recv, "ts_recv": snap.ts_recv,
+        })
+        for diff in result.applied:
+            self._sink(Topic.BOOK, inst.key, "BookDelta", {
+                "venue": self.venue, "symbol": inst.symbol, "snapshot": False,
+                "first_update_id": diff.first_id, "last_update_id": diff.last_id,
+                "bids": _levels(diff.bids), "asks": _levels(diff.asks),
+                "ts_event": diff.ts_event, "ts_recv": diff.ts_recv,
+            })
+        inst.synced_once = True
+        self._health(
+            FeedEventKind.RECOVERED, now, symbol=inst.symbol, last_update_id=inst.sync.book.last_update_id,
+            count=len(result.applied), detail=f"book true from snapshot {sid} (+{len(result.applied)} buffered diffs)",
+        )
+
+    def _want_snapshot(self, inst: _Instrument) -> None:
+        if not inst.snapshot_wanted:
+            inst.snapshot_wanted = True
+            self._cb.request_snapshot(inst.symbol)
+
+    def _health(self, kind: FeedEventKind, now: int, *, symbol: str = "", **fields: Any) -> None:
+        record = self._events.build(kind, now, symbol=symbol, **fields)
+        key = self._instruments[symbol].key if symbol in self._instruments else self._events.key
+        self._sink(Topic.HEALTH, key, "FeedEvent", record)
+
+    def _dead_letter(
+        self, connection_id: str, data: str | bytes, reason: str, now: int, symbol: str = "", source: str | None = None
+    ) -> None:
+        self.dead_letters += 1
+        self._metrics.dead_letters.labels(reason.split(":")[0][:40]).inc()
+        if self.dead_letters <= 20 or self.dead_letters % 1000 == 0:
+            log.warning("bad venue input sent to dlq", extra={
+                "reason": reason, "connection": connection_id, "raw": str(data)[:300], "dead_letters": self.dead_letters,
+            })
+        src = source or self._urls.get(connection_id, connection_id)
+        self._sink(Topic.DLQ, self._events.key, "DeadLetter", dead_letter(self.venue, src, data, reason, now, symbol))

@@ -1,0 +1,126 @@
+"""Binance parser: documented example frames, envelopes, and garbage (hypothesis)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import json
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from producers.binance.parse import parse_frame, parse_snapshot
+from producers.errors import ParseError
+from producers.venue import Channel
+from schemas.serde import AvroSerde
+
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "binance"
+RECV = 1_700_000_000_000_000_000
+
+
+def _frame(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes().strip()
+
+
+def test_documented_trade_frame_becomes_trade_record_with_exact_strings() -> None:
+    # Act
+    channel, trade = parse_frame(_frame("trade.json"), RECV)
+    # Assert
+    assert channel is Channel.TRADE
+    assert trade == {
+        "venue": "binance", "symbol": "BNBBTC", "trade_id": 12345, "price": "0.001", "qty": "100",
+        "side": "sell", "ts_event": 1672515782136 * 1_000_000, "ts_recv": RECV,
+    }
+    assert AvroSerde().decode_as("Trade", AvroSerde().encode("Trade", trade)) == trade
+
+
+def test_buyer_taker_trade_is_a_buy() -> None:
+    msg = orjson.loads(_frame("trade.json"))
+    msg["m"] = False
+    assert parse_frame(orjson.dumps(msg), RECV)[1]["side"] == "buy"
+
+
+def test_combined_envelope_parses_like_the_raw_frame() -> None:
+    assert parse_frame(_frame("combined_trade.json"), RECV) == parse_frame(_frame("trade.json"), RECV)
+
+
+def test_documented_depth_update_becomes_diff() -> None:
+    channel, diff = parse_frame(_frame("depth_update.json"), RECV)
+    assert channel is Channel.DEPTH
+    assert (diff.symbol, diff.first_id, diff.last_id) == ("BNBBTC", 157, 160)
+    assert diff.bids == [["0.0024", "10"]] and diff.asks == [["0.0026", "100"]]
+    assert diff.ts_event == 1672515782136 * 1_000_000 and diff.ts_recv == RECV
+
+
+def test_documented_book_ticker_becomes_bbo_stamped_with_receive_time() -> None:
+    channel, bbo = parse_frame(_frame("book_ticker.json"), RECV)
+    assert channel is Channel.BBO
+    assert bbo["update_id"] == 400900217 and bbo["bid_price"] == "25.35190000" and bbo["ask_qty"] == "40.66000000"
+    assert bbo["ts_event"] == RECV
+    AvroSerde().encode("BBO", bbo)
+
+
+def test_server_shutdown_and_subscribe_ack_are_control_frames() -> None:
+    assert parse_frame(_frame("server_shutdown.json"), RECV)[0] is Channel.SHUTDOWN
+    assert parse_frame(b'{"e":"serverShutdown","E":1}', RECV)[0] is Channel.SHUTDOWN
+    assert parse_frame(b'{"result":null,"id":1}', RECV)[0] is Channel.CONTROL
+
+
+def test_documented_snapshot_parses() -> None:
+    snap = parse_snapshot(_frame("depth_snapshot.json"), "BNBBTC", RECV)
+    assert snap.last_update_id == 1027024 and snap.bids == [["4.00000000", "431.00000000"]]
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        (b"not json", "not JSON"),
+        (b"[1,2]", "not a JSON object"),
+        (b'{"e":"trade","s":"BNBBTC"}', "without field"),
+        (b'{"e":"kline","s":"BNBBTC"}', "unknown frame type"),
+        (b'{"e":"trade","E":1,"s":"BNBBTC","t":1,"p":"1e5","q":"1","T":1,"m":true}', "invalid decimal"),
+        (b'{"e":"trade","E":1,"s":"BNBBTC","t":1,"p":"NaN","q":"1","T":1,"m":true}', "invalid decimal"),
+        (b'{"e":"trade","E":1,"s":"BNBBTC","t":1,"p":1.5,"q":"1","T":1,"m":true}', "invalid decimal"),
+        (b'{"e":"trade","E":1,"s":"BNBBTC","t":-1,"p":"1","q":"1","T":1,"m":true}', "invalid integer"),
+        (b'{"e":"depthUpdate","E":1,"s":"X","U":5,"u":4,"b":[],"a":[]}', "U 5 > u 4"),
+        (b'{"e":"depthUpdate","E":1,"s":"X","U":1,"u":4,"b":[["1"]],"a":[]}', "invalid level"),
+        (b'{"error":{"code":2,"msg":"Invalid request"},"id":1}', "venue error"),
+    ],
+)
+def test_malformed_frames_raise_parse_error_with_reason(frame: bytes, reason: str) -> None:
+    with pytest.raises(ParseError, match=reason):
+        parse_frame(frame, RECV)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(
+        ["e", "E", "s", "t", "p", "q", "T", "m", "U", "u", "b", "a", "B", "A", "stream", "data", "result", "id"]
+    ), children, max_size=8),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.binary(max_size=200), _json.map(lambda v: json.dumps(v).encode())))
+def test_garbage_never_raises_anything_but_parse_error(data: bytes) -> None:
+    try:
+        channel, payload = parse_frame(data, RECV)
+    except ParseError:
+        return
+    # whatever parses must be a record that fits its Avro schema
+    if channel is Channel.TRADE:
+        AvroSerde().encode("Trade", payload)
+    elif channel is Channel.BBO:
+        AvroSerde().encode("BBO", payload)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.binary(max_size=100), _json.map(lambda v: json.dumps(v).encode())))
+def test_garbage_snapshot_never_raises_anything_but_parse_error(data: bytes) -> None:
+    try:
+        parse_snapshot(data, "BTCUSDT", RECV)
+    except ParseError:
+        pass
