@@ -23,12 +23,14 @@ class SchemaRegistryUnavailable(SerdeError):
 class ConfluentRegistry:
     """Register and fetch Avro schemas in a Confluent Schema Registry at ``url``."""
 
-    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, timeout_s: float = 10.0, max_retries: int = 2) -> None:
         # confluent_kafka.schema_registry pulls in authlib and httpx2: import only when a registry is used.
         from confluent_kafka.schema_registry import SchemaRegistryClient, SchemaRegistryError
 
         self.url = url
-        self._client: Any = SchemaRegistryClient({"url": url, "timeout": timeout_s})
+        self._client: Any = SchemaRegistryClient(
+            {"url": url, "timeout": timeout_s, "max.retries": max_retries}
+        )
         self._registry_error: type[Exception] = SchemaRegistryError
 
     def register(self, subject: str, schema_str: str) -> int:

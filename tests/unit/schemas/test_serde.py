@@ -70,6 +70,13 @@ def test_default_serde_writes_single_object_encoding() -> None:
     assert AvroSerde.from_settings(KafkaSettings()).framing is Framing.SINGLE_OBJECT
 
 
+def test_registry_url_in_settings_selects_the_confluent_framing() -> None:
+    # building the client opens no connection; the registry is first asked at the first encode
+    serde = AvroSerde.from_settings(KafkaSettings(schema_registry_url="http://127.0.0.1:1"))
+    assert serde.framing is Framing.CONFLUENT
+    serde.close()
+
+
 def test_topic_argument_is_accepted_and_ignored_without_registry() -> None:
     assert SERDE.encode("Bar", _bar(), topic="bars.1m") == SERDE.encode("Bar", _bar())
 
