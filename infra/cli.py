@@ -24,6 +24,7 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "infra.stack_cli",
     "infra.sim_exchange.cli",
+    "infra.warehouse.cli",
     "producers.cli",
     "streams.cli",
     "sinks.cli",

@@ -9,6 +9,7 @@ The CLI loads :class:`Settings` once and passes the parts down; no other module 
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -72,6 +73,29 @@ class SimExchangeSettings(_Section):
     symbols: str = Field("BTCUSDT,ETHUSDT", description="comma-separated symbols")
     seed: int = Field(7, description="random seed of the background order flow")
     events_per_s: float = Field(200.0, ge=0, description="background book events per second, all symbols")
+    seed_orders: int = Field(300, ge=0, description="limit orders per symbol placed before serving (initial depth)")
+    accounts: str = Field(
+        "tickpipe-sim-key:tickpipe-sim-secret",
+        description="comma-separated API accounts KEY:SECRET[:MAKER_FEE:TAKER_FEE]",
+    )
+    balances: str = Field(
+        "USDT:1000000,BTC:100,ETH:1000,BNB:1000,SOL:1000",
+        description="starting balances of every account, ASSET:AMOUNT comma-separated",
+    )
+    maker_fee: str = Field("0.001", description="default maker fee rate (0.001 = 0.1 %)")
+    taker_fee: str = Field("0.001", description="default taker fee rate")
+    weight_limit_1m: int = Field(6000, ge=1, description="REQUEST_WEIGHT limit per IP per minute")
+    orders_limit_10s: int = Field(100, ge=1, description="ORDERS limit per account per 10 s")
+    orders_limit_1d: int = Field(200_000, ge=1, description="ORDERS limit per account per day")
+    depth_fast_ms: int = Field(100, ge=10, description="interval of the @depth@100ms diff stream")
+    depth_slow_ms: int = Field(1000, ge=10, description="interval of the @depth (1000ms) diff stream")
+    ping_interval_s: float = Field(20.0, gt=0, description="server ping frame interval")
+    pong_timeout_s: float = Field(60.0, gt=0, description="disconnect a connection that sent no pong for this long")
+    max_connection_s: float = Field(86_400.0, gt=0, description="connection lifetime limit (Binance: 24 h)")
+    inbound_msgs_per_s: int = Field(5, ge=1, description="incoming websocket messages per second before disconnect")
+    max_streams_per_connection: int = Field(1024, ge=1, description="stream subscriptions allowed per connection")
+    max_queued_frames: int = Field(200_000, ge=100, description="outbound frames queued per slow connection before disconnect")
+    faults: str = Field("", description="faults JSON applied at start (same body as POST /_sim/faults)")
 
 
 class FeedSettings(_Section):
@@ -95,6 +119,22 @@ class StreamsSettings(_Section):
     data_dir: Path = Field(Path(".tickpipe/streams"), description="Faust table data directory")
     book_features_interval_ms: int = Field(0, ge=0, description="throttle book features per instrument; 0 = every update")
     bar_allowed_lateness_ms: int = Field(2000, ge=0, description="late trades within this correct a bar")
+    store: str = Field(
+        "memory://", description="Faust table store; memory:// rebuilds tables from their changelog topics at start"
+    )
+    standby_replicas: int = Field(1, ge=0, description="standby table copies kept by other workers")
+    rebalance_timeout_ms: int = Field(6000, ge=1000, description="consumer-group rebalance timeout (ms)")
+    commit_interval_ms: int = Field(1000, ge=10, description="offset commit interval (ms)")
+    batch_size: int = Field(1000, ge=1, description="records taken per agent batch (stream.take)")
+    batch_within_ms: int = Field(20, ge=1, description="longest wait to fill a batch (ms)")
+    instruments: str = Field("", description="comma-separated venue:symbol accepted; empty = any")
+    ofi_window_ms: int = Field(1000, ge=1, description="signal model: OFI window (event time, ms)")
+    ofi_min_updates: int = Field(5, ge=1, description="signal model: book updates needed in the window")
+    ofi_threshold: float = Field(0.6, gt=0, le=1, description="signal model: |normalized OFI| to act")
+    microprice_threshold: float = Field(0.3, ge=0, le=1, description="signal model: |microprice offset| / half spread to act")
+    signal_cooldown_ms: int = Field(5000, ge=0, description="signal model: quiet time per instrument after a signal (event time)")
+    signal_target_qty: str = Field("0.001", description="signal target quantity in base units (decimal string)")
+    signal_ttl_ms: int = Field(2000, ge=1, description="signal expires this long after its input's receive time")
 
 
 class SinkSettings(_Section):
@@ -116,6 +156,41 @@ class ExecutorSettings(_Section):
     api_key: str = Field("tickpipe-sim-key", description="venue API key")
     api_secret: str = Field("tickpipe-sim-secret", description="venue API secret")
     metrics_port: int = Field(9104, description="Prometheus metrics + /health port")
+    control_topic: str = Field(
+        "executor.control", description="compacted topic carrying the kill switch (`tickpipe executor halt/release`)"
+    )
+    request_timeout_ms: int = Field(3000, ge=100, description="venue REST timeout; a timed-out order is `unknown`")
+    symbols: str = Field("", description="comma-separated symbols to reconcile at start; empty = every venue symbol")
+    # execution policy
+    passive_ttl_ms: int = Field(2000, ge=1, description="reprice a resting passive order after this long")
+    reprice_ticks: int = Field(3, ge=1, description="reprice a passive order when the best price moves this many ticks away")
+    improve_ticks: int = Field(1, ge=0, description="quote this many ticks inside the best price (never crossing)")
+    cross_min_urgency: float = Field(0.5, ge=0, le=1, description="signals below this urgency never take liquidity")
+    passive_window_ms: int = Field(
+        10_000, ge=0, description="passive time before crossing at urgency 0 (scaled by 1 - urgency)"
+    )
+    max_slippage_bps: Decimal = Field(Decimal("10"), description="IOC limit price at most this far (bps) beyond the best opposite price")
+    depth_fraction: Decimal = Field(Decimal("0.5"), description="take at most this fraction of the visible liquidity in one order")
+    depth_levels: int = Field(20, ge=1, description="book levels kept per side for the depth computation")
+    max_attempts: int = Field(50, ge=1, description="orders (attempts) per signal leg before giving up")
+    poll_interval_ms: int = Field(200, ge=10, description="how often working orders are queried on the venue")
+    # signals
+    max_signal_age_ms: int = Field(5000, ge=1, description="a signal older than this (ts_emit) is stale -> dlq")
+    market_wait_ms: int = Field(3000, ge=0, description="wait this long for market data before denying a signal")
+    max_inflight_signals: int = Field(200, ge=1, description="pause consuming signals while this many are in progress")
+    # risk
+    max_order_notional: Decimal = Field(Decimal("100000"), description="largest order notional in quote units")
+    max_position: Decimal = Field(Decimal("100"), description="largest absolute position per instrument in base units")
+    max_open_orders: int = Field(50, ge=1, description="most orders open on the venue at once")
+    price_band_bps: Decimal = Field(Decimal("200"), description="deny orders priced further than this (bps) from mid")
+    rate_limit_fraction: float = Field(
+        0.8, gt=0, le=1, description="use this fraction of the venue's ORDERS rate limits (exchangeInfo rateLimits)"
+    )
+    max_throttle_wait_ms: int = Field(2000, ge=0, description="deny an order whose rate-limit wait would exceed this")
+    initial_state: str = Field("ACTIVE", description="trading state when no control message exists: ACTIVE/REDUCING/HALTED")
+    # recovery
+    reconcile_trades_limit: int = Field(1000, ge=1, le=1000, description="recent trades per symbol read at start")
+    settle_retry_ms: int = Field(200, ge=10, description="first backoff of a query settling an unknown order (doubles, capped 5 s)")
 
 
 class StackSettings(_Section):

@@ -9,6 +9,7 @@ import pytest
 from infra.broker import free_port, start_broker
 from infra.settings import KafkaSettings
 from infra.topics import create_topics
+from infra.warehouse.process import WarehouseProcess
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +29,25 @@ def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaSe
         except Exception:  # noqa: BLE001
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def warehouse_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WarehouseProcess]:
+    """A real ``tickpipe warehouse`` (chdb store in a tmp dir) on a free port; stopped by pid at the end.
+
+    The object also offers ``pause()``/``resume()`` (SIGSTOP/SIGCONT) and ``restart()`` on the same
+    data dir for fault tests; whoever pauses or stops it must resume/start it again before returning.
+    """
+    base = tmp_path_factory.mktemp("warehouse")
+    proc = WarehouseProcess(free_port(), base / "data", log_path=base / "warehouse.log")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def warehouse_url(warehouse_process: WarehouseProcess) -> str:
+    """Base URL (``http://127.0.0.1:PORT``) of the session's real warehouse (ClickHouse HTTP interface)."""
+    return warehouse_process.url

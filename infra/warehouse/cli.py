@@ -1,0 +1,34 @@
+"""``tickpipe warehouse``: run the chdb-backed ClickHouse HTTP endpoint in the foreground."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``tickpipe warehouse`` to the root app."""
+    from infra.cli import settings_of
+
+    @app.command("warehouse")
+    def warehouse(
+        ctx: typer.Context,
+        port: int = typer.Option(None, help="listen port (default: settings warehouse.port)"),
+        host: str = typer.Option(None, help="listen address (default: settings warehouse.host, loopback)"),
+        data_dir: Path = typer.Option(None, help="chdb store (default: settings warehouse.data_dir)"),
+    ) -> None:
+        """Own the chdb store and serve the ClickHouse HTTP interface (stop with SIGTERM)."""
+        import asyncio
+
+        from infra.broker import port_in_use
+        from infra.logs import configure_logging
+        from infra.warehouse.server import serve
+
+        settings = settings_of(ctx)
+        overrides = {k: v for k, v in {"port": port, "host": host, "data_dir": data_dir}.items() if v is not None}
+        wh = settings.warehouse.model_copy(update=overrides)
+        configure_logging("warehouse", settings.log_level)
+        if port_in_use(wh.host, wh.port):
+            raise typer.BadParameter(f"port {wh.host}:{wh.port} is already in use", param_hint="--port")
+        asyncio.run(serve(wh))

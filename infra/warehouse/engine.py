@@ -1,0 +1,182 @@
+"""The chdb store, owned by this one process, run from a pool of blocking worker threads.
+
+chdb hosts one ClickHouse engine per process and locks its data directory against other
+processes. Within the process any number of ``chdb.connect`` handles share that engine; each
+handle carries its own session state (``USE``, ``SET``) and calls on different handles run in
+parallel (chdb releases the GIL while the engine works). One handle is not safe for concurrent
+calls, so each worker thread takes a handle of its own from a pool for the duration of a request.
+
+Per-request settings (URL parameters) are applied with ``SET`` on the borrowed handle, and only
+the difference to what that handle already carries, so a client that sends the same settings on
+every request (clickhouse-connect does) pays nothing after its first request. Insert data is
+spooled to a file and read with ``INSERT ... FROM INFILE``: chdb cannot take binary data
+inline in the query text (chdb's own clickhouse-connect backend does the same).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import chdb
+
+from infra.warehouse.protocol import Statement, error_text, output_format
+
+
+class EngineError(Exception):
+    """A statement the engine refused; ``text`` is ClickHouse's ``Code: NN. DB::Exception: ...``."""
+
+    retriable = False
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one statement produced: the response body and the figures of its summary header."""
+
+    body: bytes
+    fmt: str | None
+    read_rows: int
+    read_bytes: int
+    written_rows: int
+    written_bytes: int
+    elapsed_ns: int
+
+    def summary(self) -> dict[str, str]:
+        """The ``X-ClickHouse-Summary`` object (ClickHouse sends every figure as a string)."""
+        return {
+            "read_rows": str(self.read_rows),
+            "read_bytes": str(self.read_bytes),
+            "written_rows": str(self.written_rows),
+            "written_bytes": str(self.written_bytes),
+            "total_rows_to_read": str(self.read_rows),
+            "result_bytes": str(len(self.body)),
+            "elapsed_ns": str(self.elapsed_ns),
+        }
+
+
+class _Handle:
+    __slots__ = ("conn", "database", "settings")
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.database = "default"
+        self.settings: dict[str, str] = {}
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _quote_ident(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+class Engine:
+    """The warehouse's chdb engine: ``await engine.run(statement)`` from the event loop."""
+
+    def __init__(self, data_dir: Path, workers: int, spool_dir: Path | None = None) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._data_dir = data_dir
+        self._spool_dir = spool_dir
+        if spool_dir is not None:
+            spool_dir.mkdir(parents=True, exist_ok=True)
+        self._handles: queue.SimpleQueue[_Handle] = queue.SimpleQueue()
+        self._all: list[_Handle] = []
+        for _ in range(workers):
+            handle = _Handle(chdb.connect(str(data_dir)))
+            self._all.append(handle)
+            self._handles.put(handle)
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chdb")
+        probe = self._all[0].conn.query("SELECT version(), timezone()", "TabSeparated").bytes().decode()
+        self.version, self.timezone = probe.strip().split("\t")
+
+    async def run(self, statement: Statement) -> Outcome:
+        """Run ``statement`` on a worker thread; the event loop stays free for other clients."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.execute, statement)
+
+    def execute(self, statement: Statement) -> Outcome:
+        """Run ``statement`` on a free handle (blocking); raise :class:`EngineError` on refusal."""
+        handle = self._handles.get()
+        try:
+            self._prepare(handle, statement)
+            if statement.insert_format is not None:
+                return self._insert_from_file(handle, statement)
+            fmt = output_format(statement) if statement.kind == "select" else None
+            result = self._query(handle, statement.sql, statement.default_format, statement.params)
+            return self._outcome(result, fmt, written_from_read=False)
+        finally:
+            self._handles.put(handle)
+
+    def close(self) -> None:
+        """Wait for running statements, then close every handle (flushes and unlocks the store)."""
+        self._executor.shutdown(wait=True)
+        for handle in self._all:
+            handle.conn.close()
+        self._all.clear()
+
+    def _prepare(self, handle: _Handle, statement: Statement) -> None:
+        database = statement.database or "default"
+        if database != handle.database:
+            self._query(handle, f"USE {_quote_ident(database)}", "TabSeparated")
+            handle.database = database
+        wanted = statement.settings
+        for name in [n for n in handle.settings if n not in wanted]:
+            self._query(handle, f"SET {name} = DEFAULT", "TabSeparated")
+            del handle.settings[name]
+        for name, value in wanted.items():
+            if handle.settings.get(name) != value:
+                self._query(handle, f"SET {name} = {_quote(value)}", "TabSeparated")
+                handle.settings[name] = value
+
+    def _insert_from_file(self, handle: _Handle, statement: Statement) -> Outcome:
+        fd, path = tempfile.mkstemp(suffix=".insert", dir=self._spool_dir)
+        try:
+            with os.fdopen(fd, "wb") as spool:
+                spool.write(statement.insert_data or b"")
+            sql = (
+                f"{statement.sql} FROM INFILE {_quote(path)} "
+                f"{statement.insert_settings_clause} FORMAT {statement.insert_format}"
+            )
+            result = self._query(handle, sql, "TabSeparated", statement.params)
+            return self._outcome(result, None, written_from_read=True)
+        finally:
+            os.unlink(path)
+
+    @staticmethod
+    def _query(handle: _Handle, sql: str, fmt: str, params: dict[str, str] | None = None) -> Any:
+        try:
+            return handle.conn.query(sql, fmt, params=params or {})
+        except Exception as exc:  # noqa: BLE001 (chdb raises ChdbError or RuntimeError)
+            code, text = error_text(str(exc))
+            raise EngineError(code, text) from exc
+
+    @staticmethod
+    def _outcome(result: Any, fmt: str | None, written_from_read: bool) -> Outcome:
+        body = result.bytes() or b""
+        rows_read, bytes_read = int(result.rows_read()), int(result.bytes_read())
+        if written_from_read:
+            # an INFILE insert reads exactly the rows it writes; chdb reports them as read
+            written_rows, written_bytes = int(result.rows_written()) or rows_read, int(result.bytes_written()) or bytes_read
+        else:
+            written_rows, written_bytes = int(result.rows_written()), int(result.bytes_written())
+        return Outcome(
+            body=body,
+            fmt=fmt,
+            read_rows=rows_read,
+            read_bytes=bytes_read,
+            written_rows=written_rows,
+            written_bytes=written_bytes,
+            elapsed_ns=int(float(result.elapsed()) * 1e9),
+        )

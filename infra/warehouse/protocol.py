@@ -1,0 +1,433 @@
+"""The ClickHouse HTTP protocol as plain data: no sockets, no engine.
+
+Turns what arrives on the wire (URL parameters, headers, a possibly compressed body) into a
+:class:`Statement` the engine can run, and maps engine errors back onto ClickHouse's HTTP status
+codes. Everything here is pure so that it is unit-testable and shared by server and tests.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from clickhouse_connect.driver.compression import _lz4_decompressor, _zstd_decompress
+
+# URL parameters the HTTP layer consumes itself; everything else is a ClickHouse setting.
+# Mirrors clickhouse-connect's own list of transport settings plus the HTTP interface's names.
+TRANSPORT_PARAMS = frozenset(
+    {
+        "query", "database", "default_format", "user", "password", "quota_key", "query_id",
+        "session_id", "session_timeout", "session_check", "compress", "decompress", "buffer_size",
+        "wait_end_of_query", "client_protocol_version", "role", "send_progress_in_http_headers",
+        "http_headers_progress_interval_ms", "enable_http_compression", "http_zlib_compression_level",
+        "cancel_http_readonly_queries_on_client_close", "http_wait_end_of_query", "http_response_buffer_size",
+    }
+)
+
+_SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# Error codes (ClickHouse src/Common/ErrorCodes.cpp) the HTTP layer raises itself.
+UNKNOWN_FORMAT = 73
+SYNTAX_ERROR = 62
+BAD_ARGUMENTS = 36
+REQUIRED_PASSWORD = 194
+AUTHENTICATION_FAILED = 516
+CANNOT_DECOMPRESS = 271
+UNKNOWN_EXCEPTION = 1002
+
+# ClickHouse's HTTPHandler ``exceptionCodeToHTTPStatus``, for the codes a local warehouse can produce.
+_BAD_REQUEST_CODES = frozenset(
+    {
+        6,  # CANNOT_PARSE_TEXT
+        25,  # CANNOT_PARSE_ESCAPE_SEQUENCE
+        26,  # CANNOT_PARSE_QUOTED_STRING
+        27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        36,  # BAD_ARGUMENTS
+        38,  # CANNOT_PARSE_DATE
+        41,  # CANNOT_PARSE_DATETIME
+        53,  # TYPE_MISMATCH
+        62,  # SYNTAX_ERROR
+        72,  # CANNOT_PARSE_NUMBER
+        117,  # INCORRECT_DATA
+        167,  # TOO_DEEP_AST
+        168,  # TOO_BIG_AST
+        271,  # CANNOT_DECOMPRESS
+        427,  # CANNOT_COMPILE_REGEXP
+    }
+)
+_NOT_FOUND_CODES = frozenset(
+    {
+        46,  # UNKNOWN_FUNCTION
+        47,  # UNKNOWN_IDENTIFIER
+        50,  # UNKNOWN_TYPE
+        56,  # UNKNOWN_STORAGE
+        60,  # UNKNOWN_TABLE
+        63,  # UNKNOWN_AGGREGATE_FUNCTION
+        73,  # UNKNOWN_FORMAT
+        81,  # UNKNOWN_DATABASE
+        115,  # UNKNOWN_SETTING
+    }
+)
+_HTTP_STATUS_OF_CODE: dict[int, int] = {
+    REQUIRED_PASSWORD: 401,
+    192: 403,  # UNKNOWN_USER
+    193: 403,  # WRONG_PASSWORD
+    AUTHENTICATION_FAILED: 403,
+    512: 403,  # SET_NON_GRANTED_ROLE
+    48: 501,  # NOT_IMPLEMENTED
+    159: 408,  # TIMEOUT_EXCEEDED
+    202: 503,  # TOO_MANY_SIMULTANEOUS_QUERIES
+}
+
+# Statements that produce a result set (and therefore an X-ClickHouse-Format header).
+_RESULT_KEYWORDS = frozenset({b"SELECT", b"WITH", b"SHOW", b"DESCRIBE", b"DESC", b"EXISTS", b"EXPLAIN", b"CHECK", b"("})
+
+_CONTENT_TYPES = {
+    "TabSeparated": "text/tab-separated-values; charset=UTF-8",
+    "TSV": "text/tab-separated-values; charset=UTF-8",
+    "TabSeparatedWithNames": "text/tab-separated-values; charset=UTF-8",
+    "TSVWithNames": "text/tab-separated-values; charset=UTF-8",
+    "TabSeparatedWithNamesAndTypes": "text/tab-separated-values; charset=UTF-8",
+    "TSVWithNamesAndTypes": "text/tab-separated-values; charset=UTF-8",
+    "CSV": "text/csv; charset=UTF-8; header=absent",
+    "CSVWithNames": "text/csv; charset=UTF-8; header=present",
+    "JSON": "application/json; charset=UTF-8",
+    "JSONCompact": "application/json; charset=UTF-8",
+    "JSONEachRow": "application/x-ndjson; charset=UTF-8",
+    "JSONCompactEachRow": "application/x-ndjson; charset=UTF-8",
+}
+_BINARY_FORMATS = frozenset({"Native", "RowBinary", "RowBinaryWithNames", "RowBinaryWithNamesAndTypes", "Parquet", "Arrow", "ArrowStream", "ORC", "Avro"})
+
+
+class ProtocolError(Exception):
+    """A request the HTTP layer rejects before it reaches the engine, with its ClickHouse code."""
+
+    retriable = False
+
+    def __init__(self, code: int, name: str, message: str) -> None:
+        super().__init__(f"Code: {code}. DB::Exception: {message}. ({name})")
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """User and password as the client sent them; ``supplied`` is False when it sent none."""
+
+    user: str
+    password: str
+    supplied: bool
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One request, ready for the engine.
+
+    ``sql`` is the statement text. For an ``INSERT ... FORMAT f`` with data, ``insert_data`` holds
+    the (decompressed) data and ``sql`` is the statement head without the trailing ``FORMAT``
+    clause, ``insert_format`` the format name, so the engine can feed the data from a file.
+    """
+
+    sql: str
+    database: str | None
+    default_format: str
+    settings: dict[str, str]
+    params: dict[str, str]
+    query_id: str | None
+    insert_format: str | None = None
+    insert_data: bytes | None = None
+    insert_settings_clause: str = ""
+    kind: str = field(default="other")
+
+    @property
+    def is_insert(self) -> bool:
+        return self.kind == "insert"
+
+
+def decompress_body(body: bytes, encoding: str | None) -> bytes:
+    """Undo ``Content-Encoding`` (gzip, deflate, zstd, lz4 frame, identity), as ClickHouse does."""
+    if not body or not encoding or encoding.strip().lower() in ("", "identity"):
+        return body
+    enc = encoding.strip().lower()
+    try:
+        if enc in ("gzip", "x-gzip"):
+            return gzip.decompress(body)
+        if enc == "deflate":
+            try:
+                return zlib.decompress(body)
+            except zlib.error:
+                return zlib.decompress(body, -zlib.MAX_WBITS)
+        if enc == "zstd":
+            return _zstd_decompress(body)
+        if enc == "lz4":
+            return _lz4_frames(body)
+    except Exception as exc:  # noqa: BLE001 (every codec has its own error type)
+        raise ProtocolError(CANNOT_DECOMPRESS, "CANNOT_DECOMPRESS", f"Cannot decompress {enc} body: {exc}") from exc
+    raise ProtocolError(BAD_ARGUMENTS, "BAD_ARGUMENTS", f"Unknown HTTP compression method '{encoding}'")
+
+
+def _lz4_frames(body: bytes) -> bytes:
+    # clickhouse-connect compresses each Native block as its own LZ4 frame, concatenated
+    out: list[bytes] = []
+    rest = body
+    while rest:
+        decompressor = _lz4_decompressor()
+        out.append(decompressor.decompress(rest))
+        if not decompressor.eof:
+            raise ValueError("truncated lz4 frame")
+        rest = decompressor.unused_data
+    return b"".join(out)
+
+
+def credentials_of(params: Mapping[str, str], headers: Mapping[str, str], basic: tuple[str, str] | None) -> Credentials:
+    """Read credentials the three ways ClickHouse accepts them: headers, URL parameters, basic auth."""
+    if "X-ClickHouse-User" in headers or "X-ClickHouse-Key" in headers:
+        return Credentials(headers.get("X-ClickHouse-User", "default"), headers.get("X-ClickHouse-Key", ""), True)
+    if "user" in params or "password" in params:
+        return Credentials(params.get("user", "default"), params.get("password", ""), True)
+    if basic is not None:
+        return Credentials(basic[0] or "default", basic[1], True)
+    return Credentials("default", "", False)
+
+
+def check_credentials(given: Credentials, user: str, password: str) -> None:
+    """Raise the ClickHouse authentication error unless ``given`` matches (no password = open)."""
+    if not password:
+        return
+    if given.user == user and given.password == password:
+        return
+    if not given.supplied:
+        raise ProtocolError(
+            REQUIRED_PASSWORD, "REQUIRED_PASSWORD", f"{user}: Authentication failed: password is required"
+        )
+    raise ProtocolError(
+        AUTHENTICATION_FAILED,
+        "AUTHENTICATION_FAILED",
+        f"{given.user}: Authentication failed: password is incorrect, or there is no user with such name",
+    )
+
+
+def http_status_of_code(code: int) -> int:
+    """HTTP status ClickHouse answers for an exception ``code`` (500 when it has no special one)."""
+    if code in _HTTP_STATUS_OF_CODE:
+        return _HTTP_STATUS_OF_CODE[code]
+    if code in _NOT_FOUND_CODES:
+        return 404
+    if code in _BAD_REQUEST_CODES:
+        return 400
+    return 500
+
+
+_CODE = re.compile(r"Code: (\d+)\.")
+
+
+def error_text(message: str) -> tuple[int, str]:
+    """Return (code, text) of an engine error in ClickHouse's ``Code: NN. DB::Exception: ...`` form."""
+    idx = message.find("Code: ")
+    text = message[idx:].strip() if idx >= 0 else f"Code: {UNKNOWN_EXCEPTION}. DB::Exception: {message.strip()}. (UNKNOWN_EXCEPTION)"
+    match = _CODE.match(text)
+    return (int(match.group(1)) if match else UNKNOWN_EXCEPTION), text
+
+
+def content_type_of(fmt: str) -> str:
+    """The Content-Type ClickHouse sends for an output format."""
+    if fmt in _CONTENT_TYPES:
+        return _CONTENT_TYPES[fmt]
+    if fmt in _BINARY_FORMATS:
+        return "application/octet-stream"
+    return "text/plain; charset=UTF-8"
+
+
+def _skip_ws_and_comments(buf: bytes, pos: int) -> int:
+    n = len(buf)
+    while pos < n:
+        ch = buf[pos]
+        if ch in b" \t\r\n\f\v":
+            pos += 1
+        elif buf.startswith(b"--", pos) or buf.startswith(b"#", pos):
+            end = buf.find(b"\n", pos)
+            pos = n if end < 0 else end + 1
+        elif buf.startswith(b"/*", pos):
+            end = buf.find(b"*/", pos + 2)
+            pos = n if end < 0 else end + 2
+        else:
+            break
+    return pos
+
+
+def _skip_quoted(buf: bytes, pos: int) -> int:
+    quote = buf[pos]
+    pos += 1
+    n = len(buf)
+    while pos < n:
+        ch = buf[pos]
+        if ch == 0x5C:  # backslash escape
+            pos += 2
+            continue
+        if ch == quote:
+            if pos + 1 < n and buf[pos + 1] == quote:  # doubled quote
+                pos += 2
+                continue
+            return pos + 1
+        pos += 1
+    return n
+
+
+@dataclass(frozen=True)
+class _Token:
+    start: int
+    end: int
+    word: bytes  # upper-cased for bare words, empty for quoted/punctuation
+
+
+def _tokens(buf: bytes, stop_after_format: bool) -> list[_Token]:
+    """Lex the statement head: words, quoted parts and punctuation, until the data starts.
+
+    With ``stop_after_format`` lexing stops right after the identifier that follows a top-level
+    ``FORMAT`` keyword of an INSERT: what comes next is data, possibly binary.
+    """
+    out: list[_Token] = []
+    pos = 0
+    depth = 0
+    n = len(buf)
+    while True:
+        pos = _skip_ws_and_comments(buf, pos)
+        if pos >= n:
+            return out
+        ch = buf[pos]
+        if ch in b"'\"`":
+            end = _skip_quoted(buf, pos)
+            out.append(_Token(pos, end, b""))
+            pos = end
+        elif ch == 0x5F or 0x30 <= ch <= 0x39 or 0x41 <= ch <= 0x5A or 0x61 <= ch <= 0x7A or ch >= 0x80:
+            end = pos
+            while end < n and (buf[end] == 0x5F or 0x30 <= buf[end] <= 0x39 or 0x41 <= buf[end] <= 0x5A
+                               or 0x61 <= buf[end] <= 0x7A or buf[end] >= 0x80 or buf[end] == 0x2E):
+                end += 1
+            out.append(_Token(pos, end, buf[pos:end].upper()))
+            pos = end
+            if stop_after_format and depth == 0 and len(out) >= 2 and out[-2].word == b"FORMAT":
+                return out
+        else:
+            depth += ch == 0x28
+            depth -= ch == 0x29
+            out.append(_Token(pos, pos + 1, b"(" if ch == 0x28 else b""))
+            pos += 1
+            if ch == 0x3B and depth == 0:  # ';' ends the statement
+                return out
+
+
+def _data_start(buf: bytes, pos: int) -> int:
+    # ClickHouse: data begins after the whitespace that follows the format name, up to and
+    # including the first newline.
+    n = len(buf)
+    while pos < n and buf[pos] in b" \t\r":
+        pos += 1
+    if pos < n and buf[pos] == 0x0A:
+        pos += 1
+    return pos
+
+
+def _settings_of(params: Mapping[str, str]) -> dict[str, str]:
+    settings: dict[str, str] = {}
+    for key, value in params.items():
+        if key in TRANSPORT_PARAMS or key.startswith("param_"):
+            continue
+        if not _SETTING_NAME.match(key):
+            raise ProtocolError(BAD_ARGUMENTS, "BAD_ARGUMENTS", f"Invalid setting name '{key}'")
+        settings[key] = value
+    return settings
+
+
+@dataclass(frozen=True)
+class _InsertHead:
+    sql: str
+    fmt: str
+    settings_clause: str
+    data_pos: int
+
+
+def _split_insert(buf: bytes) -> _InsertHead | None:
+    """Split ``INSERT ... [SETTINGS ...] FORMAT f <data>`` into head, format, settings and data offset."""
+    tokens = _tokens(buf, stop_after_format=True)
+    words = [t.word for t in tokens]
+    if len(tokens) < 2 or words[-2] != b"FORMAT" or b"SELECT" in words:  # INSERT ... SELECT has no data
+        return None
+    fmt_token = tokens[-1]
+    head_end = tokens[-2].start
+    settings_clause = ""
+    if b"SETTINGS" in words[:-2]:
+        idx = words.index(b"SETTINGS")
+        settings_clause = buf[tokens[idx].start:head_end].decode().strip()
+        head_end = tokens[idx].start
+    return _InsertHead(
+        sql=buf[:head_end].decode().strip(),
+        fmt=buf[fmt_token.start:fmt_token.end].decode(),
+        settings_clause=settings_clause,
+        data_pos=_data_start(buf, fmt_token.end),
+    )
+
+
+def _first_keyword(buf: bytes) -> bytes:
+    first = _skip_ws_and_comments(buf, 0)
+    match = re.match(rb"[A-Za-z]+|\(", buf[first:first + 16])
+    return match.group(0).upper() if match else b""
+
+
+def parse_request(params: Mapping[str, str], body: bytes, *, form_query: str | None = None) -> Statement:
+    """Build the :class:`Statement` of one request from its URL parameters and decompressed body.
+
+    As in ClickHouse, the URL ``query`` (or a form field ``query``) and the body are joined: the
+    body continues the statement. When the URL statement already ends with ``FORMAT f``, the body
+    is the data byte for byte (binary Native data may start with whitespace bytes).
+    """
+    url_query = form_query if form_query is not None else params.get("query")
+    url_bytes = url_query.encode() if url_query else b""
+    full = url_bytes + b"\n" + body if url_bytes and body else (url_bytes or body)
+    if not full.strip():
+        raise ProtocolError(SYNTAX_ERROR, "SYNTAX_ERROR", "Empty query")
+    common = {
+        "database": params.get("database") or None,
+        "default_format": params.get("default_format") or "TabSeparated",
+        "settings": _settings_of(params),
+        "params": {k[6:]: v for k, v in params.items() if k.startswith("param_")},
+        "query_id": params.get("query_id") or None,
+    }
+    keyword = _first_keyword(full)
+    if keyword != b"INSERT":
+        kind = "select" if keyword in _RESULT_KEYWORDS else "other"
+        return Statement(sql=_decode_sql(full), kind=kind, **common)  # type: ignore[arg-type]
+    head = _split_insert(url_bytes) if url_bytes else None
+    if head is not None and not url_bytes[head.data_pos:].strip():
+        data = body
+    else:
+        head = _split_insert(full)
+        data = full[head.data_pos:] if head is not None else b""
+    if head is None:  # INSERT ... VALUES (...) or INSERT ... SELECT: the engine runs it as is
+        return Statement(sql=_decode_sql(full), kind="insert", **common)  # type: ignore[arg-type]
+    return Statement(
+        sql=head.sql,
+        insert_format=head.fmt,
+        insert_data=data,
+        insert_settings_clause=head.settings_clause,
+        kind="insert",
+        **common,  # type: ignore[arg-type]
+    )
+
+
+def _decode_sql(raw: bytes) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(SYNTAX_ERROR, "SYNTAX_ERROR", f"Query is not valid UTF-8 at byte {exc.start}") from exc
+
+
+_TRAILING_FORMAT = re.compile(r"\bFORMAT\s+([A-Za-z][A-Za-z0-9_]*)\s*;?\s*$", re.IGNORECASE)
+
+
+def output_format(statement: Statement) -> str:
+    """The output format of a result-producing statement: its FORMAT clause, else ``default_format``."""
+    match = _TRAILING_FORMAT.search(statement.sql)
+    return match.group(1) if match else statement.default_format

@@ -1,0 +1,236 @@
+"""The ClickHouse HTTP interface in front of the chdb engine (aiohttp).
+
+Serves ``/`` (queries and inserts by GET or POST), ``/ping``, ``/health`` (JSON) and ``/metrics``
+(Prometheus) on one port. Statements run on the engine's worker threads, so a writer and an
+analyst are served at the same time and the event loop never waits on chdb.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+import uuid
+from typing import Any
+
+import orjson
+from aiohttp import BasicAuth, web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from infra.settings import WarehouseSettings
+from infra.warehouse.engine import Engine, EngineError, Outcome
+from infra.warehouse.metrics import WarehouseMetrics
+from infra.warehouse.protocol import (
+    UNKNOWN_EXCEPTION,
+    ProtocolError,
+    check_credentials,
+    content_type_of,
+    credentials_of,
+    decompress_body,
+    http_status_of_code,
+    parse_request,
+)
+
+log = logging.getLogger(__name__)
+
+_ENGINE = web.AppKey("engine", Engine)
+_SETTINGS = web.AppKey("settings", WarehouseSettings)
+_METRICS = web.AppKey("metrics", WarehouseMetrics)
+_STARTED = web.AppKey("started", float)
+_FORM_TYPES = ("multipart/form-data",)  # curl -d sends x-www-form-urlencoded: that body is SQL
+
+
+def _basic_auth(request: web.Request) -> tuple[str, str] | None:
+    header = request.headers.get("Authorization")
+    if not header or not header.lower().startswith("basic "):
+        return None
+    try:
+        auth = BasicAuth.decode(header)
+    except ValueError:
+        return None
+    return auth.login, auth.password
+
+
+def _common_headers(app: web.Application, query_id: str) -> dict[str, str]:
+    engine = app[_ENGINE]
+    return {
+        "X-ClickHouse-Server-Display-Name": app[_SETTINGS].display_name,
+        "X-ClickHouse-Query-Id": query_id,
+        "X-ClickHouse-Timezone": engine.timezone,
+    }
+
+
+def _error_response(app: web.Application, query_id: str, code: int, text: str) -> web.Response:
+    headers = _common_headers(app, query_id)
+    headers["X-ClickHouse-Exception-Code"] = str(code)
+    body = f"{text} (version {app[_ENGINE].version})\n"
+    return web.Response(
+        status=http_status_of_code(code), body=body.encode(), headers=headers, content_type="text/plain", charset="utf-8"
+    )
+
+
+async def _read_statement_input(request: web.Request) -> tuple[dict[str, str], bytes, str | None]:
+    """Return (parameters, decompressed body, form query) of a request."""
+    params: dict[str, str] = dict(request.query)
+    form_query: str | None = None
+    if request.method == "POST" and request.content_type in _FORM_TYPES:
+        form = await request.post()
+        for key, value in form.items():
+            if isinstance(value, str):
+                params[key] = value
+        form_query = params.pop("query", None)
+        return params, b"", form_query
+    raw = await request.read() if request.method == "POST" else b""
+    request.app[_METRICS].body_bytes.inc(len(raw))
+    encoding = request.headers.get("Content-Encoding")
+    if raw and encoding and encoding.lower() != "identity":
+        body = await asyncio.get_running_loop().run_in_executor(None, decompress_body, raw, encoding)
+    else:
+        body = raw
+    return params, body, form_query
+
+
+async def _handle_query(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    metrics = app[_METRICS]
+    if request.method == "GET" and "query" not in request.query:
+        return web.Response(text="Ok.\n")
+    query_id = request.query.get("query_id") or str(uuid.uuid4())
+    started = time.perf_counter()
+    kind = "other"
+    metrics.start()
+    try:
+        settings = app[_SETTINGS]
+        check_credentials(
+            credentials_of(request.query, request.headers, _basic_auth(request)), settings.user, settings.password
+        )
+        params, body, form_query = await _read_statement_input(request)
+        statement = parse_request(params, body, form_query=form_query)
+        kind = statement.kind
+        outcome = await app[_ENGINE].run(statement)
+    except (ProtocolError, EngineError) as exc:
+        code, text = exc.code, str(exc)
+        metrics.errors.labels(str(code)).inc()
+        response = _error_response(app, query_id, code, text)
+        metrics.requests.labels(kind, str(response.status)).inc()
+        log.warning("statement refused", extra={"query_id": query_id, "kind": kind, "code": code, "error": text[:500]})
+        return response
+    except web.HTTPException:
+        metrics.requests.labels(kind, "4xx").inc()
+        raise
+    except Exception as exc:  # noqa: BLE001 (task boundary: answer like ClickHouse, keep serving)
+        log.exception("statement failed inside the warehouse", extra={"query_id": query_id, "kind": kind})
+        metrics.errors.labels(str(UNKNOWN_EXCEPTION)).inc()
+        metrics.requests.labels(kind, "500").inc()
+        text = f"Code: {UNKNOWN_EXCEPTION}. DB::Exception: {type(exc).__name__}: {exc}. (UNKNOWN_EXCEPTION)"
+        return _error_response(app, query_id, UNKNOWN_EXCEPTION, text)
+    finally:
+        metrics.finish()
+        metrics.latency.labels(kind).observe(time.perf_counter() - started)
+    metrics.requests.labels(kind, "200").inc()
+    metrics.read_rows.inc(outcome.read_rows)
+    if statement.is_insert:
+        metrics.inserted_rows.inc(outcome.written_rows)
+    log.debug(
+        "statement served",
+        extra={"query_id": query_id, "kind": kind, "written_rows": outcome.written_rows, "read_rows": outcome.read_rows,
+               "ms": round((time.perf_counter() - started) * 1000, 3)},
+    )
+    return _ok_response(app, query_id, outcome)
+
+
+def _ok_response(app: web.Application, query_id: str, outcome: Outcome) -> web.Response:
+    headers = _common_headers(app, query_id)
+    headers["X-ClickHouse-Summary"] = orjson.dumps(outcome.summary()).decode()
+    if outcome.fmt:
+        headers["X-ClickHouse-Format"] = outcome.fmt
+        headers["Content-Type"] = content_type_of(outcome.fmt)
+    else:
+        headers["Content-Type"] = "text/plain; charset=UTF-8"
+    return web.Response(body=outcome.body, headers=headers)
+
+
+async def _handle_ping(_: web.Request) -> web.Response:
+    return web.Response(text="Ok.\n")
+
+
+def health_of(app: web.Application) -> tuple[bool, dict[str, Any]]:
+    """Health detail: engine version, data dir, uptime and statements running now."""
+    settings = app[_SETTINGS]
+    engine = app[_ENGINE]
+    detail: dict[str, Any] = {
+        "service": "warehouse",
+        "version": engine.version,
+        "data_dir": str(settings.data_dir),
+        "uptime_s": round(time.monotonic() - app[_STARTED], 3),
+        "in_flight": app[_METRICS].running,
+    }
+    return True, detail
+
+
+async def _handle_health(request: web.Request) -> web.Response:
+    engine = request.app[_ENGINE]
+    ok, detail = health_of(request.app)
+    try:
+        await asyncio.wait_for(engine.run(parse_request({"query": "SELECT 1"}, b"")), timeout=5.0)
+    except (EngineError, TimeoutError) as exc:
+        ok, detail["error"] = False, str(exc) or "engine did not answer SELECT 1 within 5 s"
+    return web.Response(
+        body=orjson.dumps({"ok": ok, **detail}), status=200 if ok else 503, content_type="application/json"
+    )
+
+
+async def _handle_metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[_METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def build_app(settings: WarehouseSettings, engine: Engine, metrics: WarehouseMetrics | None = None) -> web.Application:
+    """Assemble the aiohttp application around an open engine."""
+    app = web.Application(client_max_size=settings.max_request_bytes)
+    app[_ENGINE] = engine
+    app[_SETTINGS] = settings
+    app[_METRICS] = metrics or WarehouseMetrics()
+    app[_STARTED] = time.monotonic()
+    app.router.add_get("/", _handle_query)
+    app.router.add_post("/", _handle_query)
+    app.router.add_get("/ping", _handle_ping)
+    app.router.add_get("/health", _handle_health)
+    app.router.add_get("/metrics", _handle_metrics)
+    return app
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+async def serve(settings: WarehouseSettings, stop: asyncio.Event | None = None) -> None:
+    """Open the store, serve until SIGTERM/SIGINT (or ``stop``), finish in-flight requests, close."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    engine = Engine(settings.data_dir, settings.workers, settings.spool_dir)
+    if not _is_loopback(settings.host) and not settings.password:
+        log.warning("listening beyond loopback without a password", extra={"host": settings.host})
+    # auto_decompress=False: aiohttp would inflate gzip/deflate/zstd itself but not lz4; decoding
+    # every Content-Encoding in one place keeps the body handling uniform
+    runner = web.AppRunner(
+        build_app(settings, engine), access_log=None, shutdown_timeout=settings.shutdown_timeout_s,
+        auto_decompress=False,
+    )
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        log.info(
+            "warehouse listening",
+            extra={"host": settings.host, "port": settings.port, "data_dir": str(settings.data_dir),
+                   "version": engine.version, "workers": settings.workers},
+        )
+        await stop.wait()
+        log.info("stopping: finishing in-flight requests")
+    finally:
+        await runner.cleanup()
+        engine.close()
+        log.info("warehouse stopped, store closed", extra={"data_dir": str(settings.data_dir)})
