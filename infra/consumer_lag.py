@@ -1,6 +1,7 @@
 """Consumer-group lag: committed offsets against end offsets, per group and topic.
 
-tansu answers ListGroups (state reported as UNKNOWN) and OffsetFetch, which is all lag needs.
+tansu answers ListGroups (state reported as UNKNOWN) and OffsetFetch, which is all lag needs; end
+offsets come from :func:`infra.topics.end_offsets` (exact on tansu too).
 """
 
 from __future__ import annotations
@@ -8,8 +9,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
+
+from infra.topics import end_offsets
 
 
 @dataclass(frozen=True)
@@ -34,22 +37,24 @@ def group_lags(bootstrap: str, timeout_s: float = 5.0) -> list[GroupLag]:
     """Return every consumer group's lag per topic it has committed offsets for."""
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
     listing = admin.list_consumer_groups(request_timeout=timeout_s).result()
-    groups = sorted((g.group_id, g.state.name) for g in listing.valid)
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "tickpipe-status", "log_level": 0})
-    rows: list[GroupLag] = []
-    try:
-        for group_id, state in groups:
-            future = admin.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(group_id)], request_timeout=timeout_s
-            )[group_id]
-            per_topic: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-            for tp in future.result().topic_partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=timeout_s)
-                acc = per_topic[tp.topic]
-                acc[0] += max(tp.offset, 0)
-                acc[1] += high
-                acc[2] += partition_lag(tp.offset, low, high)
-            rows += [GroupLag(group_id, state, t, c, e, lag) for t, (c, e, lag) in sorted(per_topic.items())]
-    finally:
-        consumer.close()
+    committed: dict[tuple[str, str], list[TopicPartition]] = defaultdict(list)
+    states = {}
+    for group in sorted(listing.valid, key=lambda g: g.group_id):
+        states[group.group_id] = group.state.name
+        future = admin.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group.group_id)], request_timeout=timeout_s
+        )[group.group_id]
+        for tp in future.result().topic_partitions:
+            committed[(group.group_id, tp.topic)].append(tp)
+    partitions = {(tp.topic, tp.partition) for tps in committed.values() for tp in tps}
+    offsets = end_offsets(bootstrap, [TopicPartition(t, p) for t, p in sorted(partitions)], timeout_s)
+    rows = []
+    for (group_id, topic), tps in sorted(committed.items()):
+        lags = [partition_lag(tp.offset, *offsets[(tp.topic, tp.partition)]) for tp in tps]
+        rows.append(GroupLag(
+            group_id, states[group_id], topic,
+            committed=sum(max(tp.offset, 0) for tp in tps),
+            end=sum(offsets[(tp.topic, tp.partition)][1] for tp in tps),
+            lag=sum(lags),
+        ))
     return rows

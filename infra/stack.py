@@ -295,7 +295,7 @@ def render_supervisord_conf(
             "autostart=false",
             "autorestart=true",
             "startsecs=1",
-            "startretries=5",
+            "startretries=3",
             "stopsignal=TERM",
             "stopwaitsecs=20",
             # The whole process group: a service's own children (tansu under `tickpipe broker`) go too.

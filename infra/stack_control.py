@@ -268,18 +268,27 @@ class StackController:
 def services_table(rows: list[tuple[Service, ProcessInfo, Health]], paths: StackPaths) -> Table:
     """The "what runs where" table."""
     table = Table("service", "state", "pid", "uptime", "health", "port", "URL", "log", title="services")
+    for column in table.columns[-2:]:
+        column.no_wrap = True
     for service, info, health in rows:
         table.add_row(
             service.name,
             info.state,
             str(info.pid or "-"),
             _duration(info.uptime_s) if info.uptime_s else "-",
-            ("[green]ok[/green] " if health.ok else "[red]down[/red] ") + health.detail,
+            "[green]ok[/green]" if health.ok else f"[red]down[/red] {health.detail}",
             str(service.port),
-            service.health_url,
-            str(paths.log_of(service.name)),
+            service.url,
+            _relative(paths.log_of(service.name)),
         )
     return table
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _duration(seconds: float) -> str:

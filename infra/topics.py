@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from infra.settings import KafkaSettings
@@ -56,15 +57,51 @@ def describe_topics(kafka: KafkaSettings, timeout_s: float = 10.0) -> list[Topic
     """Return every topic with its partition count and end offsets."""
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
     metadata = admin.list_topics(timeout=timeout_s)
-    consumer = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": "tickpipe-admin", "enable.auto.commit": False})
+    partitions = [
+        TopicPartition(name, p) for name in sorted(metadata.topics) for p in sorted(metadata.topics[name].partitions)
+    ]
+    ends = end_offsets(kafka.bootstrap, partitions, timeout_s)
+    return [
+        TopicInfo(name, len(metadata.topics[name].partitions),
+                  tuple(ends[(name, p)][1] for p in sorted(metadata.topics[name].partitions)))
+        for name in sorted(metadata.topics)
+    ]
+
+
+def end_offsets(
+    bootstrap: str, partitions: list[TopicPartition], timeout_s: float = 10.0
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """Return ``(low, end)`` offsets per ``(topic, partition)``, exact on tansu too.
+
+    tansu 0.6 answers ListOffsets(latest) with the base offset of the partition's last record batch
+    plus one, not its last offset plus one (5 records produced in one batch read as end offset 1).
+    Its Fetch responses carry the right high watermark, so the last batch is fetched once and the
+    end is read where the consumer reaches the end of the partition. Against Apache Kafka this
+    costs one small fetch per non-empty partition and changes nothing.
+    """
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": "tickpipe-admin", "enable.auto.commit": False,
+        "enable.partition.eof": True, "log_level": 0,
+    })
     try:
-        infos = []
-        for name in sorted(metadata.topics):
-            parts = sorted(metadata.topics[name].partitions)
-            ends = tuple(
-                consumer.get_watermark_offsets(TopicPartition(name, p), timeout=timeout_s)[1] for p in parts
-            )
-            infos.append(TopicInfo(name, len(parts), ends))
-        return infos
+        listed = {
+            (tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=timeout_s) for tp in partitions
+        }
+        pending = {key: high for key, (low, high) in listed.items() if high > low}
+        ends = {key: high for key, (_, high) in listed.items()}
+        if pending:
+            consumer.assign([TopicPartition(t, p, high - 1) for (t, p), high in pending.items()])
+            deadline = time.monotonic() + timeout_s
+            while pending and time.monotonic() < deadline:
+                msg = consumer.poll(0.2)
+                if msg is None:
+                    continue
+                key = (msg.topic(), msg.partition())
+                if msg.error() is None:
+                    ends[key] = max(ends[key], msg.offset() + 1)
+                elif msg.error().code() == KafkaError._PARTITION_EOF:
+                    ends[key] = max(ends[key], msg.offset())
+                    pending.pop(key, None)
+        return {key: (listed[key][0], ends[key]) for key in listed}
     finally:
         consumer.close()
