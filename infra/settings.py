@@ -107,8 +107,28 @@ class FeedSettings(_Section):
     ws_url: str = Field("ws://127.0.0.1:8765", description="venue websocket base URL")
     rest_url: str = Field("http://127.0.0.1:8765", description="venue REST base URL")
     buffer_max_records: int = Field(1_000_000, ge=1, description="RAM buffer bound while Kafka is unreachable")
-    stall_timeout_s: float = Field(5.0, gt=0, description="a connection silent this long while peers receive is replaced")
+    stall_timeout_s: float = Field(2.0, gt=0, description="a connection silent this long while peers receive is replaced")
     metrics_port: int = Field(9101, description="Prometheus metrics + /health port")
+    reorder_hold_ms: int = Field(
+        500, ge=0, description="an event ahead of a missing one waits this long for a peer connection to fill the hole"
+    )
+    max_connection_age_s: float = Field(
+        23.5 * 3600, gt=0, description="planned overlapping rollover of a connection at this age (venue limit: 24 h)"
+    )
+    backoff_base_s: float = Field(0.1, gt=0, description="first reconnect delay; doubles per failure, with jitter")
+    backoff_cap_s: float = Field(30.0, gt=0, description="longest reconnect delay")
+    max_attempts: int = Field(300, ge=1, description="connection attempts allowed per attempt window (venue: 300)")
+    attempt_window_s: float = Field(300.0, gt=0, description="window of the connection attempt budget (venue: 5 min)")
+    snapshot_min_interval_s: float = Field(0.25, ge=0, description="least time between two REST snapshots of a symbol")
+    snapshot_timeout_s: float = Field(10.0, gt=0, description="HTTP timeout of a REST depth snapshot")
+    max_book_buffer: int = Field(100_000, ge=1, description="depth diffs buffered per symbol while syncing")
+    delivery_timeout_ms: int = Field(
+        300_000, ge=1000, description="a record Kafka has not acknowledged after this long counts as failed"
+    )
+    backpressure_after_s: float = Field(
+        1.0, gt=0, description="no acknowledgement for this long while records wait = broker unreachable"
+    )
+    flush_timeout_s: float = Field(30.0, gt=0, description="on SIGTERM, how long to wait for Kafka to take the buffer")
 
 
 class StreamsSettings(_Section):
@@ -145,6 +165,15 @@ class SinkSettings(_Section):
     batch_max_rows: int = Field(50_000, ge=1, description="flush a batch at this many rows")
     batch_max_ms: int = Field(500, ge=1, description="flush a batch after this many ms")
     metrics_port: int = Field(9103, description="Prometheus metrics + /health port")
+    consume_max_messages: int = Field(10_000, ge=1, description="messages taken from the consumer per poll")
+    retry_initial_ms: int = Field(200, ge=1, description="first backoff pause when ClickHouse refuses an insert")
+    retry_max_ms: int = Field(5_000, ge=1, description="longest backoff pause between insert retries")
+    insert_timeout_s: float = Field(60.0, gt=0, description="HTTP timeout of one insert or query")
+    max_poll_interval_ms: int = Field(
+        900_000, ge=10_000, description="consumer max.poll.interval.ms: longest ClickHouse outage before the group rebalances"
+    )
+    shutdown_timeout_s: float = Field(15.0, gt=0, description="on SIGTERM, how long to keep retrying the last batch")
+    compress: bool = Field(False, description="compress insert bodies (worth it only for a remote ClickHouse)")
 
 
 class ExecutorSettings(_Section):

@@ -85,6 +85,7 @@ class FeedPipeline:
         hold_ns: int = 500_000_000,
         stall_timeout_ns: int = 2_000_000_000,
         max_book_buffer: int = 100_000,
+        accept_new_symbols: bool = False,
     ) -> None:
         self.adapter = adapter
         self.venue = adapter.venue
@@ -94,18 +95,24 @@ class FeedPipeline:
         self._cb = callbacks or Callbacks()
         self._stalls = StallDetector(stall_timeout_ns)
         self._urls: dict[str, str] = {}
-        rule = adapter.sync_rule
-        self._instruments: dict[str, _Instrument] = {
-            s: _Instrument(
-                s, instrument_key(self.venue, s),
-                SequenceMerger(_trade_span, _trade_follows, hold_ns),
-                SequenceMerger(_diff_span, rule.follows, hold_ns),
-                MonotonicFilter(),
-                bs.BookSync(rule, max_book_buffer),
-            )
-            for s in symbols
-        }
+        self._hold_ns = hold_ns
+        self._max_book_buffer = max_book_buffer
+        self._accept_new = accept_new_symbols
+        self._instruments: dict[str, _Instrument] = {}
+        for s in symbols:
+            self._add(s)
         self.dead_letters = 0
+
+    def _add(self, symbol: str) -> _Instrument:
+        rule = self.adapter.sync_rule
+        inst = self._instruments[symbol] = _Instrument(
+            symbol, instrument_key(self.venue, symbol),
+            SequenceMerger(_trade_span, _trade_follows, self._hold_ns),
+            SequenceMerger(_diff_span, rule.follows, self._hold_ns),
+            MonotonicFilter(),
+            bs.BookSync(rule, self._max_book_buffer),
+        )
+        return inst
 
     # --- inputs ---------------------------------------------------------------------------
 
@@ -121,6 +128,10 @@ class FeedPipeline:
         self._stalls.closed(connection_id)
         self._health(FeedEventKind.DISCONNECT, now, connection_id=connection_id, detail=reason)
 
+    def rollover(self, connection_id: str, detail: str, now: int) -> None:
+        """A connection is being rolled over (a replacement opens before it closes)."""
+        self._health(FeedEventKind.ROLLOVER, now, connection_id=connection_id, detail=detail)
+
     def frame(self, connection_id: str, data: str | bytes, now: int) -> None:
         """Process one websocket frame received at ``now`` on ``connection_id``."""
         self._stalls.frame(connection_id, now)
@@ -132,14 +143,16 @@ class FeedPipeline:
         if channel is Channel.CONTROL:
             return
         if channel is Channel.SHUTDOWN:
-            self._health(FeedEventKind.ROLLOVER, now, connection_id=connection_id, detail="serverShutdown notice")
+            self._health(FeedEventKind.OTHER, now, connection_id=connection_id, detail="serverShutdown notice")
             self._cb.rollover_connection(connection_id)
             return
         symbol = payload.symbol if channel is Channel.DEPTH else payload["symbol"]
         inst = self._instruments.get(symbol)
         if inst is None:
-            self._dead_letter(connection_id, data, f"unknown symbol {symbol!r}", now, symbol)
-            return
+            if not self._accept_new:
+                self._dead_letter(connection_id, data, f"unknown symbol {symbol!r}", now, symbol)
+                return
+            inst = self._add(symbol)
         if channel is Channel.DEPTH:
             self._metrics.frame(connection_id, symbol, (now - payload.ts_event) / _NS_PER_S)
             for diff in inst.diffs.offer(payload, now):
@@ -157,6 +170,8 @@ class FeedPipeline:
         """Process a REST depth snapshot body received at ``now``."""
         symbol = self.adapter.snapshot_symbol(url)
         inst = self._instruments.get(symbol)
+        if inst is None and self._accept_new:
+            inst = self._add(symbol)
         if inst is None:
             self._dead_letter("rest", body, f"snapshot of unknown symbol {symbol!r}", now, symbol, source=url)
             return

@@ -1,0 +1,82 @@
+"""REST depth snapshots fetched off the feed thread, so diffs keep flowing (and buffering) meanwhile."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+import requests
+
+log = logging.getLogger(__name__)
+
+
+class SnapshotFetcher:
+    """Fetch one snapshot per requested symbol; results go to the inbox as ``rest`` / ``rest_failed``.
+
+    Requests for a symbol already queued are merged; fetches of one symbol are at least
+    ``min_interval_s`` apart (a stale snapshot is fetched again, but not in a tight loop).
+    """
+
+    def __init__(
+        self,
+        url_of: Callable[[str], str],
+        inbox: queue.SimpleQueue,
+        clock: Callable[[], int],
+        *,
+        timeout_s: float = 10.0,
+        min_interval_s: float = 0.25,
+    ) -> None:
+        self._url_of = url_of
+        self._inbox = inbox
+        self._clock = clock
+        self._timeout_s = timeout_s
+        self._min_interval_s = min_interval_s
+        self._requests: queue.Queue[str | None] = queue.Queue()
+        self._queued: set[str] = set()
+        self._last_fetch: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._session = requests.Session()
+        self._thread = threading.Thread(target=self._run, name="snapshots", daemon=True)
+
+    def start(self) -> None:
+        """Start the fetch thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the fetch in progress."""
+        self._requests.put(None)
+        self._thread.join(self._timeout_s + 1)
+
+    def request(self, symbol: str) -> None:
+        """Ask for a snapshot of ``symbol`` (thread-safe)."""
+        with self._lock:
+            if symbol in self._queued:
+                return
+            self._queued.add(symbol)
+        self._requests.put(symbol)
+
+    def _run(self) -> None:
+        while (symbol := self._requests.get()) is not None:
+            with self._lock:
+                self._queued.discard(symbol)
+            wait = self._last_fetch.get(symbol, 0.0) + self._min_interval_s - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            self._last_fetch[symbol] = time.monotonic()
+            url = self._url_of(symbol)
+            try:
+                resp = self._session.get(url, timeout=self._timeout_s)
+                body = resp.content
+                if resp.status_code != 200:
+                    retry_after = float(resp.headers.get("Retry-After", "0") or 0)
+                    self._inbox.put(("rest_failed", symbol, f"HTTP {resp.status_code}: {body[:200]!r}", self._clock()))
+                    if retry_after:
+                        time.sleep(min(retry_after, 60.0))
+                    continue
+                self._inbox.put(("rest", url, body, self._clock()))
+            except requests.RequestException as exc:
+                log.warning("snapshot fetch failed", extra={"symbol": symbol, "error": str(exc)})
+                self._inbox.put(("rest_failed", symbol, f"{type(exc).__name__}: {exc}", self._clock()))
