@@ -1,0 +1,435 @@
+"""The executor loop: signals in, orders on the venue, OrderEvents and Fills out, offsets committed safely.
+
+One thread, one loop: drain market data (``md.bbo``, ``md.book``) and the control topic, take signals
+(confluent-kafka, manual commits) while fewer than ``max_inflight_signals`` are in progress, step every
+run, commit.  A signal's offset is committed only when every order of the signal is terminal (or the
+signal was refused), after the producer has flushed its events, and only as the lowest unfinished
+offset of its partition, so a crash replays exactly the unfinished signals.  A signal whose offset was
+below the partition's end when the partition was assigned may have been acted on before: its orders are
+first looked up on the venue by client order id (``Trader.recover``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal as os_signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
+
+from executor.commands import Side
+from executor.control import apply_control
+from executor.market import MarketView
+from executor.order import OrderTrigger
+from executor.metrics import ExecutorMetrics
+from executor.positions import Positions
+from executor.reconcile import reconcile
+from executor.risk import RiskEngine, RiskLimits, TokenBucket, TradingState, order_rate_from_rate_limits
+from executor.trader import SignalRun, Trader, TraderConfig
+from executor.policy import PolicyParams
+from executor.venue import BinanceVenue, OutcomeUnknown, RateLimited
+from infra.settings import ExecutorSettings, KafkaSettings
+from schemas.serde import AvroSerde, SerdeError
+from schemas.topics import Topic, instrument_key
+
+log = logging.getLogger(__name__)
+
+MD_BACKFILL = 200  # messages per md partition read back at start, to know the market at once
+
+
+def now_ns() -> int:
+    """Wall clock in ns since epoch."""
+    return time.time_ns()
+
+
+@dataclass(frozen=True)
+class StartAt:
+    """Replay start: an offset for every partition, or a time (ns since epoch)."""
+
+    offset: int | None = None
+    time_ns: int | None = None
+
+
+class _Outbox:
+    def __init__(self, producer: Producer, serde: AvroSerde, metrics: ExecutorMetrics) -> None:
+        self.producer, self.serde, self.metrics = producer, serde, metrics
+
+    def _send(self, topic: Topic, record_name: str, record: dict[str, Any]) -> None:
+        key = instrument_key(record.get("venue", ""), record.get("symbol", ""))
+        self.producer.produce(topic.value, self.serde.encode(record_name, record), key, on_delivery=self._delivered)
+        self.producer.poll(0)
+
+    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self.metrics.delivery_errors.inc()
+            log.error("delivery failed", extra={"topic": msg.topic(), "error": str(err)})
+
+    def order_event(self, record: dict[str, Any]) -> None:
+        self.metrics.order_events.labels(record["status"]).inc()
+        self._send(Topic.ORDERS, "OrderEvent", record)
+
+    def fill(self, record: dict[str, Any]) -> None:
+        self.metrics.fills.inc()
+        self._send(Topic.FILLS, "Fill", record)
+
+    def dead_letter(self, msg: Message, error: str, venue: str = "", symbol: str = "") -> None:
+        now = now_ns()
+        record = {
+            "venue": venue, "symbol": symbol, "stage": "executor", "source_topic": msg.topic(),
+            "partition": msg.partition(), "offset": msg.offset(), "raw": msg.value() or b"", "error": error,
+            "ts_event": now, "ts_recv": now,
+        }
+        self._send(Topic.DLQ, "DeadLetter", record)
+
+
+class Engine:
+    """The executor service; :meth:`run` until :meth:`stop` (SIGTERM)."""
+
+    def __init__(
+        self,
+        settings: ExecutorSettings,
+        kafka: KafkaSettings,
+        venue: BinanceVenue,
+        metrics: ExecutorMetrics,
+        clock: Callable[[], int] = now_ns,
+        start_at: StartAt | None = None,
+    ) -> None:
+        self.settings, self.kafka, self.venue, self.metrics, self.clock = settings, kafka, venue, metrics, clock
+        self.start_at = start_at
+        self.serde = AvroSerde()
+        self.market = MarketView(settings.depth_levels)
+        self.positions = Positions()
+        self.runs: dict[tuple[int, int], SignalRun] = {}
+        self.recover_below: dict[int, int] = {}
+        self.committed: dict[int, int] = {}
+        self.seen: dict[int, int] = {}
+        self.replay_end: dict[int, int] = {}
+        self._stopping = False
+        self.started = False
+        self.last_venue_ok = 0
+        self.producer = Producer(
+            {"bootstrap.servers": kafka.bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 2}
+        )
+        self.outbox = _Outbox(self.producer, self.serde, metrics)
+
+    # ---- setup -------------------------------------------------------------------------------------
+
+    def _consumer(self, group: str, **extra: Any) -> Consumer:
+        return Consumer(
+            {
+                "bootstrap.servers": self.kafka.bootstrap,
+                "group.id": group,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": self.kafka.session_timeout_ms,
+                "heartbeat.interval.ms": self.kafka.heartbeat_interval_ms,
+                **extra,
+            }
+        )
+
+    def _assign_tail(self, consumer: Consumer, topics: list[str], back: int) -> None:
+        parts = []
+        for topic in topics:
+            meta = consumer.list_topics(topic, timeout=10).topics[topic]
+            for p in meta.partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                parts.append(TopicPartition(topic, p, max(low, high - back)))
+        consumer.assign(parts)
+
+    def _setup(self) -> None:
+        s = self.settings
+        info = self.venue.exchange_info()
+        self.rules = BinanceVenue.rules_of(info)
+        rate, burst = order_rate_from_rate_limits(info.get("rateLimits", []), s.rate_limit_fraction)
+        limits = RiskLimits(s.max_order_notional, s.max_position, s.max_open_orders, s.price_band_bps,
+                            s.max_throttle_wait_ms / 1000)
+        self.risk = RiskEngine(limits, TokenBucket(rate, burst, lambda: self.clock() / 1e9), TradingState(s.initial_state))
+        symbols = [x for x in s.symbols.split(",") if x] or sorted(self.rules)
+        self.reconciliation = reconcile(self.venue, self.positions, symbols, s.reconcile_trades_limit)
+        self.last_venue_ok = self.clock()
+        ms = 1_000_000
+        policy = PolicyParams(
+            s.passive_ttl_ms * ms, s.reprice_ticks, s.improve_ticks, s.cross_min_urgency,
+            s.passive_window_ms * ms, s.max_slippage_bps, s.depth_fraction,
+        )
+        config = TraderConfig(s.venue, policy, s.max_attempts, s.poll_interval_ms * ms, s.settle_retry_ms * ms,
+                              s.market_wait_ms * ms)
+        self.trader = Trader(config, self.venue, self.risk, self.market, self.positions, self.rules, self.outbox,
+                             self.clock, self._acked)
+        log.info("order rate from venue rateLimits", extra={"orders_per_s": rate, "burst": burst})
+        self.md = self._consumer(f"{s.group_id}-md-{self.clock()}")
+        self._assign_tail(self.md, [Topic.BBO.value, Topic.BOOK.value], MD_BACKFILL)
+        self.control = self._consumer(f"{s.group_id}-control-{self.clock()}")
+        self.control.assign([TopicPartition(s.control_topic, 0, OFFSET_BEGINNING)])
+        self.signals = self._consumer(s.group_id)
+        if self.start_at is None:
+            self.signals.subscribe([Topic.SIGNALS.value], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        else:
+            self._assign_replay()
+        self.started = True
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            _, high = consumer.get_watermark_offsets(tp, timeout=10)
+            self.recover_below[tp.partition] = high
+        log.info("signals assigned", extra={"partitions": {tp.partition: self.recover_below[tp.partition] for tp in partitions}})
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._commit()
+        for tp in partitions:
+            for key in [k for k in self.runs if k[0] == tp.partition]:
+                del self.runs[key]
+            self.committed.pop(tp.partition, None)
+            self.seen.pop(tp.partition, None)
+
+    def _assign_replay(self) -> None:
+        assert self.start_at is not None
+        topic = Topic.SIGNALS.value
+        meta = self.signals.list_topics(topic, timeout=10).topics[topic]
+        parts = [TopicPartition(topic, p) for p in meta.partitions]
+        if self.start_at.time_ns is not None:
+            stamped = [TopicPartition(topic, tp.partition, self.start_at.time_ns // 1_000_000) for tp in parts]
+            parts = self.signals.offsets_for_times(stamped, timeout=10)
+        else:
+            parts = [TopicPartition(topic, tp.partition, self.start_at.offset or 0) for tp in parts]
+        for tp in parts:
+            _, high = self.signals.get_watermark_offsets(tp, timeout=10)
+            self.recover_below[tp.partition] = high
+            self.replay_end[tp.partition] = high
+            if tp.offset < 0:  # no message at/after the time: nothing to replay there
+                tp.offset = high
+        self.signals.assign(parts)
+
+    # ---- signals -----------------------------------------------------------------------------------
+
+    def _parse(self, msg: Message) -> SignalRun | str:
+        try:
+            signal = self.serde.decode_as("Signal", msg.value() or b"")
+        except SerdeError as exc:
+            return f"malformed: {exc}"
+        if signal["venue"] != self.settings.venue:
+            return f"venue {signal['venue']!r} is not this executor's {self.settings.venue!r}"
+        if signal["symbol"] not in self.rules:
+            return f"unknown symbol {signal['symbol']!r}"
+        try:
+            target = Decimal(signal["target"])
+            Decimal(signal["reference_price"])
+        except InvalidOperation:
+            return f"malformed: target {signal['target']!r} / reference_price {signal['reference_price']!r}"
+        if not target.is_finite() or target <= 0:
+            return f"malformed: target {signal['target']!r} must be a positive decimal"
+        return SignalRun(signal, msg.partition(), msg.offset(), self.clock(), Side(signal["side"]), target)
+
+    def _stale(self, run: SignalRun) -> str | None:
+        now = self.clock()
+        if now >= run.signal["expires_at"]:
+            return f"stale: expired {(now - run.signal['expires_at']) / 1e6:.0f} ms ago"
+        age = now - run.signal["ts_emit"]
+        if age > self.settings.max_signal_age_ms * 1_000_000:
+            return f"stale: {age / 1e6:.0f} ms old, max {self.settings.max_signal_age_ms} ms"
+        return None
+
+    def _take(self, msg: Message) -> None:
+        partition, offset = msg.partition(), msg.offset()
+        self.seen[partition] = max(self.seen.get(partition, -1), offset)
+        parsed = self._parse(msg)
+        if isinstance(parsed, str):
+            self._dead_letter(msg, parsed)
+            return
+        self.runs[(partition, offset)] = parsed
+        self.metrics.signals.labels("received").inc()
+
+    def _dead_letter(self, msg: Message, error: str) -> None:
+        kind = error.split(":", 1)[0].split(" ", 1)[0]
+        self.metrics.dlq.labels(kind).inc()
+        log.warning("signal to dlq", extra={"partition": msg.partition(), "offset": msg.offset(), "error": error})
+        self.outbox.dead_letter(msg, error)
+
+    def _begin(self, run: SignalRun) -> bool:
+        """First step of a run: recovery lookup if it may have been acted on, then the staleness check."""
+        if run.started:
+            return True
+        if run.offset < self.recover_below.get(run.partition, 0):
+            try:
+                found = self.trader.recover(run)
+            except (OutcomeUnknown, RateLimited) as exc:
+                log.warning("recovery lookup failed; retrying", extra={"signal_id": run.signal_id, "error": str(exc)})
+                return False
+            if found:
+                self.metrics.signals.labels("recovered").inc()
+                run.started = True
+                return True
+        stale = self._stale(run)
+        if stale is not None:
+            run.done, run.outcome = True, stale
+            self.metrics.dlq.labels("stale").inc()
+            log.warning("stale signal to dlq", extra={"signal_id": run.signal_id, "error": stale})
+            self._dead_letter_run(run, stale)
+            return False
+        run.started = True
+        return True
+
+    def _dead_letter_run(self, run: SignalRun, error: str) -> None:
+        now = self.clock()
+        record = {
+            "venue": run.signal["venue"], "symbol": run.signal["symbol"], "stage": "executor",
+            "source_topic": Topic.SIGNALS.value, "partition": run.partition, "offset": run.offset,
+            "raw": self.serde.encode("Signal", run.signal), "error": error, "ts_event": now, "ts_recv": now,
+        }
+        self.outbox._send(Topic.DLQ, "DeadLetter", record)
+
+    def _acked(self, run: SignalRun, now: int) -> None:
+        self.metrics.ack_latency.observe(max(0, now - run.signal["ts_emit"]) / 1e9)
+
+    # ---- loop --------------------------------------------------------------------------------------
+
+    def _drain_market(self) -> None:
+        for msg in self.md.consume(1000, 0):
+            if msg.error():
+                continue
+            try:
+                name, record = self.serde.decode(msg.value() or b"")
+            except SerdeError:
+                self.metrics.md_errors.inc()
+                continue
+            if name == "BBO":
+                self.market.on_bbo(record)
+            elif name == "BookDelta":
+                self.market.on_book(record)
+
+    def _drain_control(self) -> None:
+        for msg in self.control.consume(100, 0):
+            if msg.error():
+                continue
+            change = apply_control(self.risk, msg.value())
+            if change is TradingState.HALTED:
+                self.cancel_all("kill switch")
+            self.metrics.trading_state.set(list(TradingState).index(self.risk.state))
+
+    def cancel_all(self, reason: str) -> None:
+        """Cancel every live order of ours (the kill switch)."""
+        log.warning("canceling all open orders", extra={"reason": reason, "count": len(self.trader.live)})
+        for order in list(self.trader.live.values()):
+            if order.can(OrderTrigger.CANCEL_REQUEST):
+                self.trader.request_cancel(order, reason)
+
+    def _step_runs(self) -> None:
+        for key in sorted(self.runs):
+            run = self.runs[key]
+            if run.done:
+                continue
+            if not self._begin(run):
+                continue
+            try:
+                self.trader.step(run)
+                self.last_venue_ok = self.clock()
+            except (OutcomeUnknown, RateLimited) as exc:
+                log.warning("venue call failed", extra={"signal_id": run.signal_id, "error": str(exc)})
+            if run.done:
+                self.metrics.signals.labels("done").inc()
+                log.info("signal done", extra={"signal_id": run.signal_id, "outcome": run.outcome,
+                                               "filled": str(run.filled), "orders": len(run.orders)})
+
+    def _commit(self) -> None:
+        offsets = []
+        for partition, seen in self.seen.items():
+            pending = [off for (p, off), run in self.runs.items() if p == partition and not run.done]
+            position = min(pending) if pending else seen + 1
+            if position > self.committed.get(partition, -1):
+                offsets.append(TopicPartition(Topic.SIGNALS.value, partition, position))
+        if not offsets:
+            return
+        if self.producer.flush(10) > 0:
+            log.error("producer did not flush; not committing")
+            return
+        self.signals.commit(offsets=offsets, asynchronous=False)
+        for tp in offsets:
+            self.committed[tp.partition] = tp.offset
+        for key in [k for k, r in self.runs.items() if r.done and k[1] < self.committed.get(k[0], -1)]:
+            del self.runs[key]
+
+    def _update_gauges(self) -> None:
+        self.metrics.inflight.set(sum(1 for r in self.runs.values() if not r.done))
+        self.metrics.open_orders.set(len(self.trader.live))
+        for symbol in self.positions.symbols():
+            pos = self.positions.get(symbol)
+            self.metrics.position.labels(symbol).set(float(pos.qty))
+            self.metrics.realized_pnl.labels(symbol).set(float(pos.realized_pnl))
+            quote = self.market.quote(self.settings.venue, symbol)
+            if quote is not None:
+                self.metrics.unrealized_pnl.labels(symbol).set(float(pos.unrealized_pnl(quote.mid)))
+
+    def replay_finished(self) -> bool:
+        """In replay mode: every partition read up to its end at start and every run done."""
+        if self.start_at is None:
+            return False
+        caught_up = all(self.seen.get(p, -1) + 1 >= end for p, end in self.replay_end.items())
+        return caught_up and all(r.done for r in self.runs.values())
+
+    def run(self) -> None:
+        """Set up (reconcile first), then loop until stopped; commit, flush and close on the way out."""
+        self._setup()
+        last_commit = 0
+        try:
+            while not self._stopping and not self.replay_finished():
+                self._drain_control()
+                self._drain_market()
+                inflight = sum(1 for r in self.runs.values() if not r.done)
+                timeout = 0.0 if inflight else 0.05
+                if inflight < self.settings.max_inflight_signals:
+                    for msg in self.signals.consume(self.settings.max_inflight_signals - inflight, timeout):
+                        if msg.error():
+                            if msg.error().code() != KafkaError._PARTITION_EOF:
+                                log.warning("signals consumer error", extra={"error": str(msg.error())})
+                            continue
+                        self._take(msg)
+                elif inflight:
+                    time.sleep(0.001)
+                self._step_runs()
+                now = self.clock()
+                if now - last_commit > 50_000_000:
+                    self._commit()
+                    self._update_gauges()
+                    last_commit = now
+                if inflight:
+                    time.sleep(0.0005)
+        finally:
+            self.close()
+
+    def stop(self, *_: Any) -> None:
+        """Ask the loop to finish (SIGTERM handler)."""
+        self._stopping = True
+
+    def close(self) -> None:
+        """Commit what is done, flush the producer, close the consumers."""
+        if self.started:
+            self._commit()
+        self.producer.flush(10)
+        for name in ("signals", "md", "control"):
+            consumer = getattr(self, name, None)
+            if consumer is not None:
+                consumer.close()
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Health: up once reconciled; detail for operators."""
+        ok = self.started
+        detail: dict[str, Any] = {"started": self.started}
+        if self.started:
+            detail.update(
+                trading_state=self.risk.state.value, state_reason=self.risk.state_reason,
+                inflight=sum(1 for r in self.runs.values() if not r.done), open_orders=len(self.trader.live),
+                paused_until=self.trader.paused_until,
+                positions={s: str(self.positions.get(s).qty) for s in self.positions.symbols()},
+            )
+        return ok, detail
+
+
+def install_sigterm(engine: Engine) -> None:
+    """Stop ``engine`` cleanly on SIGTERM and SIGINT."""
+    os_signal.signal(os_signal.SIGTERM, engine.stop)
+    os_signal.signal(os_signal.SIGINT, engine.stop)

@@ -1,0 +1,378 @@
+"""Drive one signal's orders through policy, risk and the venue: the per-signal order lifecycle.
+
+A :class:`SignalRun` is one signal in progress.  :meth:`Trader.step` asks the pure policy what to do
+and carries it out; every order change goes through the state machine (``executor.order``) and is
+published by the outbox.  Attempts on the venue are contiguous (0, 1, 2, ...): an order the venue never
+took (rejected, 429, proven not found) is retried under the *same* client order id, so recovery can
+find every order of a signal by querying attempts in order until the first one the venue does not know.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from executor.commands import OrderType, Side, SubmitOrder, TimeInForce
+from executor.events import fill_record, order_event
+from executor.ids import client_order_id
+from executor.market import MarketView
+from executor.order import Order, OrderStatus, OrderTrigger, Transition
+from executor.policy import Cancel, Finish, InstrumentRules, Intent, Place, PolicyParams, Wait, Working, decide
+from executor.positions import Positions
+from executor.risk import Approved, Denied, RiskEngine, Throttled
+from executor.venue import BinanceVenue, NotFound, OutcomeUnknown, RateLimited, Rejected
+
+log = logging.getLogger(__name__)
+
+MAX_SETTLE_BACKOFF_NS = 5_000_000_000
+
+
+class Outbox(Protocol):
+    """Where records go (the engine's Kafka producer)."""
+
+    def order_event(self, record: dict[str, Any]) -> None: ...
+
+    def fill(self, record: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class SignalRun:
+    """One signal being executed; done once no order is live and the policy finished it."""
+
+    signal: dict[str, Any]
+    partition: int
+    offset: int
+    received_at: int
+    side: Side
+    target: Decimal
+    leg: int = 0
+    attempt: int = 0
+    orders: list[Order] = field(default_factory=list)
+    working: Order | None = None
+    placed_at: int = 0
+    next_action_at: int = 0
+    settle_backoff_ns: int = 0
+    venue_rejections: int = 0
+    started: bool = False  # recovery lookup and staleness check passed
+    done: bool = False
+    outcome: str = ""
+
+    @property
+    def signal_id(self) -> str:
+        """The signal's id."""
+        return self.signal["signal_id"]
+
+    @property
+    def filled(self) -> Decimal:
+        """Base quantity filled over all the signal's orders."""
+        return sum((o.filled_qty for o in self.orders), Decimal(0))
+
+
+@dataclass(frozen=True)
+class TraderConfig:
+    """Knobs of the order lifecycle (from ``ExecutorSettings``)."""
+
+    venue: str
+    policy: PolicyParams
+    max_attempts: int
+    poll_interval_ns: int
+    settle_retry_ns: int
+    market_wait_ns: int
+
+
+class Trader:
+    """Carries out policy decisions for signal runs against one venue."""
+
+    def __init__(
+        self,
+        config: TraderConfig,
+        venue: BinanceVenue,
+        risk: RiskEngine,
+        market: MarketView,
+        positions: Positions,
+        rules: dict[str, InstrumentRules],
+        outbox: Outbox,
+        clock: Callable[[], int],
+        on_ack: Callable[[SignalRun, int], None] = lambda run, now: None,
+    ) -> None:
+        self.config = config
+        self.venue = venue
+        self.risk = risk
+        self.market = market
+        self.positions = positions
+        self.rules = rules
+        self.outbox = outbox
+        self.clock = clock
+        self.on_ack = on_ack
+        self.paused_until = 0  # venue-wide pause after a 429 (Retry-After)
+        self.live: dict[str, Order] = {}  # client order id -> order resting or unsettled on the venue
+
+    # ---- publishing -------------------------------------------------------------------------------
+
+    def _publish(self, order: Order, transitions: list[Transition], ts_event: int | None = None) -> None:
+        now = self.clock()
+        for transition in transitions:
+            self.outbox.order_event(order_event(order, transition, ts_event or now, now, now))
+        if order.is_terminal:
+            self.live.pop(order.client_order_id, None)
+        elif order.status is not OrderStatus.INITIALIZED:
+            self.live[order.client_order_id] = order
+
+    def _fills(self, order: Order, trades: list[dict[str, Any]]) -> None:
+        now = self.clock()
+        for trade in trades:
+            record = fill_record(order, trade, now, now)
+            side = order.command.side
+            if self.positions.apply_fill(
+                record["symbol"], record["trade_id"], side, Decimal(record["price"]), Decimal(record["qty"]),
+                Decimal(record["fee"]), record["fee_asset"],
+            ):
+                self.outbox.fill(record)
+
+    def _fetch_fills(self, order: Order) -> None:
+        if order.filled_qty and order.venue_order_id is not None:
+            self._fills(order, self.venue.my_trades(order.command.symbol, order.venue_order_id))
+
+    def _apply_venue_order(self, order: Order, payload: dict[str, Any], fetch_fills: bool = True) -> None:
+        before = order.filled_qty
+        transitions = order.sync(
+            payload["status"], Decimal(payload["executedQty"]), Decimal(payload["cummulativeQuoteQty"]),
+            str(payload["orderId"]),
+        )
+        ts_event = int(payload.get("transactTime") or payload.get("updateTime") or 0) * 1_000_000 or None
+        if order.filled_qty > before:
+            full = payload.get("fills") or []
+            if full and all("tradeId" in f for f in full):
+                self._fills(order, [_full_fill(payload, f, order.command.side) for f in full])
+            elif fetch_fills:
+                self._fetch_fills(order)
+        self._publish(order, transitions, ts_event)
+
+    # ---- the step ---------------------------------------------------------------------------------
+
+    def intent(self, run: SignalRun) -> Intent:
+        """The run's remaining intent for the policy."""
+        s = run.signal
+        return Intent(run.side, run.target, run.filled, float(s["urgency"]), s["expires_at"], run.received_at)
+
+    def step(self, run: SignalRun) -> None:
+        """Advance ``run`` by at most one venue action; call again on the next tick."""
+        now = self.clock()
+        if run.done or now < run.next_action_at or now < self.paused_until:
+            return
+        order = run.working
+        if order is not None and order.is_unsettled:
+            self._settle(run, order)
+            return
+        if order is not None and order.is_terminal:
+            run.working = None
+            order = None
+        if order is not None and now - run.placed_at >= self.config.poll_interval_ns:
+            self._poll(run, order)
+            if run.working is None or run.working.is_terminal:
+                run.working = None
+                return
+        symbol = run.signal["symbol"]
+        book = self.market.snapshot(self.config.venue, symbol)
+        working = None
+        if run.working is not None:
+            cmd = run.working.command
+            working = Working(cmd.order_type, cmd.time_in_force, cmd.price, run.placed_at)
+        action = decide(self.intent(run), working, book, self.rules[symbol], self.config.policy, now)
+        match action:
+            case Place():
+                self._place(run, action, now)
+            case Cancel(reason=reason):
+                self._cancel(run, reason)
+            case Finish(reason=reason):
+                run.done, run.outcome = True, reason
+            case Wait(reason="no market data") if now - run.received_at >= self.config.market_wait_ns:
+                self._deny_without_market(run, now)
+            case Wait():
+                pass
+
+    def _next_order(self, run: SignalRun, order_type: OrderType, tif: TimeInForce | None, price: Decimal, qty: Decimal) -> Order:
+        s = run.signal
+        cid = client_order_id(run.signal_id, run.leg, run.attempt)
+        cmd = SubmitOrder(cid, run.signal_id, s["venue"], s["symbol"], run.side, order_type, tif, price, qty, run.leg, run.attempt)
+        previous = [o for o in run.orders if o.client_order_id == cid]
+        # a retried id (the venue never took the previous try) continues that id's event sequence
+        order = Order(cmd, seq=previous[-1].seq if previous else 0)
+        run.orders.append(order)
+        return order
+
+    def exposure(self, symbol: str) -> Decimal:
+        """Position plus the unfilled remainder of live orders: what the account could hold."""
+        live = sum(
+            ((o.command.qty - o.filled_qty) * o.command.side.sign for o in self.live.values() if o.command.symbol == symbol),
+            Decimal(0),
+        )
+        return self.positions.get(symbol).qty + live
+
+    def _place(self, run: SignalRun, action: Place, now: int) -> None:
+        symbol = run.signal["symbol"]
+        if run.attempt >= self.config.max_attempts:
+            run.done, run.outcome = True, f"max attempts {self.config.max_attempts} reached"
+            return
+        quote = self.market.quote(self.config.venue, symbol)
+        probe = SubmitOrder("", run.signal_id, run.signal["venue"], symbol, run.side, action.order_type,
+                            action.time_in_force, action.price, action.qty, run.leg, run.attempt)
+        verdict = self.risk.check(probe, quote.mid if quote else None, self.exposure(symbol), len(self.live))
+        if isinstance(verdict, Throttled):
+            run.next_action_at = now + int(verdict.wait_s * 1e9)
+            return
+        order = self._next_order(run, action.order_type, action.time_in_force, action.price, action.qty)
+        if isinstance(verdict, Denied):
+            self._publish(order, [order.apply(OrderTrigger.DENY, reason=verdict.reason)])
+            run.done, run.outcome = True, f"denied: {verdict.reason}"
+            return
+        assert isinstance(verdict, Approved)
+        self._publish(order, [order.apply(OrderTrigger.SUBMIT)])
+        run.working, run.placed_at = order, now
+        self._submit(run, order)
+
+    def _submit(self, run: SignalRun, order: Order) -> None:
+        try:
+            payload = self.venue.submit(order.command)
+        except Rejected as exc:
+            self._venue_rejected(run, order, exc)
+            return
+        except RateLimited as exc:
+            self._rate_limited(run, order, exc)
+            return
+        except OutcomeUnknown as exc:
+            log.warning("order outcome unknown", extra={"client_order_id": order.client_order_id, "error": exc.message})
+            self._publish(order, [order.apply(OrderTrigger.OUTCOME_UNKNOWN, reason=exc.message, error_code=exc.code)])
+            run.settle_backoff_ns = self.config.settle_retry_ns
+            run.next_action_at = self.clock() + run.settle_backoff_ns
+            return
+        self.on_ack(run, self.clock())
+        self._accepted(run, order, payload)
+
+    def _accepted(self, run: SignalRun, order: Order, payload: dict[str, Any]) -> None:
+        self._apply_venue_order(order, payload)
+        run.attempt = order.command.attempt + 1  # the venue holds this id now: the next order is a new attempt
+        if order.is_terminal:
+            run.working = None
+
+    def _venue_rejected(self, run: SignalRun, order: Order, exc: Rejected) -> None:
+        self._publish(order, [order.apply(OrderTrigger.REJECT, reason=exc.message, error_code=exc.code)])
+        run.working = None
+        run.venue_rejections += 1
+        if exc.post_only_would_take and run.venue_rejections < self.config.max_attempts:
+            run.next_action_at = self.clock() + self.config.poll_interval_ns
+            return
+        # any other refusal would be refused again: no retry storm
+        run.done, run.outcome = True, f"rejected by venue: {exc.code} {exc.message}"
+
+    def _rate_limited(self, run: SignalRun, order: Order, exc: RateLimited) -> None:
+        now = self.clock()
+        self.paused_until = max(self.paused_until, now + int(exc.retry_after_s * 1e9))
+        log.warning("venue rate limit; pausing", extra={"retry_after_s": exc.retry_after_s, "code": exc.code})
+        self._publish(order, [order.apply(OrderTrigger.REJECT, reason=exc.message, error_code=exc.code)])
+        run.working = None
+
+    def _settle(self, run: SignalRun, order: Order) -> None:
+        try:
+            payload = self.venue.query(order.command.symbol, order.client_order_id)
+        except NotFound:
+            self._publish(order, [order.apply(OrderTrigger.NOT_FOUND, reason="not at venue after unknown outcome")])
+            run.working = None
+            return
+        except RateLimited as exc:
+            self.paused_until = max(self.paused_until, self.clock() + int(exc.retry_after_s * 1e9))
+            return
+        except OutcomeUnknown:
+            run.settle_backoff_ns = min(2 * run.settle_backoff_ns or self.config.settle_retry_ns, MAX_SETTLE_BACKOFF_NS)
+            run.next_action_at = self.clock() + run.settle_backoff_ns
+            return
+        self._accepted(run, order, payload)
+
+    def _poll(self, run: SignalRun, order: Order) -> None:
+        try:
+            payload = self.venue.query(order.command.symbol, order.client_order_id)
+        except (OutcomeUnknown, NotFound) as exc:
+            log.warning("poll failed", extra={"client_order_id": order.client_order_id, "error": str(exc)})
+            run.next_action_at = self.clock() + self.config.poll_interval_ns
+            return
+        except RateLimited as exc:
+            self.paused_until = max(self.paused_until, self.clock() + int(exc.retry_after_s * 1e9))
+            return
+        self._apply_venue_order(order, payload)
+        run.next_action_at = self.clock() + self.config.poll_interval_ns
+
+    def _cancel(self, run: SignalRun, reason: str) -> None:
+        order = run.working
+        assert order is not None
+        if order.can(OrderTrigger.CANCEL_REQUEST):
+            self.request_cancel(order, reason)
+        if order.is_terminal:
+            run.working = None
+
+    def request_cancel(self, order: Order, reason: str) -> None:
+        """Cancel ``order`` on the venue and apply the answer (an unknown outcome is settled by query later)."""
+        self._publish(order, [order.apply(OrderTrigger.CANCEL_REQUEST, reason=reason)])
+        try:
+            payload = self.venue.cancel(order.command.symbol, order.client_order_id)
+        except NotFound as exc:
+            self._publish(order, [order.apply(OrderTrigger.CANCEL_REJECT, reason=exc.message, error_code=exc.code)])
+            return
+        except (OutcomeUnknown, RateLimited) as exc:
+            self._publish(order, [order.apply(OrderTrigger.OUTCOME_UNKNOWN, reason=exc.message, error_code=exc.code)])
+            return
+        self._apply_venue_order(order, payload)
+
+    def _deny_without_market(self, run: SignalRun, now: int) -> None:
+        price = Decimal(run.signal["reference_price"])
+        order = self._next_order(run, OrderType.LIMIT_MAKER, None, price, run.target)
+        reason = f"no market data for {run.signal['symbol']} within {self.config.market_wait_ns // 1_000_000} ms"
+        self._publish(order, [order.apply(OrderTrigger.DENY, reason=reason)])
+        run.done, run.outcome = True, "denied: no market data"
+
+    # ---- recovery ---------------------------------------------------------------------------------
+
+    def recover(self, run: SignalRun) -> int:
+        """Adopt every order the venue already holds for ``run`` (attempts 0, 1, ... until unknown to it).
+
+        Returns how many were found.  Raises :class:`OutcomeUnknown` / :class:`RateLimited` if the venue
+        cannot answer: the caller retries later and must not act on the signal before it succeeds.
+        """
+        found = 0
+        while run.attempt < self.config.max_attempts:
+            cid = client_order_id(run.signal_id, run.leg, run.attempt)
+            try:
+                payload = self.venue.query(run.signal["symbol"], cid)
+            except NotFound:
+                break
+            order = self._adopted_order(run, cid, payload)
+            self._publish(order, [order.apply(OrderTrigger.SUBMIT)])
+            self._apply_venue_order(order, payload)
+            if not order.is_terminal:
+                run.working, run.placed_at = order, self.clock()
+            run.attempt += 1
+            found += 1
+        return found
+
+    def _adopted_order(self, run: SignalRun, cid: str, payload: dict[str, Any]) -> Order:
+        s = run.signal
+        tif = payload.get("timeInForce")
+        cmd = SubmitOrder(
+            cid, run.signal_id, s["venue"], s["symbol"], Side(payload["side"].lower()), OrderType(payload["type"]),
+            TimeInForce(tif) if tif and payload["type"] != OrderType.LIMIT_MAKER else None,
+            Decimal(payload["price"]), Decimal(payload["origQty"]), run.leg, run.attempt,
+        )
+        order = Order(cmd)
+        run.orders.append(order)
+        return order
+
+
+def _full_fill(payload: dict[str, Any], fill: dict[str, Any], side: Side) -> dict[str, Any]:
+    # a FULL order response's fills lack time and maker flag: an immediate execution is always the taker
+    return {
+        "id": fill["tradeId"], "orderId": payload["orderId"], "price": fill["price"], "qty": fill["qty"],
+        "commission": fill.get("commission", "0"), "commissionAsset": fill.get("commissionAsset", ""),
+        "isBuyer": side is Side.BUY, "isMaker": False, "time": payload.get("transactTime", 0),
+    }

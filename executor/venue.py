@@ -1,0 +1,193 @@
+"""The venue client: ccxt's ``binance`` class pointed at the configured REST URL, raw Binance payloads.
+
+Every ``urls['api']`` entry is rewritten onto ``rest_url`` so no call can leave for the real venue;
+currencies (a ``sapi`` call) are not fetched; ccxt's own rate limiter is off because the risk engine's
+token bucket paces orders.  Calls use ccxt's implicit Binance endpoints, so prices and quantities stay
+exact decimal strings both ways.  ccxt's exceptions map onto three outcomes that callers branch on:
+
+* :class:`Rejected` (``retriable = False``): the venue refused; carries its code and message;
+* :class:`RateLimited` (``retriable = True``): 429/418; wait ``retry_after_s`` before the next call;
+* :class:`OutcomeUnknown` (``retriable = True``): 5xx, timeout, dropped connection: the request may or
+  may not have executed, so an order in flight becomes ``unknown`` until a query by client order id
+  settles it (never a blind resend);
+* :class:`NotFound`: a query or cancel for an order the venue does not have.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+import ccxt
+import orjson
+
+from executor.commands import SubmitOrder
+from executor.policy import InstrumentRules
+
+
+class VenueError(Exception):
+    """A venue call that failed; ``retriable`` says whether trying again can help."""
+
+    retriable = False
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Rejected(VenueError):
+    """The venue refused the request (bad parameters, filters, balance, post-only would take)."""
+
+    retriable = False
+
+    @property
+    def post_only_would_take(self) -> bool:
+        """True for a LIMIT_MAKER refused because the market moved into it: a fresh price may pass."""
+        return self.code == -2010 and "immediately match" in self.message
+
+
+class NotFound(VenueError):
+    """The venue has no such order."""
+
+    retriable = False
+
+
+class RateLimited(VenueError):
+    """429/418: slow down for ``retry_after_s``; the request was not executed."""
+
+    retriable = True
+
+    def __init__(self, message: str, code: int | None, retry_after_s: float) -> None:
+        super().__init__(message, code)
+        self.retry_after_s = retry_after_s
+
+
+class OutcomeUnknown(VenueError):
+    """5xx, timeout or dropped connection: the request may have executed."""
+
+    retriable = True
+
+
+_BODY = re.compile(r"\{.*\}", re.S)
+
+
+def _code_and_message(exc: Exception) -> tuple[int | None, str]:
+    match = _BODY.search(str(exc))
+    if match:
+        try:
+            body = orjson.loads(match[0])
+            return int(body.get("code")), str(body.get("msg"))
+        except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError):
+            pass
+    return None, str(exc)
+
+
+def map_error(exc: Exception, headers: dict[str, str] | None) -> VenueError:
+    """Return the tickpipe outcome of a ccxt exception (``headers``: the last response's headers)."""
+    code, message = _code_and_message(exc)
+    if isinstance(exc, ccxt.DDoSProtection):  # RateLimitExceeded is a subclass
+        retry_after = 1.0
+        for key, value in (headers or {}).items():
+            if key.lower() == "retry-after":
+                try:
+                    retry_after = max(0.0, float(value))
+                except ValueError:
+                    pass
+        return RateLimited(message, code, retry_after)
+    if isinstance(exc, ccxt.OrderNotFound):
+        return NotFound(message, code)
+    if isinstance(exc, ccxt.OperationFailed):  # network errors, 5xx, timeouts, -1000, -1007
+        return OutcomeUnknown(message, code)
+    return Rejected(message, code)
+
+
+def exchange_for(rest_url: str, api_key: str, api_secret: str, timeout_ms: int) -> ccxt.binance:
+    """Return a ccxt ``binance`` whose every endpoint lives under ``rest_url``."""
+    exchange = ccxt.binance(
+        {
+            "apiKey": api_key,
+            "secret": api_secret,
+            "timeout": timeout_ms,
+            "enableRateLimit": False,
+            "options": {"defaultType": "spot", "fetchCurrencies": False, "adjustForTimeDifference": False},
+        }
+    )
+    base = rest_url.rstrip("/")
+    exchange.urls["api"] = {key: base + urlsplit(url).path for key, url in exchange.urls["api"].items()}
+    return exchange
+
+
+def _rules(symbol_info: dict[str, Any]) -> InstrumentRules:
+    filters = {f["filterType"]: f for f in symbol_info.get("filters", [])}
+    notional = filters.get("NOTIONAL") or filters.get("MIN_NOTIONAL") or {}
+    return InstrumentRules(
+        tick_size=Decimal(filters["PRICE_FILTER"]["tickSize"]),
+        step_size=Decimal(filters["LOT_SIZE"]["stepSize"]),
+        min_qty=Decimal(filters["LOT_SIZE"]["minQty"]),
+        min_notional=Decimal(notional.get("minNotional", "0")),
+    )
+
+
+class BinanceVenue:
+    """Synchronous Binance spot REST client returning raw venue payloads."""
+
+    def __init__(self, rest_url: str, api_key: str, api_secret: str, timeout_ms: int) -> None:
+        self.exchange = exchange_for(rest_url, api_key, api_secret, timeout_ms)
+        self.rest_url = rest_url
+
+    def _call(self, method: str, params: dict[str, Any]) -> Any:
+        try:
+            return getattr(self.exchange, method)(params)
+        except ccxt.BaseError as exc:
+            raise map_error(exc, self.exchange.last_response_headers) from exc
+
+    def exchange_info(self) -> dict[str, Any]:
+        """``GET /api/v3/exchangeInfo``: symbols, filters and ``rateLimits``."""
+        return self._call("publicGetExchangeInfo", {})
+
+    @staticmethod
+    def rules_of(info: dict[str, Any]) -> dict[str, InstrumentRules]:
+        """Trading rules per symbol from an exchangeInfo payload."""
+        return {s["symbol"]: _rules(s) for s in info["symbols"]}
+
+    def submit(self, cmd: SubmitOrder) -> dict[str, Any]:
+        """``POST /api/v3/order`` with ``newOrderRespType=FULL``; returns the venue's order."""
+        params: dict[str, Any] = {
+            "symbol": cmd.symbol,
+            "side": cmd.side.value.upper(),
+            "type": cmd.order_type.value,
+            "quantity": str(cmd.qty),
+            "price": str(cmd.price),
+            "newClientOrderId": cmd.client_order_id,
+            "newOrderRespType": "FULL",
+        }
+        if cmd.time_in_force is not None:
+            params["timeInForce"] = cmd.time_in_force.value
+        return self._call("privatePostOrder", params)
+
+    def cancel(self, symbol: str, client_order_id: str) -> dict[str, Any]:
+        """``DELETE /api/v3/order`` by client order id."""
+        return self._call("privateDeleteOrder", {"symbol": symbol, "origClientOrderId": client_order_id})
+
+    def query(self, symbol: str, client_order_id: str) -> dict[str, Any]:
+        """``GET /api/v3/order`` by client order id; raises :class:`NotFound` if the venue never took it."""
+        return self._call("privateGetOrder", {"symbol": symbol, "origClientOrderId": client_order_id})
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        """``GET /api/v3/openOrders`` for every symbol."""
+        return self._call("privateGetOpenOrders", {})
+
+    def my_trades(self, symbol: str, order_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """``GET /api/v3/myTrades``, optionally of one order."""
+        params: dict[str, Any] = {"symbol": symbol, "limit": limit}
+        if order_id is not None:
+            params["orderId"] = order_id
+        return self._call("privateGetMyTrades", params)
+
+    def balances(self) -> dict[str, Decimal]:
+        """Total (free + locked) balance per asset from ``GET /api/v3/account``."""
+        account = self._call("privateGetAccount", {})
+        return {b["asset"]: Decimal(b["free"]) + Decimal(b["locked"]) for b in account["balances"]}
