@@ -1,0 +1,1 @@
+"""Faust agents: each takes batches of input events, feeds the pure pipelines, sends their records."""

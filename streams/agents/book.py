@@ -1,0 +1,86 @@
+"""Agent: md.book + md.health -> features.book and signals (the model is driven by book updates).
+
+Signals are computed here rather than from ``features.book`` so that a signal's inputs are market-data
+offsets, which stay the same when the worker replays after a crash.
+"""
+
+from __future__ import annotations
+
+import time
+
+from faust.types import StreamT
+
+from schemas.topics import Topic
+from streams import metrics, tables
+from streams.app import Runtime
+from streams.intake import Accepted, check_input
+from streams.models.base import InputRef
+from streams.models.ofi_microprice import OfiMicropriceModel
+from streams.pipelines.book import BookConfig, BookInstrument
+
+MS = 1_000_000
+
+
+def book_config(rt: Runtime) -> BookConfig:
+    """Build the pipeline config (model and throttle) from the settings."""
+    s = rt.settings.streams
+    model = OfiMicropriceModel(
+        window_ns=s.ofi_window_ms * MS, min_updates=s.ofi_min_updates, ofi_threshold=s.ofi_threshold,
+        microprice_threshold=s.microprice_threshold, cooldown_ns=s.signal_cooldown_ms * MS,
+    )
+    return BookConfig(
+        model=model, features_interval_ns=s.book_features_interval_ms * MS,
+        target_qty=s.signal_target_qty, signal_ttl_ns=s.signal_ttl_ms * MS,
+    )
+
+
+def attach(rt: Runtime) -> None:
+    """Register the book agent on ``rt.app``."""
+    cfg = book_config(rt)
+    s = rt.settings.streams
+    expected = {Topic.BOOK.value: "BookDelta", Topic.HEALTH.value: "FeedEvent"}
+
+    @rt.app.agent(rt.topics.book_input, name="book")
+    async def book_agent(stream: StreamT) -> None:
+        async for events in stream.take_events(s.batch_size, within=s.batch_within_ms / 1000):
+            started = time.perf_counter()
+            touched: dict[bytes, tuple[BookInstrument, int]] = {}
+            for event in events:
+                msg = event.message
+                metrics.RECORDS_IN.labels(msg.topic).inc()
+                checked = check_input(rt.serde, msg.key, msg.value, expected[msg.topic], rt.allowed)
+                if not isinstance(checked, Accepted):
+                    await rt.reject(checked.reason, checked.error, checked.venue, checked.symbol, msg.topic,
+                              msg.partition, msg.offset, msg.value, checked.ts_event)
+                    continue
+                record = checked.record
+                key = f"{record['venue']}:{record['symbol']}".encode()
+                if key in touched:
+                    inst = touched[key][0]
+                else:
+                    saved = tables.load(rt.tables.book, key)
+                    inst = BookInstrument.from_state(saved) if saved else BookInstrument()
+                ref = InputRef(msg.topic, msg.partition, msg.offset)
+                if inst.seen(ref):
+                    metrics.REPLAYED.labels(msg.topic).inc()
+                    continue
+                if msg.topic == Topic.HEALTH.value:
+                    inst.on_health(record)
+                else:
+                    out = inst.on_delta(record, ref, cfg)
+                    if out.error:
+                        await rt.reject("out_of_order", out.error, record["venue"], record["symbol"], msg.topic,
+                                  msg.partition, msg.offset, msg.value, record["ts_event"])
+                    elif out.note:
+                        metrics.BOOK_NOTES.labels(out.note.split(":")[0]).inc()
+                    if out.features is not None:
+                        await rt.send(Topic.FEATURES_BOOK, key, out.features)
+                    if out.signal is not None:
+                        await rt.send(Topic.SIGNALS, key, out.signal)
+                inst.mark(ref)
+                touched[key] = (inst, msg.partition)
+            for key, (inst, partition) in touched.items():
+                tables.save(rt.tables.book, partition, key, inst.to_state())
+                (rt.stale.add if inst.stale else rt.stale.discard)(key.decode())
+            metrics.STALE.set(len(rt.stale))
+            metrics.BATCH_SECONDS.labels("book").observe(time.perf_counter() - started)

@@ -1,0 +1,61 @@
+"""Agent: md.trades -> features.flow, bars.1s and bars.1m (one pass decodes each trade once)."""
+
+from __future__ import annotations
+
+import time
+
+from faust.types import StreamT
+
+from schemas.topics import Topic
+from streams import metrics, tables
+from streams.app import Runtime
+from streams.intake import Accepted, check_input
+from streams.models.base import InputRef
+from streams.pipelines.trades import TradeInstrument
+
+BAR_TOPIC = {"1s": Topic.BARS_1S, "1m": Topic.BARS_1M}
+
+
+def attach(rt: Runtime) -> None:
+    """Register the trades agent on ``rt.app``."""
+    s = rt.settings.streams
+    lateness_ns = s.bar_allowed_lateness_ms * 1_000_000
+
+    @rt.app.agent(rt.topics.trades, name="trades")
+    async def trades_agent(stream: StreamT) -> None:
+        async for events in stream.take_events(s.batch_size, within=s.batch_within_ms / 1000):
+            started = time.perf_counter()
+            touched: dict[bytes, tuple[TradeInstrument, int]] = {}
+            for event in events:
+                msg = event.message
+                metrics.RECORDS_IN.labels(msg.topic).inc()
+                checked = check_input(rt.serde, msg.key, msg.value, "Trade", rt.allowed)
+                if not isinstance(checked, Accepted):
+                    await rt.reject(checked.reason, checked.error, checked.venue, checked.symbol, msg.topic,
+                              msg.partition, msg.offset, msg.value, checked.ts_event)
+                    continue
+                trade = checked.record
+                key = f"{trade['venue']}:{trade['symbol']}".encode()
+                if key in touched:
+                    inst = touched[key][0]
+                else:
+                    saved = tables.load(rt.tables.trades, key)
+                    inst = TradeInstrument.from_state(lateness_ns, saved) if saved else TradeInstrument(lateness_ns)
+                ref = InputRef(msg.topic, msg.partition, msg.offset)
+                if inst.seen(ref):
+                    metrics.REPLAYED.labels(msg.topic).inc()
+                    continue
+                out = inst.on_trade(trade)
+                for error in out.errors:
+                    reason = "late_trade" if error.startswith("late") else "out_of_order"
+                    await rt.reject(reason, error, trade["venue"], trade["symbol"], msg.topic,
+                              msg.partition, msg.offset, msg.value, trade["ts_event"])
+                if out.flow is not None:
+                    await rt.send(Topic.FEATURES_FLOW, key, out.flow)
+                for label, bar in out.bars:
+                    await rt.send(BAR_TOPIC[label], key, bar)
+                inst.mark(ref)
+                touched[key] = (inst, msg.partition)
+            for key, (inst, partition) in touched.items():
+                tables.save(rt.tables.trades, partition, key, inst.to_state())
+            metrics.BATCH_SECONDS.labels("trades").observe(time.perf_counter() - started)

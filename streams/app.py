@@ -1,0 +1,106 @@
+"""The Faust app, built from the settings, and the runtime the agents share.
+
+* broker ``kafka://host:port`` from ``KafkaSettings.bootstrap``; keys and values are raw bytes, the
+  records inside are Avro (``schemas.serde.AvroSerde``);
+* store ``memory://`` by default: tables are rebuilt from their changelog topics when a worker
+  starts or takes over partitions (``StreamsSettings.store`` may name ``rocksdb://`` where installed);
+* short session, heartbeat and rebalance timeouts so that joins take seconds locally;
+* the producer partitions keys like librdkafka's default ``consistent_random`` (CRC-32 of the key),
+  the partitioner of the confluent-kafka producers upstream, so an instrument's features, bars and
+  signals land on the same partition number as its market data.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from infra.settings import Settings
+from schemas.serde import AvroSerde
+from schemas.topics import RECORD_OF_TOPIC, Topic
+from streams import metrics
+from streams.intake import dead_letter, parse_instruments
+from streams.tables import StreamTables, declare_tables
+from streams.topics import StreamTopics, declare_topics
+
+
+# outputs whose records carry this stage's emit time
+STAMPED = frozenset({Topic.FEATURES_BOOK, Topic.FEATURES_FLOW, Topic.BARS_1S, Topic.BARS_1M, Topic.SIGNALS})
+
+
+def crc32_partitioner(key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]) -> int:
+    """Pick the partition librdkafka's default partitioner would pick for ``key``."""
+    if key is None:
+        return (available or all_partitions)[0]
+    return all_partitions[zlib.crc32(key) % len(all_partitions)]
+
+
+@dataclass
+class Runtime:
+    """Everything an agent needs: app, topics, tables, serde, settings and worker-local status."""
+
+    app: faust.App
+    settings: Settings
+    topics: StreamTopics
+    tables: StreamTables
+    serde: AvroSerde = field(default_factory=AvroSerde)
+    allowed: frozenset[bytes] = frozenset()
+    stale: set[str] = field(default_factory=set)
+    started_ns: int = field(default_factory=time.time_ns)
+
+    async def send(self, topic: Topic, key: bytes, record: dict[str, Any]) -> None:
+        """Stamp ``ts_emit`` (when the record has one), encode and hand ``record`` to the producer.
+
+        The producer queues it ahead of the batch's changelog writes, and Faust flushes the producer
+        before it commits input offsets: an output is never lost to a crash, at worst repeated.
+        """
+        if topic in STAMPED:
+            record["ts_emit"] = time.time_ns()
+        value = self.serde.encode(RECORD_OF_TOPIC[topic], record)
+        await self.app.producer.send(topic.value, key, value, None, None, None)
+        metrics.RECORDS_OUT.labels(topic.value).inc()
+
+    async def reject(self, reason: str, error: str, venue: str, symbol: str, source: str,
+               partition: int, offset: int, raw: bytes | None, ts_event: int | None) -> None:
+        """Count a refused input and send it to ``dlq``; processing goes on."""
+        metrics.DEAD_LETTERS.labels(reason).inc()
+        record = dead_letter(error, venue, symbol, str(source), partition, offset, raw or b"", ts_event, time.time_ns())
+        await self.send(Topic.DLQ, (f"{venue}:{symbol}" if venue else "").encode() or b"unknown", record)
+
+
+def build_app(settings: Settings) -> Runtime:
+    """Return the Faust app with its topics, tables and agents wired, ready for a worker."""
+    from streams.agents import book, trades
+
+    s, k = settings.streams, settings.kafka
+    app = faust.App(
+        s.app_id,
+        broker=[f"kafka://{host.strip()}" for host in k.bootstrap.split(",")],
+        store=s.store,
+        datadir=str(s.data_dir),
+        autodiscover=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=k.partitions,
+        topic_replication_factor=k.replication_factor,
+        broker_session_timeout=k.session_timeout_ms / 1000,
+        broker_heartbeat_interval=k.heartbeat_interval_ms / 1000,
+        broker_rebalance_timeout=s.rebalance_timeout_ms / 1000,
+        broker_commit_interval=s.commit_interval_ms / 1000,
+        consumer_auto_offset_reset="earliest",
+        producer_partitioner=crc32_partitioner,
+        table_standby_replicas=s.standby_replicas,
+        web_enabled=False,
+    )
+    rt = Runtime(
+        app=app, settings=settings, topics=declare_topics(app), tables=declare_tables(app, k.partitions),
+        allowed=parse_instruments(s.instruments),
+    )
+    book.attach(rt)
+    trades.attach(rt)
+    return rt

@@ -1,0 +1,189 @@
+"""Order-book state from BookDelta records and the features computed from it.
+
+The book keeps each side as a dict ``price -> qty`` plus a sorted price list (bisect keeps it sorted;
+insert and delete are C memmoves, cheap next to Python-level work for books of a few thousand levels).
+A delta with ``snapshot=true`` replaces the book: the feed sends one as the first delta after every
+(re)sync. Update ids make ordering explicit:
+
+* ``last_update_id <= book.last_update_id`` -> :class:`OutOfOrder` (a duplicate or an old update);
+* ``first_update_id > book.last_update_id + 1`` -> :class:`Gap` (the book is wrong until the next snapshot);
+* otherwise -> :class:`Applied`.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right, insort
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+DEPTH_BAND_BPS = 10.0
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The delta changed the book."""
+
+
+@dataclass(frozen=True)
+class OutOfOrder:
+    """The delta is older than the book; it was not applied."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Update ids are missing between the book and the delta; the book needs a snapshot."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class NotSynced:
+    """A delta arrived while the book waits for a snapshot; it was ignored."""
+
+
+ApplyResult = Applied | OutOfOrder | Gap | NotSynced
+
+
+@dataclass(frozen=True)
+class TopOfBook:
+    """Best levels as floats for the models."""
+
+    bid: float
+    bid_qty: float
+    ask: float
+    ask_qty: float
+
+
+@dataclass(frozen=True)
+class BookFeatureValues:
+    """The numeric part of a BookFeatures record."""
+
+    mid: float
+    spread: float
+    spread_bps: float
+    microprice: float
+    imbalance_1: float
+    imbalance_5: float
+    imbalance_10: float
+    depth_bid_10bps: float
+    depth_ask_10bps: float
+    top: TopOfBook
+
+    def as_record_fields(self) -> dict[str, float]:
+        """Return the fields as named in BookFeatures.avsc."""
+        return {
+            "mid": self.mid, "spread": self.spread, "spread_bps": self.spread_bps,
+            "microprice": self.microprice, "imbalance_1": self.imbalance_1,
+            "imbalance_5": self.imbalance_5, "imbalance_10": self.imbalance_10,
+            "depth_bid_10bps": self.depth_bid_10bps, "depth_ask_10bps": self.depth_ask_10bps,
+        }
+
+
+@dataclass
+class BookSide:
+    """One side of the book: exact quantities by price, prices kept sorted ascending."""
+
+    qty: dict[Decimal, Decimal] = field(default_factory=dict)
+    prices: list[Decimal] = field(default_factory=list)
+
+    def set(self, price: Decimal, qty: Decimal) -> None:
+        """Set a level; quantity zero removes it."""
+        if qty == 0:
+            if self.qty.pop(price, None) is not None:
+                del self.prices[bisect_left(self.prices, price)]
+            return
+        if price not in self.qty:
+            insort(self.prices, price)
+        self.qty[price] = qty
+
+    def clear(self) -> None:
+        """Drop every level."""
+        self.qty.clear()
+        self.prices.clear()
+
+
+@dataclass
+class OrderBook:
+    """The book of one instrument, rebuilt from snapshot + deltas."""
+
+    bids: BookSide = field(default_factory=BookSide)
+    asks: BookSide = field(default_factory=BookSide)
+    last_update_id: int = -1
+    synced: bool = False
+
+    def apply(self, delta: dict[str, Any]) -> ApplyResult:
+        """Apply one BookDelta record."""
+        first, last = delta["first_update_id"], delta["last_update_id"]
+        if delta["snapshot"]:
+            self.bids.clear()
+            self.asks.clear()
+        elif not self.synced:
+            return NotSynced()
+        elif last <= self.last_update_id:
+            return OutOfOrder(f"update ids {first}..{last} not after book update id {self.last_update_id}")
+        elif first > self.last_update_id + 1:
+            self.synced = False
+            return Gap(f"update ids {self.last_update_id + 1}..{first - 1} missing")
+        for level in delta["bids"]:
+            self.bids.set(Decimal(level["price"]), Decimal(level["qty"]))
+        for level in delta["asks"]:
+            self.asks.set(Decimal(level["price"]), Decimal(level["qty"]))
+        self.last_update_id = last
+        self.synced = True
+        return Applied()
+
+    def features(self, depth_band_bps: float = DEPTH_BAND_BPS) -> BookFeatureValues | None:
+        """Return the features of the current book, or None when a side is empty or the book is crossed."""
+        bid_prices, ask_prices = self.bids.prices, self.asks.prices
+        if not bid_prices or not ask_prices or bid_prices[-1] >= ask_prices[0]:
+            return None
+        bq, aq = self.bids.qty, self.asks.qty
+        best_bid, best_ask = bid_prices[-1], ask_prices[0]
+        bid, ask = float(best_bid), float(best_ask)
+        bid_qty, ask_qty = float(bq[best_bid]), float(aq[best_ask])
+        mid = (bid + ask) / 2.0
+        spread = ask - bid
+        top_bids = [float(bq[p]) for p in bid_prices[-1:-11:-1]]
+        top_asks = [float(aq[p]) for p in ask_prices[:10]]
+        band = mid * depth_band_bps / 1e4
+        lo = bisect_left(bid_prices, Decimal(repr(mid - band)))
+        hi = bisect_right(ask_prices, Decimal(repr(mid + band)))
+        return BookFeatureValues(
+            mid=mid,
+            spread=spread,
+            spread_bps=spread / mid * 1e4,
+            microprice=(bid * ask_qty + ask * bid_qty) / (bid_qty + ask_qty),
+            imbalance_1=imbalance(top_bids[:1], top_asks[:1]),
+            imbalance_5=imbalance(top_bids[:5], top_asks[:5]),
+            imbalance_10=imbalance(top_bids, top_asks),
+            depth_bid_10bps=sum(float(bq[p]) for p in bid_prices[lo:]),
+            depth_ask_10bps=sum(float(aq[p]) for p in ask_prices[:hi]),
+            top=TopOfBook(bid, bid_qty, ask, ask_qty),
+        )
+
+    def to_state(self) -> dict[str, Any]:
+        """Return a JSON-able form for the changelog (exact decimal strings)."""
+        return {
+            "bids": [[str(p), str(self.bids.qty[p])] for p in self.bids.prices],
+            "asks": [[str(p), str(self.asks.qty[p])] for p in self.asks.prices],
+            "last_update_id": self.last_update_id,
+            "synced": self.synced,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> OrderBook:
+        """Rebuild a book saved by :meth:`to_state`."""
+        book = cls(last_update_id=state["last_update_id"], synced=state["synced"])
+        for side, levels in ((book.bids, state["bids"]), (book.asks, state["asks"])):
+            side.prices = [Decimal(p) for p, _ in levels]
+            side.qty = {Decimal(p): Decimal(q) for p, q in levels}
+        return book
+
+
+def imbalance(bid_qtys: list[float], ask_qtys: list[float]) -> float:
+    """Return (bid - ask) / (bid + ask) of the summed quantities; 0 for an empty book."""
+    b, a = sum(bid_qtys), sum(ask_qtys)
+    return (b - a) / (b + a) if b + a > 0 else 0.0

@@ -1,0 +1,1 @@
+"""Signal models behind one small interface (:class:`streams.models.base.SignalModel`)."""

@@ -1,0 +1,1 @@
+"""Per-instrument processing steps: pure state machines the agents feed one record at a time."""

@@ -1,0 +1,134 @@
+"""One instrument's book pipeline: BookDelta/FeedEvent in -> BookFeatures and Signal records out.
+
+Staleness has two sources. The book itself goes stale on an update-id gap and stays so until the next
+snapshot. ``md.health`` marks it stale on ``stale``/``gap``/``resync``/``crossed`` until ``recovered``
+or a snapshot newer (by ``ts_recv``) than the health event; comparing receive times keeps the result
+right whichever of the two topics the worker happens to read first. A stale instrument produces no
+features and no signals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.features.book import Applied, Gap, NotSynced, OrderBook, OutOfOrder
+from streams.models.base import BookObservation, InputRef, SignalModel
+from streams.signals import signal_record
+
+STALE_KINDS = frozenset({"stale", "gap", "resync", "crossed"})
+
+
+@dataclass(frozen=True)
+class BookConfig:
+    """What the book pipeline needs from the settings."""
+
+    model: SignalModel
+    features_interval_ns: int
+    target_qty: str
+    signal_ttl_ns: int
+
+
+@dataclass
+class BookOutcome:
+    """Records (without ``ts_emit``) and problems produced by one input."""
+
+    features: dict[str, Any] | None = None
+    signal: dict[str, Any] | None = None
+    error: str | None = None
+    note: str | None = None
+
+
+@dataclass
+class BookInstrument:
+    """Book, staleness, throttle and model state of one instrument; saved in the ``book-state`` table."""
+
+    book: OrderBook = field(default_factory=OrderBook)
+    health_stale_since: int | None = None
+    snapshot_ts_recv: int = -1
+    last_features_ts: int | None = None
+    model_state: dict[str, Any] | None = None
+    offsets: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def stale(self) -> bool:
+        """True while the instrument produces no features."""
+        return self.health_stale_since is not None or not self.book.synced
+
+    def seen(self, ref: InputRef) -> bool:
+        """True when this input (or a later one of its partition) was already applied (replay after a crash)."""
+        return ref.offset <= self.offsets.get(f"{ref.topic}:{ref.partition}", -1)
+
+    def mark(self, ref: InputRef) -> None:
+        """Remember ``ref`` as applied."""
+        self.offsets[f"{ref.topic}:{ref.partition}"] = ref.offset
+
+    def on_health(self, event: dict[str, Any]) -> None:
+        """Apply one FeedEvent of this instrument."""
+        if event["kind"] in STALE_KINDS and event["ts_recv"] >= self.snapshot_ts_recv:
+            self.health_stale_since = event["ts_recv"]
+        elif event["kind"] == "recovered":
+            self.health_stale_since = None
+
+    def on_delta(self, delta: dict[str, Any], ref: InputRef, cfg: BookConfig) -> BookOutcome:
+        """Apply one BookDelta; return the features and signal it causes, or why it caused none."""
+        result = self.book.apply(delta)
+        if isinstance(result, OutOfOrder):
+            return BookOutcome(error=f"out-of-order book update: {result.reason}")
+        if isinstance(result, Gap):
+            return BookOutcome(note=f"gap: {result.reason}")
+        if isinstance(result, NotSynced):
+            return BookOutcome(note="waiting for snapshot")
+        assert isinstance(result, Applied)
+        if delta["snapshot"]:
+            self.snapshot_ts_recv = delta["ts_recv"]
+            if self.health_stale_since is not None and self.health_stale_since <= delta["ts_recv"]:
+                self.health_stale_since = None
+        if self.health_stale_since is not None:
+            return BookOutcome(note="stale")
+        values = self.book.features()
+        if values is None:
+            return BookOutcome(note="crossed or one-sided book")
+        ts = delta["ts_event"]
+        out = BookOutcome()
+        if (
+            cfg.features_interval_ns == 0
+            or self.last_features_ts is None
+            or ts - self.last_features_ts >= cfg.features_interval_ns
+        ):
+            self.last_features_ts = ts
+            out.features = {
+                "venue": delta["venue"], "symbol": delta["symbol"], "update_id": delta["last_update_id"],
+                **values.as_record_fields(), "ts_event": ts, "ts_recv": delta["ts_recv"],
+            }
+        if self.model_state is None:
+            self.model_state = cfg.model.new_state()
+        top = values.top
+        obs = BookObservation(
+            bid=top.bid, bid_qty=top.bid_qty, ask=top.ask, ask_qty=top.ask_qty, mid=values.mid,
+            microprice=values.microprice, spread=values.spread, imbalance_5=values.imbalance_5,
+            ts_event=ts, ts_recv=delta["ts_recv"], source=ref,
+        )
+        decision = cfg.model.observe(self.model_state, obs)
+        if decision is not None:
+            out.signal = signal_record(
+                decision, cfg.model.name, delta["venue"], delta["symbol"], cfg.target_qty, cfg.signal_ttl_ns, 0
+            )
+        return out
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-able form for the changelog."""
+        return {
+            "book": self.book.to_state(), "health_stale_since": self.health_stale_since,
+            "snapshot_ts_recv": self.snapshot_ts_recv, "last_features_ts": self.last_features_ts,
+            "model_state": self.model_state, "offsets": self.offsets,
+        }
+
+    @classmethod
+    def from_state(cls, s: dict[str, Any]) -> BookInstrument:
+        """Inverse of :meth:`to_state`."""
+        return cls(
+            book=OrderBook.from_state(s["book"]), health_stale_since=s["health_stale_since"],
+            snapshot_ts_recv=s["snapshot_ts_recv"], last_features_ts=s["last_features_ts"],
+            model_state=s["model_state"], offsets=s["offsets"],
+        )
