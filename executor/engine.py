@@ -33,6 +33,7 @@ from executor.trader import SignalRun, Trader, TraderConfig
 from executor.policy import PolicyParams
 from executor.venue import BinanceVenue, OutcomeUnknown, RateLimited
 from infra.settings import ExecutorSettings, KafkaSettings
+from infra.topics import end_offsets
 from schemas.serde import AvroSerde, SerdeError
 from schemas.topics import Topic, instrument_key
 
@@ -174,9 +175,9 @@ class Engine:
         self.started = True
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        ends = end_offsets(self.kafka.bootstrap, partitions)
         for tp in partitions:
-            _, high = consumer.get_watermark_offsets(tp, timeout=10)
-            self.recover_below[tp.partition] = high
+            self.recover_below[tp.partition] = ends[(tp.topic, tp.partition)][1]
         log.info("signals assigned", extra={"partitions": {tp.partition: self.recover_below[tp.partition] for tp in partitions}})
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -197,8 +198,9 @@ class Engine:
             parts = self.signals.offsets_for_times(stamped, timeout=10)
         else:
             parts = [TopicPartition(topic, tp.partition, self.start_at.offset or 0) for tp in parts]
+        ends = end_offsets(self.kafka.bootstrap, parts)
         for tp in parts:
-            _, high = self.signals.get_watermark_offsets(tp, timeout=10)
+            high = ends[(tp.topic, tp.partition)][1]
             self.recover_below[tp.partition] = high
             self.replay_end[tp.partition] = high
             if tp.offset < 0:  # no message at/after the time: nothing to replay there

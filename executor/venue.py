@@ -74,8 +74,8 @@ class OutcomeUnknown(VenueError):
 _BODY = re.compile(r"\{.*\}", re.S)
 
 
-def _code_and_message(exc: Exception) -> tuple[int | None, str]:
-    match = _BODY.search(str(exc))
+def _code_and_message(exc: Exception, body: str | None) -> tuple[int | None, str]:
+    match = _BODY.search(body or "") or _BODY.search(str(exc))
     if match:
         try:
             body = orjson.loads(match[0])
@@ -85,9 +85,9 @@ def _code_and_message(exc: Exception) -> tuple[int | None, str]:
     return None, str(exc)
 
 
-def map_error(exc: Exception, headers: dict[str, str] | None) -> VenueError:
-    """Return the tickpipe outcome of a ccxt exception (``headers``: the last response's headers)."""
-    code, message = _code_and_message(exc)
+def map_error(exc: Exception, headers: dict[str, str] | None, body: str | None = None) -> VenueError:
+    """Return the tickpipe outcome of a ccxt exception (``headers``, ``body``: of the failed response)."""
+    code, message = _code_and_message(exc, body)
     if isinstance(exc, ccxt.DDoSProtection):  # RateLimitExceeded is a subclass
         retry_after = 1.0
         for key, value in (headers or {}).items():
@@ -139,10 +139,12 @@ class BinanceVenue:
         self.rest_url = rest_url
 
     def _call(self, method: str, params: dict[str, Any]) -> Any:
+        self.exchange.last_http_response = None
+        self.exchange.last_response_headers = None
         try:
             return getattr(self.exchange, method)(params)
         except ccxt.BaseError as exc:
-            raise map_error(exc, self.exchange.last_response_headers) from exc
+            raise map_error(exc, self.exchange.last_response_headers, self.exchange.last_http_response) from exc
 
     def exchange_info(self) -> dict[str, Any]:
         """``GET /api/v3/exchangeInfo``: symbols, filters and ``rateLimits``."""
