@@ -59,6 +59,7 @@ class KafkaPublisher:
         config = producer_config(kafka, buffer_max_records, delivery_timeout_ms)
         config["on_delivery"] = self._on_delivery
         config["error_cb"] = self._on_error
+        config["logger"] = logging.getLogger("librdkafka")
         self._producer = Producer(config)
         self._serde = AvroSerde()
         self._events = events
@@ -100,6 +101,11 @@ class KafkaPublisher:
     def waiting(self) -> int:
         """Return the records not yet acknowledged by the broker."""
         return len(self._producer)
+
+    @property
+    def unreported_drops(self) -> int:
+        """Return drops not yet reported in a ``dropped`` FeedEvent."""
+        return self._unreported_drops
 
     def flush(self, timeout_s: float) -> int:
         """Wait up to ``timeout_s`` for every buffered record; return how many are still waiting."""
