@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
 
         from infra.broker import port_in_use
         from infra.logs import configure_logging
+        from infra.warehouse.engine import StoreLockedError
         from infra.warehouse.server import serve
 
         settings = settings_of(ctx)
@@ -31,4 +32,8 @@ def register(app: typer.Typer) -> None:
         configure_logging("warehouse", settings.log_level)
         if port_in_use(wh.host, wh.port):
             raise typer.BadParameter(f"port {wh.host}:{wh.port} is already in use", param_hint="--port")
-        asyncio.run(serve(wh))
+        try:
+            asyncio.run(serve(wh))
+        except StoreLockedError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None

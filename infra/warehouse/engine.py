@@ -16,6 +16,7 @@ inline in the query text (chdb's own clickhouse-connect backend does the same).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import queue
 import tempfile
@@ -65,6 +66,31 @@ class Outcome:
         }
 
 
+class StoreLockedError(RuntimeError):
+    """Another process owns the chdb store (chdb allows one process per data directory)."""
+
+    retriable = False
+
+
+def _lock_store(data_dir: Path) -> int:
+    # chdb's own refusal ("Error initializing EmbeddedServer") does not say why; an flock of our own,
+    # held for the life of the process, names the owner
+    path = data_dir / "warehouse.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StoreLockedError(
+            f"chdb store {data_dir} is owned by another warehouse process (pid {owner}); "
+            "chdb allows one process per data directory: query that one over HTTP"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
 class _Handle:
     __slots__ = ("conn", "database", "settings")
 
@@ -87,6 +113,7 @@ class Engine:
 
     def __init__(self, data_dir: Path, workers: int, spool_dir: Path | None = None) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _lock_store(data_dir)
         self._data_dir = data_dir
         self._spool_dir = spool_dir
         if spool_dir is not None:
@@ -117,7 +144,15 @@ class Engine:
             result = self._query(handle, statement.sql, statement.default_format, statement.params)
             return self._outcome(result, fmt, written_from_read=False)
         finally:
+            if statement.changes_session:
+                self._renew(handle)
             self._handles.put(handle)
+
+    def _renew(self, handle: _Handle) -> None:
+        # a fresh handle (well under 1 ms) forgets whatever SET/USE the last statement left behind
+        old, handle.conn = handle.conn, chdb.connect(str(self._data_dir))
+        old.close()
+        handle.database, handle.settings = "default", {}
 
     def close(self) -> None:
         """Wait for running statements, then close every handle (flushes and unlocks the store)."""
@@ -125,20 +160,25 @@ class Engine:
         for handle in self._all:
             handle.conn.close()
         self._all.clear()
+        os.close(self._lock_fd)
 
     def _prepare(self, handle: _Handle, statement: Statement) -> None:
+        wanted = statement.settings
+        try:
+            for name in [n for n in handle.settings if n not in wanted]:
+                self._query(handle, f"SET {name} = DEFAULT", "TabSeparated")
+                del handle.settings[name]
+        except EngineError:  # e.g. an earlier readonly=1 forbids the reset: start from a fresh handle
+            self._renew(handle)
+        # readonly last: once on, it forbids changing the other settings of this same request
+        for name, value in sorted(wanted.items(), key=lambda item: item[0] == "readonly"):
+            if handle.settings.get(name) != value:
+                self._query(handle, f"SET {name} = {_quote(value)}", "TabSeparated")
+                handle.settings[name] = value
         database = statement.database or "default"
         if database != handle.database:
             self._query(handle, f"USE {_quote_ident(database)}", "TabSeparated")
             handle.database = database
-        wanted = statement.settings
-        for name in [n for n in handle.settings if n not in wanted]:
-            self._query(handle, f"SET {name} = DEFAULT", "TabSeparated")
-            del handle.settings[name]
-        for name, value in wanted.items():
-            if handle.settings.get(name) != value:
-                self._query(handle, f"SET {name} = {_quote(value)}", "TabSeparated")
-                handle.settings[name] = value
 
     def _insert_from_file(self, handle: _Handle, statement: Statement) -> Outcome:
         fd, path = tempfile.mkstemp(suffix=".insert", dir=self._spool_dir)

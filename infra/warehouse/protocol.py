@@ -12,6 +12,7 @@ import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from clickhouse_connect.driver.compression import _lz4_decompressor, _zstd_decompress
 
@@ -36,6 +37,7 @@ BAD_ARGUMENTS = 36
 REQUIRED_PASSWORD = 194
 AUTHENTICATION_FAILED = 516
 CANNOT_DECOMPRESS = 271
+READONLY = 164
 UNKNOWN_EXCEPTION = 1002
 
 # ClickHouse's HTTPHandler ``exceptionCodeToHTTPStatus``, for the codes a local warehouse can produce.
@@ -140,10 +142,16 @@ class Statement:
     insert_data: bytes | None = None
     insert_settings_clause: str = ""
     kind: str = field(default="other")
+    keyword: str = ""
 
     @property
     def is_insert(self) -> bool:
         return self.kind == "insert"
+
+    @property
+    def changes_session(self) -> bool:
+        """``SET``/``USE``: without an HTTP session they last for this request only, as in ClickHouse."""
+        return self.keyword in ("SET", "USE")
 
 
 def decompress_body(body: bytes, encoding: str | None) -> bytes:
@@ -207,6 +215,17 @@ def check_credentials(given: Credentials, user: str, password: str) -> None:
         "AUTHENTICATION_FAILED",
         f"{given.user}: Authentication failed: password is incorrect, or there is no user with such name",
     )
+
+
+def check_method(method: str, statement: Statement) -> None:
+    """Refuse a modifying statement sent by GET: ClickHouse runs GET requests with ``readonly=2``."""
+    if method.upper() in ("GET", "HEAD") and statement.kind != "select" and not statement.changes_session:
+        raise ProtocolError(
+            READONLY,
+            "READONLY",
+            "Cannot execute query in readonly mode. For queries over HTTP, method GET implies readonly. "
+            "You should use method POST for modifying queries",
+        )
 
 
 def http_status_of_code(code: int) -> int:
@@ -388,7 +407,7 @@ def parse_request(params: Mapping[str, str], body: bytes, *, form_query: str | N
     full = url_bytes + b"\n" + body if url_bytes and body else (url_bytes or body)
     if not full.strip():
         raise ProtocolError(SYNTAX_ERROR, "SYNTAX_ERROR", "Empty query")
-    common = {
+    common: dict[str, Any] = {
         "database": params.get("database") or None,
         "default_format": params.get("default_format") or "TabSeparated",
         "settings": _settings_of(params),
@@ -396,9 +415,10 @@ def parse_request(params: Mapping[str, str], body: bytes, *, form_query: str | N
         "query_id": params.get("query_id") or None,
     }
     keyword = _first_keyword(full)
+    common["keyword"] = keyword.decode()
     if keyword != b"INSERT":
         kind = "select" if keyword in _RESULT_KEYWORDS else "other"
-        return Statement(sql=_decode_sql(full), kind=kind, **common)  # type: ignore[arg-type]
+        return Statement(sql=_decode_sql(full), kind=kind, **common)
     head = _split_insert(url_bytes) if url_bytes else None
     if head is not None and not url_bytes[head.data_pos:].strip():
         data = body
@@ -406,14 +426,14 @@ def parse_request(params: Mapping[str, str], body: bytes, *, form_query: str | N
         head = _split_insert(full)
         data = full[head.data_pos:] if head is not None else b""
     if head is None:  # INSERT ... VALUES (...) or INSERT ... SELECT: the engine runs it as is
-        return Statement(sql=_decode_sql(full), kind="insert", **common)  # type: ignore[arg-type]
+        return Statement(sql=_decode_sql(full), kind="insert", **common)
     return Statement(
         sql=head.sql,
         insert_format=head.fmt,
         insert_data=data,
         insert_settings_clause=head.settings_clause,
         kind="insert",
-        **common,  # type: ignore[arg-type]
+        **common,
     )
 
 

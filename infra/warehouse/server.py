@@ -25,6 +25,7 @@ from infra.warehouse.protocol import (
     UNKNOWN_EXCEPTION,
     ProtocolError,
     check_credentials,
+    check_method,
     content_type_of,
     credentials_of,
     decompress_body,
@@ -73,6 +74,9 @@ def _error_response(app: web.Application, query_id: str, code: int, text: str) -
 async def _read_statement_input(request: web.Request) -> tuple[dict[str, str], bytes, str | None]:
     """Return (parameters, decompressed body, form query) of a request."""
     params: dict[str, str] = dict(request.query)
+    for header, name in (("X-ClickHouse-Format", "default_format"), ("X-ClickHouse-Database", "database")):
+        if header in request.headers:
+            params.setdefault(name, request.headers[header])
     form_query: str | None = None
     if request.method == "POST" and request.content_type in _FORM_TYPES:
         form = await request.post()
@@ -108,6 +112,7 @@ async def _handle_query(request: web.Request) -> web.StreamResponse:
         params, body, form_query = await _read_statement_input(request)
         statement = parse_request(params, body, form_query=form_query)
         kind = statement.kind
+        check_method(request.method, statement)
         outcome = await app[_ENGINE].run(statement)
     except (ProtocolError, EngineError) as exc:
         code, text = exc.code, str(exc)
