@@ -7,6 +7,7 @@ Regenerate with ``tickpipe settings --markdown``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -67,3 +68,19 @@ def readme_table(readme: str) -> str:
     if start < 0 or end < 0:
         return ""
     return readme[start : end + len(END_MARKER)]
+
+
+def update_readme(path: Path) -> bool:
+    """Rewrite the table embedded in README ``path``; return True when it changed."""
+    text = path.read_text()
+    old = readme_table(text)
+    if not old:
+        raise ValueError(f"{path} lacks the markers {BEGIN_MARKER!r} ... {END_MARKER!r}")
+    new_text = text.replace(old, markdown_table())
+    path.write_text(new_text)
+    return new_text != text
+
+
+if __name__ == "__main__":
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    print(f"{readme}: {'updated' if update_readme(readme) else 'already up to date'}")

@@ -36,6 +36,7 @@ from infra.supervision import ProcessInfo, Supervisor
 from infra.topics import create_topics
 
 LOG_TAIL_LINES = 25
+CRASH_LOOP_STARTS = 2  # a service seen with a third pid while starting is failing, not booting
 
 
 class StackError(RuntimeError):
@@ -186,12 +187,17 @@ class StackController:
         pending = {s.name: s for s in wave}
         started = time.monotonic()
         last: dict[str, str] = {}
+        pids: dict[str, set[int]] = {name: set() for name in pending}
         with self.console.status("") as status:
             while pending:
                 for name, service in list(pending.items()):
                     info = self.supervisor.info(name)
                     if info.state == "FATAL":
                         self._fail(service, f"supervisord gave up starting it ({info.description})")
+                    if info.pid:
+                        pids[name].add(info.pid)
+                    if len(pids[name]) > CRASH_LOOP_STARTS:
+                        self._fail(service, f"it exited {len(pids[name]) - 1} times while starting (crash loop)")
                     health = probe(service, self.settings.stack.probe_timeout_s) if info.state == "RUNNING" else None
                     if health and health.ok:
                         del pending[name]
@@ -297,17 +303,20 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m{sec:02d}s" if hours else f"{minutes}m{sec:02d}s"
 
 
-def example_commands(record: StackRecord) -> list[str]:
+EXAMPLE_QUERIES = (
+    "SELECT symbol, count() AS trades, min(price), max(price) FROM md_trades GROUP BY symbol",
+    "SELECT symbol, start, open, high, low, close, volume FROM bars_1m FINAL ORDER BY start DESC LIMIT 10",
+    "SELECT model, side, count() AS signals, avg(strength) FROM signals GROUP BY model, side",
+)
+
+
+def example_commands(record: StackRecord, database: str) -> list[str]:
     """Commands worth trying once the stack runs."""
     names = {s.name for s in record.services}
     lines = ["tickpipe status", "tickpipe topics list"]
     if "warehouse" in names:
-        lines += [
-            "tickpipe sql \"SELECT symbol, count() AS trades, min(price), max(price) FROM trades GROUP BY symbol\"",
-            "tickpipe sql \"SELECT * FROM bars_1m ORDER BY ts_open DESC LIMIT 10\"",
-            "tickpipe sql \"SELECT model, side, count() FROM signals GROUP BY model, side\"",
-            f"curl '{record.warehouse_url}/?query=SELECT+version()'",
-        ]
+        lines += [f'tickpipe sql "{q}"' for q in EXAMPLE_QUERIES]
+        lines.append(f"curl '{record.warehouse_url}/?database={database}&query=SHOW+TABLES'")
     lines.append("tickpipe down")
     return lines
 
@@ -318,6 +327,6 @@ def print_up_summary(console: Console, controller: StackController, record: Stac
     console.print(f"Kafka bootstrap: {record.bootstrap}    warehouse: {record.warehouse_url}")
     console.print(f"supervisorctl: {Path(sys.executable).with_name('supervisorctl')} -c {controller.paths.conf} status")
     console.print("try:")
-    for line in example_commands(record):
+    for line in example_commands(record, controller.settings.warehouse.database):
         console.print(f"  {line}", markup=False, highlight=False)
 
