@@ -29,6 +29,7 @@ from schemas.compat import backward_problems
 from schemas.confluent import ConfluentRegistry, SchemaRegistryUnavailable
 from schemas.framing import (
     CONFLUENT_MAGIC,
+    SINGLE_OBJECT_HEADER_LEN,
     SINGLE_OBJECT_MAGIC,
     Framing,
     SerdeError,
@@ -146,26 +147,19 @@ class AvroSerde:
 
     def decode(self, data: bytes) -> tuple[str, dict[str, Any]]:
         """Return ``(record_name, record)`` from a message in either framing."""
-        framing, key, offset = parse_header(data)
-        if framing is Framing.SINGLE_OBJECT:
-            reader = self._by_fingerprint.get(key)  # type: ignore[arg-type]
-            if reader is None:
-                raise SerdeError(
-                    f"unknown schema fingerprint {key.hex()}: "  # type: ignore[union-attr]
-                    "not a current or released tickpipe schema"
-                )
-        else:
-            reader = self._by_schema_id.get(key)  # type: ignore[arg-type]
-            if reader is None:
-                reader = self._resolve_schema_id(key)  # type: ignore[arg-type]
+        # fast path: a known fingerprint or an already-resolved schema id, no header object built
+        reader = self._by_fingerprint.get(data[2:10]) if data[:2] == SINGLE_OBJECT_MAGIC else None
+        offset = SINGLE_OBJECT_HEADER_LEN
+        if reader is None:
+            reader, offset = self._reader_of(data)
         buf = io.BytesIO(data)
         buf.seek(offset)
         try:
             record = schemaless_reader(buf, reader.writer_schema, reader.reader_schema)
         except _READ_ERRORS as exc:
-            raise SerdeError(f"corrupt {reader.name} body ({framing.value}): {exc!r}") from exc
+            raise SerdeError(f"corrupt {reader.name} body: {exc!r}") from exc
         if buf.tell() != len(data):
-            raise SerdeError(f"{len(data) - buf.tell()} trailing bytes after {reader.name} ({framing.value})")
+            raise SerdeError(f"{len(data) - buf.tell()} trailing bytes after {reader.name}")
         return reader.name, record
 
     def decode_as(self, record_name: str, data: bytes) -> dict[str, Any]:
@@ -196,6 +190,16 @@ class AvroSerde:
         if problems:
             raise SerdeError(f"current {record_name} cannot read data of that schema: {'; '.join(problems)}")
         self._by_fingerprint[fp] = _Reader(record_name, parsed, parsed_schema(record_name))
+
+    def _reader_of(self, data: bytes) -> tuple[_Reader, int]:
+        # slow path: parse the header for a clear error, or resolve a schema id not seen yet
+        key, offset = parse_header(data)[1:]
+        if isinstance(key, bytes):
+            raise SerdeError(f"unknown schema fingerprint {key.hex()}: not a current or released tickpipe schema")
+        reader = self._by_schema_id.get(key)
+        if reader is None:
+            reader = self._resolve_schema_id(key)
+        return reader, offset
 
     def _register(self, record_name: str, topic: str | None) -> _Writer:
         assert self._registry is not None
