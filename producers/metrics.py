@@ -1,11 +1,19 @@
 """Prometheus metrics of the feed, per connection and per symbol.
 
-Label children are cached: ``.labels()`` costs about a microsecond, too much per frame.
+The ``connection`` label is the redundant slot (``c0``, ``c1``...), not each reconnection
+(``c0#7``), so label cardinality stays fixed. Label children are cached: ``.labels()`` costs about
+a microsecond, too much per frame.
 """
+
 
 from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+def slot_of(connection_id: str) -> str:
+    """Return the slot of a connection id (``c0#7`` -> ``c0``)."""
+    return connection_id.partition("#")[0]
+
 
 _LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -49,7 +57,7 @@ class FeedMetrics:
         key = (connection, symbol)
         child = self._frames.get(key)
         if child is None:
-            child = self._frames[key] = self.frames.labels(connection, symbol)
+            child = self._frames[key] = self.frames.labels(slot_of(connection), symbol)
         child.inc()
         if lag_s is not None:
             hist = self._lag.get(symbol)

@@ -18,7 +18,7 @@ from producers import book_sync as bs
 from producers.dead_letters import dead_letter
 from producers.errors import ParseError
 from producers.health import FeedEventKind, FeedEvents
-from producers.metrics import FeedMetrics
+from producers.metrics import FeedMetrics, slot_of
 from producers.redundancy import MonotonicFilter, SequenceMerger, StallDetector
 from producers.venue import Channel, Diff, Snapshot, VenueAdapter
 from schemas.topics import Topic, instrument_key
@@ -120,7 +120,7 @@ class FeedPipeline:
         """A connection opened (or reopened) on ``url``."""
         self._urls[connection_id] = url
         self._stalls.opened(connection_id, now)
-        self._metrics.connects.labels(connection_id).inc()
+        self._metrics.connects.labels(slot_of(connection_id)).inc()
         self._health(FeedEventKind.CONNECT, now, connection_id=connection_id, detail=url)
 
     def close(self, connection_id: str, reason: str, now: int) -> None:

@@ -42,7 +42,7 @@ def run_feed(settings: Settings, feed: FeedSettings, symbols: list[str]) -> int:
         settings.kafka, events, metrics, time.time_ns, buffer_max_records=feed.buffer_max_records,
         delivery_timeout_ms=feed.delivery_timeout_ms, backpressure_after_s=feed.backpressure_after_s,
     )
-    service = FeedService(adapter, feed, symbols, publisher.publish, metrics, poll=publisher.poll)
+    service = FeedService(adapter, feed, symbols, publisher.publish, metrics, poll=publisher.poll, events=events)
     server = serve_observability(feed.metrics_port, service.health)
     log.info("feed starting", extra={
         "venue": adapter.venue, "symbols": symbols, "connections": feed.connections,

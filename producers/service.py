@@ -54,13 +54,14 @@ class FeedService:
         poll: Callable[[], None] = lambda: None,
         tap: Tap | None = None,
         connections: int | None = None,
+        events: FeedEvents | None = None,
     ) -> None:
         self._clock = clock
         self._poll = poll
         self._tap = tap
         self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._stop = threading.Event()
-        self.events = FeedEvents(adapter.venue, producer_id())
+        self.events = events or FeedEvents(adapter.venue, producer_id())
         self._fetcher = SnapshotFetcher(
             lambda s: adapter.snapshot_url(settings.rest_url, s), self._inbox, clock,
             timeout_s=settings.snapshot_timeout_s, min_interval_s=settings.snapshot_min_interval_s,

@@ -153,7 +153,6 @@ class SessionSlot:
         *,
         max_age_s: float,
         backoff: Backoff,
-        healthy_after_s: float = 10.0,
         rollover_grace_s: float = 10.0,
     ) -> None:
         self.name = name
@@ -163,7 +162,6 @@ class SessionSlot:
         self._clock = clock
         self._max_age_ns = int(max_age_s * _NS)
         self._backoff = backoff
-        self._healthy_after_ns = int(healthy_after_s * _NS)
         self._grace_s = rollover_grace_s
         self._generation = 0
         self._stop = threading.Event()
@@ -219,8 +217,9 @@ class SessionSlot:
                     log.warning("replacing stalled connection", extra={"connection": target})
                     conn.close()
             if conn.done.is_set():
-                healthy = conn.opened_at is not None and self._clock() - conn.opened_at >= self._healthy_after_ns
-                if healthy and conn.frames:
+                if conn.frames:
+                    # it worked (cf. cryptofeed: reset after a successful subscribe); the attempt
+                    # budget still bounds a venue that accepts and drops at once
                     self._backoff.reset()
                 delay = self._backoff.next_delay()
                 log.info("reconnecting", extra={"slot": self.name, "delay_s": round(delay, 3)})
