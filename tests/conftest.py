@@ -10,11 +10,74 @@ from infra.broker import free_port, start_broker
 from infra.settings import KafkaSettings
 from infra.topics import create_topics
 from infra.warehouse.process import WarehouseProcess
+from tests.docker_backend import clickhouse_container, docker_engine_problem, kafka_container
+
+# --- backends: the same integration tests against local processes and, with Docker, containers -----
+BACKENDS = ("local", "docker")
+# Fixtures that drive a local process (SIGSTOP, restart, ...): their tests have no docker variant.
+LOCAL_ONLY_FIXTURES = frozenset({"warehouse_process"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend", choices=(*BACKENDS, "all"), default="all",
+        help="integration backend: local processes, Docker containers (testcontainers), or both (default)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    chosen = config.getoption("--backend")
+    keep, drop = [], []
+    for item in items:
+        backend = getattr(getattr(item, "callspec", None), "params", {}).get("backend")
+        if backend is not None and chosen != "all" and backend != chosen:
+            drop.append(item)
+            continue
+        if backend == "docker" and (
+            item.get_closest_marker("local_backend") or LOCAL_ONLY_FIXTURES & set(item.fixturenames)
+        ):
+            item.add_marker(pytest.mark.skip(reason="exercises the local component only (local_backend)"))
+        keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(scope="session", params=[pytest.param(b, marks=getattr(pytest.mark, b)) for b in BACKENDS])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which backend the session's Kafka and ClickHouse fixtures use; ``docker`` skips without an engine."""
+    if request.param == "docker" and (problem := docker_engine_problem()):
+        pytest.skip(f"docker backend: no Docker engine answers ({problem})")
+    return request.param
 
 
 @pytest.fixture(scope="session")
-def kafka_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaSettings]:
-    """A real tansu broker on a free port with every tickpipe topic created (4 partitions)."""
+def docker_kafka_bootstrap() -> Iterator[str]:
+    """Apache Kafka (KRaft) in a container."""
+    with kafka_container() as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def docker_clickhouse_url() -> Iterator[str]:
+    """A ClickHouse server in a container (HTTP interface)."""
+    with clickhouse_container() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def kafka_settings(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KafkaSettings]:
+    """A real broker with every tickpipe topic created (4 partitions).
+
+    ``local``: tansu on a free loopback port; ``docker``: Apache Kafka through testcontainers.
+    """
+    if backend == "docker":
+        settings = KafkaSettings(bootstrap=request.getfixturevalue("docker_kafka_bootstrap"), partitions=4)
+        create_topics(settings)
+        yield settings
+        return
     port = free_port()
     log_path = tmp_path_factory.mktemp("broker") / "tansu.log"
     proc = start_broker("127.0.0.1", port, log_path=log_path)
@@ -48,9 +111,14 @@ def warehouse_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ware
 
 
 @pytest.fixture(scope="session")
-def warehouse_url(warehouse_process: WarehouseProcess) -> str:
-    """Base URL (``http://127.0.0.1:PORT``) of the session's real warehouse (ClickHouse HTTP interface)."""
-    return warehouse_process.url
+def warehouse_url(backend: str, request: pytest.FixtureRequest) -> str:
+    """Base URL of the session's real ClickHouse HTTP interface.
+
+    ``local``: the warehouse process (``http://127.0.0.1:PORT``); ``docker``: a ClickHouse server container.
+    """
+    if backend == "docker":
+        return request.getfixturevalue("docker_clickhouse_url")
+    return request.getfixturevalue("warehouse_process").url
 
 
 # --- simulated exchange (infra/sim_exchange) ------------------------------------------------------
