@@ -23,21 +23,36 @@ from schemas.registry import parsed_schema
 from schemas.serde import AvroSerde
 
 TRADE: dict[str, Any] = {
-    "venue": "binance", "symbol": "BTCUSDT", "trade_id": 3_912_004_117, "price": "97123.45000000",
-    "qty": "0.00120000", "side": "buy", "ts_event": 1_764_158_400_123_000_000,
+    "venue": "binance",
+    "symbol": "BTCUSDT",
+    "trade_id": 3_912_004_117,
+    "price": "97123.45000000",
+    "qty": "0.00120000",
+    "side": "buy",
+    "ts_event": 1_764_158_400_123_000_000,
     "ts_recv": 1_764_158_400_124_513_221,
 }
 
 
 def book_delta(levels: int) -> dict[str, Any]:
     """Return a BookDelta with ``levels`` changed levels (half bids, half asks), venue-style decimals."""
-    bids = [{"price": f"{97123.45 - i * 0.01:.8f}", "qty": f"{0.5 + i * 0.137:.8f}"} for i in range(levels // 2)]
-    asks = [{"price": f"{97123.46 + i * 0.01:.8f}", "qty": f"{0.25 + i * 0.071:.8f}"}
-            for i in range(levels - levels // 2)]
+    bids = [
+        {"price": f"{97123.45 - i * 0.01:.8f}", "qty": f"{0.5 + i * 0.137:.8f}"} for i in range(levels // 2)
+    ]
+    asks = [
+        {"price": f"{97123.46 + i * 0.01:.8f}", "qty": f"{0.25 + i * 0.071:.8f}"}
+        for i in range(levels - levels // 2)
+    ]
     return {
-        "venue": "binance", "symbol": "BTCUSDT", "snapshot": False, "first_update_id": 71_203_118_921,
-        "last_update_id": 71_203_118_940, "bids": bids, "asks": asks,
-        "ts_event": 1_764_158_400_123_000_000, "ts_recv": 1_764_158_400_124_513_221,
+        "venue": "binance",
+        "symbol": "BTCUSDT",
+        "snapshot": False,
+        "first_update_id": 71_203_118_921,
+        "last_update_id": 71_203_118_940,
+        "bids": bids,
+        "asks": asks,
+        "ts_event": 1_764_158_400_123_000_000,
+        "ts_recv": 1_764_158_400_124_513_221,
     }
 
 
@@ -63,7 +78,9 @@ def _seconds(fn: Callable[[Any], Any], arg: Any, records: int) -> float:
     return time.perf_counter() - start
 
 
-def measure(name: str, record: dict[str, Any], records: int, repeats: int) -> dict[str, tuple[float, float, int]]:
+def measure(
+    name: str, record: dict[str, Any], records: int, repeats: int
+) -> dict[str, tuple[float, float, int]]:
     """Return ``{codec: (encode records/s, decode records/s, message bytes)}`` for one record.
 
     Codecs take turns within each repeat so that load from other processes hits them alike; the
@@ -84,9 +101,7 @@ def measure(name: str, record: dict[str, Any], records: int, repeats: int) -> di
         for codec, (encode, decode) in codecs.items():
             best[codec][0] = min(best[codec][0], _seconds(encode, record, records))
             best[codec][1] = min(best[codec][1], _seconds(decode, messages[codec], records))
-    return {
-        codec: (records / enc, records / dec, len(messages[codec])) for codec, (enc, dec) in best.items()
-    }
+    return {codec: (records / enc, records / dec, len(messages[codec])) for codec, (enc, dec) in best.items()}
 
 
 def main() -> None:
@@ -97,10 +112,14 @@ def main() -> None:
     parser.add_argument("--levels", type=int, default=20, help="changed levels in the BookDelta")
     args = parser.parse_args()
 
-    print(f"python {platform.python_version()}, fastavro {fastavro.__version__}, orjson {orjson.__version__}; "
-          f"{args.records} records x best of {args.repeats}; BookDelta with {args.levels} levels")
-    header = f"{'record':<10} {'codec':<24} {'encode rec/s':>13} {'decode rec/s':>13} {'bytes':>6} " \
-             f"{'enc ratio':>9} {'dec ratio':>9}"
+    print(
+        f"python {platform.python_version()}, fastavro {fastavro.__version__}, orjson {orjson.__version__}; "
+        f"{args.records} records x best of {args.repeats}; BookDelta with {args.levels} levels"
+    )
+    header = (
+        f"{'record':<10} {'codec':<24} {'encode rec/s':>13} {'decode rec/s':>13} {'bytes':>6} "
+        f"{'enc ratio':>9} {'dec ratio':>9}"
+    )
     print(header)
     print("-" * len(header))
     for name, record in (("Trade", TRADE), ("BookDelta", book_delta(args.levels))):
@@ -108,8 +127,10 @@ def main() -> None:
         ours_enc, ours_dec, _ = results["tickpipe single-object"]
         for codec, (enc, dec, size) in results.items():
             # ratio: ours / this codec (>1 means ours is faster)
-            print(f"{name:<10} {codec:<24} {enc:>13,.0f} {dec:>13,.0f} {size:>6} "
-                  f"{ours_enc / enc:>9.2f} {ours_dec / dec:>9.2f}")
+            print(
+                f"{name:<10} {codec:<24} {enc:>13,.0f} {dec:>13,.0f} {size:>6} "
+                f"{ours_enc / enc:>9.2f} {ours_dec / dec:>9.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -40,9 +40,13 @@ class ConfluentRegistry:
         try:
             return int(self._client.register_schema(subject, Schema(schema_str, "AVRO")))
         except self._registry_error as exc:
-            raise SerdeError(f"schema registry {self.url} refused the schema for subject {subject!r}: {exc}") from exc
-        except Exception as exc:  # noqa: BLE001 - transport errors of httpx2, whose types are private to the library
-            raise SchemaRegistryUnavailable(f"schema registry {self.url} unreachable ({subject!r}): {exc}") from exc
+            raise SerdeError(
+                f"schema registry {self.url} refused the schema for subject {subject!r}: {exc}"
+            ) from exc
+        except Exception as exc:
+            raise SchemaRegistryUnavailable(
+                f"schema registry {self.url} unreachable ({subject!r}): {exc}"
+            ) from exc
 
     def schema_str(self, schema_id: int) -> str:
         """Return the schema text of ``schema_id``; :class:`SerdeError` if the registry does not know it."""
@@ -51,9 +55,13 @@ class ConfluentRegistry:
         except self._registry_error as exc:
             if exc.http_status_code == 404:
                 raise SerdeError(f"unknown schema id {schema_id} in registry {self.url}: {exc}") from exc
-            raise SchemaRegistryUnavailable(f"schema registry {self.url} failed on id {schema_id}: {exc}") from exc
-        except Exception as exc:  # noqa: BLE001 - see register()
-            raise SchemaRegistryUnavailable(f"schema registry {self.url} unreachable (id {schema_id}): {exc}") from exc
+            raise SchemaRegistryUnavailable(
+                f"schema registry {self.url} failed on id {schema_id}: {exc}"
+            ) from exc
+        except Exception as exc:
+            raise SchemaRegistryUnavailable(
+                f"schema registry {self.url} unreachable (id {schema_id}): {exc}"
+            ) from exc
         if schema.schema_type not in (None, "AVRO"):
             raise SerdeError(f"schema id {schema_id} is a {schema.schema_type} schema, not Avro")
         return str(schema.schema_str)

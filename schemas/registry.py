@@ -15,8 +15,17 @@ AVRO_DIR = Path(__file__).parent / "avro"
 RELEASED_DIR = AVRO_DIR / "released"
 
 RECORD_NAMES: tuple[str, ...] = (
-    "Trade", "BookDelta", "BBO", "FeedEvent", "BookFeatures", "FlowFeatures",
-    "Bar", "Signal", "OrderEvent", "Fill", "DeadLetter",
+    "Trade",
+    "BookDelta",
+    "BBO",
+    "FeedEvent",
+    "BookFeatures",
+    "FlowFeatures",
+    "Bar",
+    "Signal",
+    "OrderEvent",
+    "Fill",
+    "DeadLetter",
 )
 
 
@@ -48,7 +57,9 @@ def fingerprint(name: str) -> bytes:
 
 def released_versions() -> tuple[str, ...]:
     """Return the released schema snapshots (``schemas/avro/released/<version>/``), oldest first."""
-    return tuple(sorted((p.name for p in RELEASED_DIR.iterdir() if p.is_dir()), key=lambda v: int(v.lstrip("v"))))
+    return tuple(
+        sorted((p.name for p in RELEASED_DIR.iterdir() if p.is_dir()), key=lambda v: int(v.lstrip("v")))
+    )
 
 
 @cache

@@ -60,8 +60,16 @@ __all__ = [
 ]
 
 _WRITE_ERRORS = (TypeError, ValueError, KeyError, AttributeError, OverflowError, struct.error)
-_READ_ERRORS = (EOFError, ValueError, IndexError, KeyError, UnicodeDecodeError, OverflowError, struct.error,
-                MemoryError)
+_READ_ERRORS = (
+    EOFError,
+    ValueError,
+    IndexError,
+    KeyError,
+    UnicodeDecodeError,
+    OverflowError,
+    struct.error,
+    MemoryError,
+)
 
 
 class _Writer(NamedTuple):
@@ -195,7 +203,9 @@ class AvroSerde:
         # slow path: parse the header for a clear error, or resolve a schema id not seen yet
         key, offset = parse_header(data)[1:]
         if isinstance(key, bytes):
-            raise SerdeError(f"unknown schema fingerprint {key.hex()}: not a current or released tickpipe schema")
+            raise SerdeError(
+                f"unknown schema fingerprint {key.hex()}: not a current or released tickpipe schema"
+            )
         reader = self._by_schema_id.get(key)
         if reader is None:
             reader = self._resolve_schema_id(key)
@@ -207,7 +217,9 @@ class AvroSerde:
             raise SerdeError(f"unknown record type {record_name!r}; known: {', '.join(RECORD_NAMES)}")
         subject_topic = topic or self._default_topic.get(record_name)
         if not subject_topic:
-            raise SerdeError(f"{record_name} travels on several topics: pass topic= to name its registry subject")
+            raise SerdeError(
+                f"{record_name} travels on several topics: pass topic= to name its registry subject"
+            )
         schema_id = self._registry.register(f"{subject_topic}-value", json.dumps(raw_schema(record_name)))
         writer = _Writer(confluent_header(schema_id), parsed_schema(record_name))
         self._confluent_writers[(record_name, topic or "")] = writer

@@ -25,8 +25,14 @@ KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
 REGISTRY_IMAGE = "confluentinc/cp-schema-registry:7.6.0"
 
 TRADE: dict[str, Any] = {
-    "venue": "binance", "symbol": "BTCUSDT", "trade_id": 42, "price": "0.00000001",
-    "qty": "123456789.12345678", "side": "buy", "ts_event": 1, "ts_recv": 2,
+    "venue": "binance",
+    "symbol": "BTCUSDT",
+    "trade_id": 42,
+    "price": "0.00000001",
+    "qty": "123456789.12345678",
+    "side": "buy",
+    "ts_event": 1,
+    "ts_recv": 2,
 }
 
 
@@ -108,9 +114,24 @@ def test_encode_registers_under_topic_value_subject_and_a_fresh_serde_decodes(re
 def test_record_on_several_topics_needs_the_topic(registry_url: str) -> None:
     serde = AvroSerde(registry=ConfluentRegistry(registry_url))
     bar = {
-        "venue": "binance", "symbol": "BTCUSDT", "interval": "1m", "start": 0, "end": 60, "open": "1",
-        "high": "1", "low": "1", "close": "1", "volume": "0", "quote_volume": "0", "vwap": "0",
-        "trade_count": 0, "first_trade_id": 0, "last_trade_id": 0, "version": 0, "ts_event": 0, "ts_recv": 0,
+        "venue": "binance",
+        "symbol": "BTCUSDT",
+        "interval": "1m",
+        "start": 0,
+        "end": 60,
+        "open": "1",
+        "high": "1",
+        "low": "1",
+        "close": "1",
+        "volume": "0",
+        "quote_volume": "0",
+        "vwap": "0",
+        "trade_count": 0,
+        "first_trade_id": 0,
+        "last_trade_id": 0,
+        "version": 0,
+        "ts_event": 0,
+        "ts_recv": 0,
         "ts_emit": 0,
     }
     with pytest.raises(SerdeError, match="pass topic="):
@@ -126,9 +147,17 @@ def test_record_on_several_topics_needs_the_topic(registry_url: str) -> None:
 @pytest.mark.timeout(300)
 def test_unknown_id_and_foreign_schema_are_refused(registry_url: str) -> None:
     registry = ConfluentRegistry(registry_url)
-    foreign_id = registry.register("other-value", json.dumps(
-        {"type": "record", "name": "User", "namespace": "acme", "fields": [{"name": "id", "type": "long"}]}
-    ))
+    foreign_id = registry.register(
+        "other-value",
+        json.dumps(
+            {
+                "type": "record",
+                "name": "User",
+                "namespace": "acme",
+                "fields": [{"name": "id", "type": "long"}],
+            }
+        ),
+    )
     serde = AvroSerde(registry=registry)
     with pytest.raises(SerdeError, match="unknown schema id 987654"):
         serde.decode(confluent_header(987654) + b"\x02")
@@ -146,16 +175,37 @@ def test_message_written_with_an_older_registered_version_is_resolved(registry_u
     registry = ConfluentRegistry(registry_url)
     old_id = registry.register("dlq-value", json.dumps(old))
     body = io.BytesIO()
-    fastavro.schemaless_writer(body, fastavro.parse_schema(old), {
-        "stage": "sink", "source_topic": "md.book", "partition": 1, "offset": 5, "raw": b"\xff",
-        "error": "bad", "ts_event": 1, "ts_recv": 2,
-    })
+    fastavro.schemaless_writer(
+        body,
+        fastavro.parse_schema(old),
+        {
+            "stage": "sink",
+            "source_topic": "md.book",
+            "partition": 1,
+            "offset": 5,
+            "raw": b"\xff",
+            "error": "bad",
+            "ts_event": 1,
+            "ts_recv": 2,
+        },
+    )
     # Act: the current producer registers today's schema (backward compatible) and a consumer reads both
     serde = AvroSerde(registry=registry)
-    current = serde.encode("DeadLetter", {
-        "venue": "binance", "symbol": "BTCUSDT", "stage": "sink", "source_topic": "md.book", "partition": 1,
-        "offset": 6, "raw": b"", "error": "bad", "ts_event": 1, "ts_recv": 2,
-    })
+    current = serde.encode(
+        "DeadLetter",
+        {
+            "venue": "binance",
+            "symbol": "BTCUSDT",
+            "stage": "sink",
+            "source_topic": "md.book",
+            "partition": 1,
+            "offset": 6,
+            "raw": b"",
+            "error": "bad",
+            "ts_event": 1,
+            "ts_recv": 2,
+        },
+    )
     decoded_old = serde.decode_as("DeadLetter", confluent_header(old_id) + body.getvalue())
     # Assert
     assert parse_header(current).key != old_id

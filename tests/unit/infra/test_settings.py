@@ -24,7 +24,13 @@ def _clean_env(**overrides: str) -> dict[str, str]:
 
 def _run_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(TICKPIPE), *args], env=_clean_env(**env), cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        [str(TICKPIPE), *args],
+        check=False,
+        env=_clean_env(**env),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -37,7 +43,13 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 @pytest.mark.parametrize(
-    "name", ["TICKPIPE_KAFKA__BOOTSTRAPS", "TICKPIPE_NO_SUCH_THING", "TICKPIPE_SINK__BATCH_ROWS", "tickpipe_kafka__x"]
+    "name",
+    [
+        "TICKPIPE_KAFKA__BOOTSTRAPS",
+        "TICKPIPE_NO_SUCH_THING",
+        "TICKPIPE_SINK__BATCH_ROWS",
+        "tickpipe_kafka__x",
+    ],
 )
 def test_unknown_setting_stops_the_cli_at_start_naming_it(tmp_path: Path, name: str) -> None:
     # Act
@@ -57,7 +69,9 @@ def test_unknown_setting_stops_the_cli_at_start_naming_it(tmp_path: Path, name: 
         ("TICKPIPE_WAREHOUSE__PORT", "http"),
     ],
 )
-def test_invalid_value_stops_the_cli_at_start_naming_the_setting(tmp_path: Path, name: str, value: str) -> None:
+def test_invalid_value_stops_the_cli_at_start_naming_the_setting(
+    tmp_path: Path, name: str, value: str
+) -> None:
     result = _run_cli(tmp_path, "settings", **{name: value})
     assert result.returncode != 0
     assert "invalid setting" in result.stderr and name in result.stderr

@@ -34,7 +34,9 @@ def _released_pairs() -> list[tuple[str, str]]:
 RELEASED = _released_pairs()
 
 
-def _write_then_read(writer: dict[str, Any], reader: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+def _write_then_read(
+    writer: dict[str, Any], reader: dict[str, Any], record: dict[str, Any]
+) -> dict[str, Any]:
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, fastavro.parse_schema(writer), record)
     buf.seek(0)
@@ -59,7 +61,9 @@ def test_current_schema_passes_the_checker_against_each_release(version: str, na
 @pytest.mark.parametrize(("version", "name"), RELEASED)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def test_current_schema_reads_data_written_with_each_release(version: str, name: str, data: st.DataObject) -> None:
+def test_current_schema_reads_data_written_with_each_release(
+    version: str, name: str, data: st.DataObject
+) -> None:
     # Arrange: writer = released, reader = current (fastavro schema resolution)
     released, current = released_raw_schema(version, name), raw_schema(name)
     record = data.draw(record_strategy(released))
@@ -131,7 +135,9 @@ def test_checker_flags_a_removed_enum_symbol_without_enum_default() -> None:
     old = released_raw_schema("v1", "Trade")
     broken = copy.deepcopy(old)
     _field(broken, "side")["type"]["symbols"] = ["buy"]
-    assert backward_problems(old, broken) == ["Trade.side: enum symbols ['sell'] removed and the enum has no default"]
+    assert backward_problems(old, broken) == [
+        "Trade.side: enum symbols ['sell'] removed and the enum has no default"
+    ]
     with pytest.raises(SchemaResolutionError):
         _write_then_read(old, broken, {**_trade(), "side": "sell"})
 
@@ -145,8 +151,17 @@ def test_checker_accepts_compatible_changes_and_avro_resolves_them() -> None:
     _field(evolved, "first_update_id")["type"] = ["null", "long", "string"]
     evolved["fields"] = [f for f in evolved["fields"] if f["name"] != "detail"]
     record = {
-        "event_id": "c1:1", "venue": "binance", "symbol": "BTCUSDT", "kind": "gap", "connection_id": "c1",
-        "detail": "missed 3", "first_update_id": 5, "last_update_id": 7, "count": 3, "ts_event": 1, "ts_recv": 2,
+        "event_id": "c1:1",
+        "venue": "binance",
+        "symbol": "BTCUSDT",
+        "kind": "gap",
+        "connection_id": "c1",
+        "detail": "missed 3",
+        "first_update_id": 5,
+        "last_update_id": 7,
+        "count": 3,
+        "ts_event": 1,
+        "ts_recv": 2,
     }
     # Act
     problems = backward_problems(old, evolved)
@@ -159,6 +174,12 @@ def test_checker_accepts_compatible_changes_and_avro_resolves_them() -> None:
 
 def _trade() -> dict[str, Any]:
     return {
-        "venue": "binance", "symbol": "BTCUSDT", "trade_id": 1, "price": "0.00000001",
-        "qty": "123456789.12345678", "side": "buy", "ts_event": 1, "ts_recv": 2,
+        "venue": "binance",
+        "symbol": "BTCUSDT",
+        "trade_id": 1,
+        "price": "0.00000001",
+        "qty": "123456789.12345678",
+        "side": "buy",
+        "ts_event": 1,
+        "ts_recv": 2,
     }

@@ -22,8 +22,14 @@ from schemas.framing import (
 from schemas.registry import fingerprint, parsed_schema
 
 TRADE = {
-    "venue": "binance", "symbol": "BTCUSDT", "trade_id": 42, "price": "0.00000001",
-    "qty": "123456789.12345678", "side": "sell", "ts_event": 1, "ts_recv": 2,
+    "venue": "binance",
+    "symbol": "BTCUSDT",
+    "trade_id": 42,
+    "price": "0.00000001",
+    "qty": "123456789.12345678",
+    "side": "sell",
+    "ts_event": 1,
+    "ts_recv": 2,
 }
 
 
@@ -36,7 +42,7 @@ def test_confluent_header_round_trips_schema_id_and_body_offset(schema_id: int, 
     # Assert
     assert header.framing is Framing.CONFLUENT
     assert header.key == schema_id
-    assert message[header.body_offset:] == body
+    assert message[header.body_offset :] == body
 
 
 def test_confluent_header_is_magic_zero_and_big_endian_id() -> None:

@@ -23,16 +23,28 @@ from tests.unit.schemas.strategies import DECIMAL_EDGE_CASES, DECIMAL_STRINGS, r
 SERDE = AvroSerde()
 
 TRADE: dict[str, Any] = {
-    "venue": "binance", "symbol": "BTCUSDT", "trade_id": 42, "price": "0.00000001",
-    "qty": "123456789.12345678", "side": "sell", "ts_event": 1_700_000_000_000_000_000,
+    "venue": "binance",
+    "symbol": "BTCUSDT",
+    "trade_id": 42,
+    "price": "0.00000001",
+    "qty": "123456789.12345678",
+    "side": "sell",
+    "ts_event": 1_700_000_000_000_000_000,
     "ts_recv": 1_700_000_000_000_100_000,
 }
 
 
 def _book_delta(levels: list[dict[str, str]]) -> dict[str, Any]:
     return {
-        "venue": "binance", "symbol": "BTCUSDT", "snapshot": False, "first_update_id": 10,
-        "last_update_id": 12, "bids": levels, "asks": list(reversed(levels)), "ts_event": 1, "ts_recv": 2,
+        "venue": "binance",
+        "symbol": "BTCUSDT",
+        "snapshot": False,
+        "first_update_id": 10,
+        "last_update_id": 12,
+        "bids": levels,
+        "asks": list(reversed(levels)),
+        "ts_event": 1,
+        "ts_recv": 2,
     }
 
 
@@ -83,9 +95,24 @@ def test_topic_argument_is_accepted_and_ignored_without_registry() -> None:
 
 def _bar() -> dict[str, Any]:
     return {
-        "venue": "binance", "symbol": "BTCUSDT", "interval": "1m", "start": 0, "end": 60, "open": "1.0",
-        "high": "2.0", "low": "0.5", "close": "1.5", "volume": "3", "quote_volume": "4.5", "vwap": "1.5",
-        "trade_count": 3, "first_trade_id": 1, "last_trade_id": 3, "version": 0, "ts_event": 1, "ts_recv": 2,
+        "venue": "binance",
+        "symbol": "BTCUSDT",
+        "interval": "1m",
+        "start": 0,
+        "end": 60,
+        "open": "1.0",
+        "high": "2.0",
+        "low": "0.5",
+        "close": "1.5",
+        "volume": "3",
+        "quote_volume": "4.5",
+        "vwap": "1.5",
+        "trade_count": 3,
+        "first_trade_id": 1,
+        "last_trade_id": 3,
+        "version": 0,
+        "ts_event": 1,
+        "ts_recv": 2,
         "ts_emit": 3,
     }
 
@@ -165,17 +192,33 @@ def test_message_of_an_older_schema_is_resolved_to_the_current_record() -> None:
     old["fields"] = [f for f in old["fields"] if f["name"] not in ("venue", "symbol", "partition")]
     serde = AvroSerde()
     serde.accept_writer_schema("DeadLetter", old)
-    old_serde_message = _single_object(old, {
-        "stage": "sink", "source_topic": "md.trades", "offset": 7, "raw": b"\x00", "error": "boom",
-        "ts_event": 1, "ts_recv": 2,
-    })
+    old_serde_message = _single_object(
+        old,
+        {
+            "stage": "sink",
+            "source_topic": "md.trades",
+            "offset": 7,
+            "raw": b"\x00",
+            "error": "boom",
+            "ts_event": 1,
+            "ts_recv": 2,
+        },
+    )
     # Act
     name, record = serde.decode(old_serde_message)
     # Assert
     assert name == "DeadLetter"
     assert record == {
-        "venue": "", "symbol": "", "stage": "sink", "source_topic": "md.trades", "partition": -1,
-        "offset": 7, "raw": b"\x00", "error": "boom", "ts_event": 1, "ts_recv": 2,
+        "venue": "",
+        "symbol": "",
+        "stage": "sink",
+        "source_topic": "md.trades",
+        "partition": -1,
+        "offset": 7,
+        "raw": b"\x00",
+        "error": "boom",
+        "ts_event": 1,
+        "ts_recv": 2,
     }
 
 
@@ -189,10 +232,20 @@ def test_older_schema_the_current_one_cannot_read_is_refused() -> None:
 def test_unknown_fingerprint_of_an_older_schema_is_refused_until_accepted() -> None:
     old = copy.deepcopy(raw_schema("DeadLetter"))
     old["fields"] = [f for f in old["fields"] if f["name"] != "venue"]
-    message = _single_object(old, {
-        "symbol": "", "stage": "feed", "source_topic": "ws", "partition": -1, "offset": -1, "raw": b"",
-        "error": "x", "ts_event": 1, "ts_recv": 1,
-    })
+    message = _single_object(
+        old,
+        {
+            "symbol": "",
+            "stage": "feed",
+            "source_topic": "ws",
+            "partition": -1,
+            "offset": -1,
+            "raw": b"",
+            "error": "x",
+            "ts_event": 1,
+            "ts_recv": 1,
+        },
+    )
     with pytest.raises(SerdeError, match="unknown schema fingerprint"):
         AvroSerde().decode(message)
 

@@ -1,0 +1,259 @@
+"""Typed views of the records, for type checkers: one ``TypedDict`` per ``.avsc`` record.
+
+The ``.avsc`` files stay the single source of truth; these mirror them field for field (a unit test
+compares names and types), so ``record: Trade = serde.decode_as("Trade", data)`` type-checks
+field access. Enums are ``Literal`` types; ``["null", X]`` unions are ``X | None``. Every key is
+required: the decoder always returns every field, defaults filled in.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+Side = Literal["buy", "sell"]
+FeedEventKind = Literal[
+    "connect",
+    "disconnect",
+    "gap",
+    "resync",
+    "stale",
+    "crossed",
+    "recovered",
+    "backpressure",
+    "dropped",
+    "stalled",
+    "rollover",
+    "invalid",
+    "other",
+]
+OrderStatus = Literal[
+    "pending_new",
+    "new",
+    "partially_filled",
+    "filled",
+    "pending_cancel",
+    "canceled",
+    "rejected",
+    "expired",
+    "denied",
+    "unknown",
+]
+
+
+class Level(TypedDict):
+    """One price level of a BookDelta; qty "0" removes the level."""
+
+    price: str
+    qty: str
+
+
+class InputOffset(TypedDict):
+    """Kafka position of one input of a Signal."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class Trade(TypedDict):
+    """One venue trade. Idempotency key: (venue, symbol, trade_id)."""
+
+    venue: str
+    symbol: str
+    trade_id: int
+    price: str
+    qty: str
+    side: Side
+    ts_event: int
+    ts_recv: int
+
+
+class BookDelta(TypedDict):
+    """Changed book levels. Idempotency key: (venue, symbol, first_update_id, last_update_id).
+    snapshot=true replaces the whole book (first after every (re)sync).
+    """
+
+    venue: str
+    symbol: str
+    snapshot: bool
+    first_update_id: int
+    last_update_id: int
+    bids: list[Level]
+    asks: list[Level]
+    ts_event: int
+    ts_recv: int
+
+
+class BBO(TypedDict):
+    """Best bid and offer. Idempotency key: (venue, symbol, update_id)."""
+
+    venue: str
+    symbol: str
+    update_id: int
+    bid_price: str
+    bid_qty: str
+    ask_price: str
+    ask_qty: str
+    ts_event: int
+    ts_recv: int
+
+
+class FeedEvent(TypedDict):
+    """Feed health event. Idempotency key: event_id."""
+
+    event_id: str
+    venue: str
+    symbol: str
+    kind: FeedEventKind
+    connection_id: str
+    detail: str
+    first_update_id: int | None
+    last_update_id: int | None
+    count: int
+    ts_event: int
+    ts_recv: int
+
+
+class BookFeatures(TypedDict):
+    """Order-book features. Idempotency key: (venue, symbol, update_id)."""
+
+    venue: str
+    symbol: str
+    update_id: int
+    mid: float
+    spread: float
+    spread_bps: float
+    microprice: float
+    imbalance_1: float
+    imbalance_5: float
+    imbalance_10: float
+    depth_bid_10bps: float
+    depth_ask_10bps: float
+    ts_event: int
+    ts_recv: int
+    ts_emit: int
+
+
+class FlowFeatures(TypedDict):
+    """Trade-flow features over rolling windows. Idempotency key: (venue, symbol, last_trade_id)."""
+
+    venue: str
+    symbol: str
+    last_trade_id: int
+    volume_imbalance_1s: float
+    volume_imbalance_10s: float
+    volume_imbalance_60s: float
+    count_imbalance_1s: float
+    count_imbalance_10s: float
+    count_imbalance_60s: float
+    signed_volume_60s: float
+    realized_vol_60s: float
+    vwap_60s: float
+    ts_event: int
+    ts_recv: int
+    ts_emit: int
+
+
+class Bar(TypedDict):
+    """OHLCV bar by event time. Idempotency key: (venue, symbol, interval, start, version)."""
+
+    venue: str
+    symbol: str
+    interval: str
+    start: int
+    end: int
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+    quote_volume: str
+    vwap: str
+    trade_count: int
+    first_trade_id: int
+    last_trade_id: int
+    version: int
+    ts_event: int
+    ts_recv: int
+    ts_emit: int
+
+
+class Signal(TypedDict):
+    """Trading signal. Idempotency key: signal_id, derived from its inputs' offsets."""
+
+    signal_id: str
+    venue: str
+    symbol: str
+    side: Side
+    strength: float
+    target: str
+    urgency: float
+    model: str
+    expires_at: int
+    reference_price: str
+    inputs: list[InputOffset]
+    ts_event: int
+    ts_recv: int
+    ts_emit: int
+
+
+class OrderEvent(TypedDict):
+    """One order state transition. Idempotency key: (client_order_id, seq)."""
+
+    client_order_id: str
+    seq: int
+    signal_id: str
+    venue: str
+    symbol: str
+    side: Side
+    order_type: str
+    time_in_force: str | None
+    price: str | None
+    qty: str
+    status: OrderStatus
+    previous_status: OrderStatus | None
+    filled_qty: str
+    avg_price: str | None
+    venue_order_id: str | None
+    reason: str | None
+    error_code: int | None
+    ts_event: int
+    ts_recv: int
+    ts_emit: int
+
+
+class Fill(TypedDict):
+    """One execution of our order. Idempotency key: (venue, symbol, trade_id)."""
+
+    venue: str
+    symbol: str
+    trade_id: int
+    client_order_id: str
+    venue_order_id: str
+    signal_id: str
+    side: Side
+    price: str
+    qty: str
+    fee: str
+    fee_asset: str
+    liquidity: str
+    ts_event: int
+    ts_recv: int
+    ts_emit: int
+
+
+class DeadLetter(TypedDict):
+    """Input that could not be processed. Idempotency key: (stage, source_topic, partition, offset) or hash
+    of raw.
+    """
+
+    venue: str
+    symbol: str
+    stage: str
+    source_topic: str
+    partition: int
+    offset: int
+    raw: bytes
+    error: str
+    ts_event: int
+    ts_recv: int
