@@ -62,7 +62,9 @@ def command_exists(path: tuple[str, ...]) -> bool:
     command = typer.main.get_command(app)
     for word in path:
         children = getattr(command, "commands", None)
-        if not children or word not in children:
+        if children is None:
+            return True  # a plain command: the remaining words are its arguments (`feed binance`)
+        if word not in children:
             return False
         command = children[word]
     return True
