@@ -91,6 +91,16 @@ def _default_topics() -> dict[str, str | None]:
     return topics
 
 
+def _as_bytes(data: object) -> bytes:
+    # Kafka hands over bytes, or None for a tombstone; accept any buffer, refuse the rest clearly
+    if data is None:
+        raise SerdeError("no message value (a Kafka tombstone?): expected a framed Avro record")
+    try:
+        return bytes(data)  # type: ignore[call-overload]
+    except TypeError:
+        raise SerdeError(f"expected bytes, got {type(data).__name__}") from None
+
+
 class AvroSerde:
     """Encode and decode tickpipe records by record name (``"Trade"``, ``"BookDelta"``, ...).
 
@@ -155,6 +165,8 @@ class AvroSerde:
 
     def decode(self, data: bytes) -> tuple[str, dict[str, Any]]:
         """Return ``(record_name, record)`` from a message in either framing."""
+        if type(data) is not bytes:
+            data = _as_bytes(data)
         # fast path: a known fingerprint or an already-resolved schema id, no header object built
         reader = self._by_fingerprint.get(data[2:10]) if data[:2] == SINGLE_OBJECT_MAGIC else None
         offset = SINGLE_OBJECT_HEADER_LEN

@@ -153,6 +153,16 @@ def test_decode_rejects_each_malformed_message_with_a_clear_error() -> None:
             SERDE.decode(data)
 
 
+def test_decode_accepts_any_buffer_and_refuses_none_and_text() -> None:
+    good = SERDE.encode("Trade", TRADE)
+    assert SERDE.decode(bytearray(good)) == ("Trade", TRADE)
+    assert SERDE.decode(memoryview(good)) == ("Trade", TRADE)
+    with pytest.raises(SerdeError, match="tombstone"):
+        SERDE.decode(None)  # type: ignore[arg-type]
+    with pytest.raises(SerdeError, match="expected bytes, got str"):
+        SERDE.decode("c301")  # type: ignore[arg-type]
+
+
 def test_every_truncation_of_a_message_is_refused() -> None:
     good = SERDE.encode("BookDelta", _book_delta([{"price": "1.00000000", "qty": "2"}] * 20))
     for cut in range(len(good)):
