@@ -78,6 +78,7 @@ def registry_url() -> Iterator[str]:
                 .with_env("SCHEMA_REGISTRY_HOST_NAME", "schema-registry")
                 .with_env("SCHEMA_REGISTRY_LISTENERS", "http://0.0.0.0:8081")
                 .with_env("SCHEMA_REGISTRY_KAFKASTORE_BOOTSTRAP_SERVERS", "PLAINTEXT://kafka:9092")
+                .with_env("SCHEMA_REGISTRY_KAFKASTORE_TOPIC_REPLICATION_FACTOR", "1")
                 .with_exposed_ports(8081)
             )
             with registry:
