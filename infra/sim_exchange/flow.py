@@ -32,8 +32,10 @@ class FlowParams:
     market_share: float = 0.07
     cancel_share: float = 0.38
     target_resting: int = 400
-    near_touch_share: float = 0.45
+    near_touch_share: float = 0.3
+    half_spread_ticks: float = 1.5
     max_distance_ticks: int = 40
+    size_growth_ticks: float = 3.0
     volatility_ticks: float = 0.6
     mean_order_notional: float = 1500.0
     pareto_alpha: float = 1.6
@@ -156,15 +158,15 @@ class BackgroundFlow:
             distance = int(rng.expovariate(1.0))
         else:
             distance = rng.randrange(p.max_distance_ticks)
-        size_scale = 1.0 + distance / 8.0
+        size_scale = 1.0 + distance / self.params.size_growth_ticks
         if flow.withdrawal is not None:
             distance += flow.withdrawal.extra_ticks
             size_scale *= flow.withdrawal.size_factor
         lots = max(1, int(flow.mean_lots * size_scale * rng.lognormvariate(0.0, 0.8) * 0.5))
         if is_buy:
-            price = math.floor(flow.fair) - 1 - distance
+            price = math.floor(flow.fair - p.half_spread_ticks) - distance
         else:
-            price = math.ceil(flow.fair) + 1 + distance
+            price = math.ceil(flow.fair + p.half_spread_ticks) + distance
         price = max(1, price)
         side = Side.BUY if is_buy else Side.SELL
         order, _ = self.engine.submit(

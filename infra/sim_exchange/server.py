@@ -404,7 +404,10 @@ class SimExchange:
             params = await self._params(request)
             request["params"] = params
             used = self.limits.charge_weight(ip, self._weight(request, params), self.clock_ms())
-        except errors.BinanceError as err:
+        except Exception as exc:  # noqa: BLE001 (a request must never kill the handler or leak a trace)
+            err = exc if isinstance(exc, errors.BinanceError) else errors.unknown_error()
+            if not isinstance(exc, errors.BinanceError):
+                log.exception("request parsing failed", extra={"path": request.path_qs})
             headers = {"X-MBX-USED-WEIGHT-1M": str(self.limits.weight.used(ip, self.clock_ms()))}
             if err.status == 429:
                 headers["Retry-After"] = str(self.limits.weight.retry_after_s(self.clock_ms()))
@@ -457,7 +460,11 @@ class SimExchange:
 
     async def _params(self, request: web.Request) -> dict[str, str]:
         query = request.query_string
-        body = (await request.text()) if request.can_read_body else ""
+        raw = (await request.read()) if request.can_read_body else b""
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise errors.BinanceError(-1100, "Illegal characters found in a parameter.") from None
         request["total_params"] = query + body
         params: dict[str, str] = {}
         for source in (query, body):
