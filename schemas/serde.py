@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import fastavro
@@ -101,6 +102,32 @@ def _as_bytes(data: object) -> bytes:
         raise SerdeError(f"expected bytes, got {type(data).__name__}") from None
 
 
+def _older_reader(record_name: str, schema: dict[str, Any]) -> tuple[bytes, _Reader]:
+    parsed = fastavro.parse_schema(schema)
+    fp = bytes.fromhex(avro_fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
+    if fp == fingerprint(record_name):
+        return fp, _Reader(record_name, parsed_schema(record_name), None)
+    problems = backward_problems(schema, raw_schema(record_name))
+    if problems:
+        raise SerdeError(f"current {record_name} cannot read data of that schema: {'; '.join(problems)}")
+    return fp, _Reader(record_name, parsed, parsed_schema(record_name))
+
+
+@cache
+def _released_readers() -> dict[bytes, _Reader]:
+    # parsed once per process: every serde decodes data written with any released schema
+    readers: dict[bytes, _Reader] = {}
+    for version in released_versions():
+        for name in RECORD_NAMES:
+            try:
+                released = released_raw_schema(version, name)
+            except KeyError:
+                continue
+            fp, reader = _older_reader(name, released)
+            readers.setdefault(fp, reader)
+    return readers
+
+
 class AvroSerde:
     """Encode and decode tickpipe records by record name (``"Trade"``, ``"BookDelta"``, ...).
 
@@ -121,13 +148,8 @@ class AvroSerde:
             fp = fingerprint(name)
             self._writers[name] = _Writer(single_object_header(fp), schema)
             self._by_fingerprint[fp] = _Reader(name, schema, None)
-        for version in released_versions():
-            for name in RECORD_NAMES:
-                try:
-                    released = released_raw_schema(version, name)
-                except KeyError:
-                    continue
-                self.accept_writer_schema(name, released)
+        for fp, reader in _released_readers().items():
+            self._by_fingerprint.setdefault(fp, reader)
 
     @classmethod
     def from_settings(cls, kafka: KafkaSettings) -> AvroSerde:
@@ -202,14 +224,8 @@ class AvroSerde:
         """
         if record_name not in self._writers:
             raise SerdeError(f"unknown record type {record_name!r}; known: {', '.join(RECORD_NAMES)}")
-        parsed = fastavro.parse_schema(schema)
-        fp = bytes.fromhex(avro_fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
-        if fp in self._by_fingerprint:
-            return
-        problems = backward_problems(schema, raw_schema(record_name))
-        if problems:
-            raise SerdeError(f"current {record_name} cannot read data of that schema: {'; '.join(problems)}")
-        self._by_fingerprint[fp] = _Reader(record_name, parsed, parsed_schema(record_name))
+        fp, reader = _older_reader(record_name, schema)
+        self._by_fingerprint.setdefault(fp, reader)
 
     def _reader_of(self, data: bytes) -> tuple[_Reader, int]:
         # slow path: parse the header for a clear error, or resolve a schema id not seen yet
