@@ -104,33 +104,39 @@ def measure(
     return {codec: (records / enc, records / dec, len(messages[codec])) for codec, (enc, dec) in best.items()}
 
 
-def main() -> None:
-    """Run the benchmark and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=20_000, help="records per timed loop")
-    parser.add_argument("--repeats", type=int, default=5, help="timed loops per figure (best is kept)")
-    parser.add_argument("--levels", type=int, default=20, help="changed levels in the BookDelta")
-    args = parser.parse_args()
-
+def run(records: int = 20_000, repeats: int = 5, levels: int = 20) -> None:
+    """Measure both records with all codecs and print the table (callable from a CLI command)."""
     print(
         f"python {platform.python_version()}, fastavro {fastavro.__version__}, orjson {orjson.__version__}; "
-        f"{args.records} records x best of {args.repeats}; BookDelta with {args.levels} levels"
+        f"{records} records x best of {repeats}; BookDelta with {levels} levels",
+        flush=True,
     )
     header = (
         f"{'record':<10} {'codec':<24} {'encode rec/s':>13} {'decode rec/s':>13} {'bytes':>6} "
         f"{'enc ratio':>9} {'dec ratio':>9}"
     )
     print(header)
-    print("-" * len(header))
-    for name, record in (("Trade", TRADE), ("BookDelta", book_delta(args.levels))):
-        results = measure(name, record, args.records, args.repeats)
+    print("-" * len(header), flush=True)
+    for name, record in (("Trade", TRADE), ("BookDelta", book_delta(levels))):
+        results = measure(name, record, records, repeats)
         ours_enc, ours_dec, _ = results["tickpipe single-object"]
         for codec, (enc, dec, size) in results.items():
             # ratio: ours / this codec (>1 means ours is faster)
             print(
                 f"{name:<10} {codec:<24} {enc:>13,.0f} {dec:>13,.0f} {size:>6} "
-                f"{ours_enc / enc:>9.2f} {ours_dec / dec:>9.2f}"
+                f"{ours_enc / enc:>9.2f} {ours_dec / dec:>9.2f}",
+                flush=True,
             )
+
+
+def main() -> None:
+    """Parse the command line and run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=20_000, help="records per timed loop")
+    parser.add_argument("--repeats", type=int, default=5, help="timed loops per figure (best is kept)")
+    parser.add_argument("--levels", type=int, default=20, help="changed levels in the BookDelta")
+    args = parser.parse_args()
+    run(args.records, args.repeats, args.levels)
 
 
 if __name__ == "__main__":
