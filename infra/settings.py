@@ -59,7 +59,7 @@ class WarehouseSettings(_Section):
         1 << 30, ge=1 << 20, description="`tickpipe warehouse`: largest accepted request body (compressed)"
     )
     spool_dir: Path | None = Field(
-        None, description="`tickpipe warehouse`: where insert data is spooled for chdb; unset = system temp dir"
+        None, description="`tickpipe warehouse`: where insert data is spooled for chdb; unset = /dev/shm, else temp dir"
     )
     display_name: str = Field("tickpipe-warehouse", description="X-ClickHouse-Server-Display-Name header")
     shutdown_timeout_s: float = Field(30.0, gt=0, description="SIGTERM: how long in-flight requests may finish")

@@ -91,6 +91,12 @@ def _lock_store(data_dir: Path) -> int:
     return fd
 
 
+def _default_spool_dir() -> Path | None:
+    # RAM-backed when the system has it: a disk round trip halved insert speed in bench/warehouse.py
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
 class _Handle:
     __slots__ = ("conn", "database", "settings")
 
@@ -115,9 +121,9 @@ class Engine:
         data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock_store(data_dir)
         self._data_dir = data_dir
-        self._spool_dir = spool_dir
-        if spool_dir is not None:
-            spool_dir.mkdir(parents=True, exist_ok=True)
+        self._spool_dir = spool_dir or _default_spool_dir()
+        if self._spool_dir is not None:
+            self._spool_dir.mkdir(parents=True, exist_ok=True)
         self._handles: queue.SimpleQueue[_Handle] = queue.SimpleQueue()
         self._all: list[_Handle] = []
         for _ in range(workers):
@@ -181,7 +187,7 @@ class Engine:
             handle.database = database
 
     def _insert_from_file(self, handle: _Handle, statement: Statement) -> Outcome:
-        fd, path = tempfile.mkstemp(suffix=".insert", dir=self._spool_dir)
+        fd, path = tempfile.mkstemp(prefix="tickpipe-warehouse-", suffix=".insert", dir=self._spool_dir)
         try:
             with os.fdopen(fd, "wb") as spool:
                 spool.write(statement.insert_data or b"")

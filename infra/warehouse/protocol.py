@@ -405,7 +405,7 @@ def parse_request(params: Mapping[str, str], body: bytes, *, form_query: str | N
     url_query = form_query if form_query is not None else params.get("query")
     url_bytes = url_query.encode() if url_query else b""
     full = url_bytes + b"\n" + body if url_bytes and body else (url_bytes or body)
-    if not full.strip():
+    if not full or full.isspace():  # isspace, not strip: no copy of a large body
         raise ProtocolError(SYNTAX_ERROR, "SYNTAX_ERROR", "Empty query")
     common: dict[str, Any] = {
         "database": params.get("database") or None,
