@@ -143,6 +143,7 @@ class AvroSerde:
         self._by_fingerprint: dict[bytes, _Reader] = {}
         self._by_schema_id: dict[int, _Reader] = {}
         self._default_topic = _default_topics()
+        self._record_of_topic = {str(topic): name for topic, name in RECORD_OF_TOPIC.items()}
         for name in RECORD_NAMES:
             schema = parsed_schema(name)
             fp = fingerprint(name)
@@ -243,6 +244,9 @@ class AvroSerde:
         assert self._registry is not None
         if record_name not in self._writers:
             raise SerdeError(f"unknown record type {record_name!r}; known: {', '.join(RECORD_NAMES)}")
+        expected = self._record_of_topic.get(topic) if topic else None
+        if expected is not None and expected != record_name:
+            raise SerdeError(f"topic {topic} carries {expected}, not {record_name}")
         subject_topic = topic or self._default_topic.get(record_name)
         if not subject_topic:
             raise SerdeError(

@@ -89,6 +89,18 @@ def test_registry_url_in_settings_selects_the_confluent_framing() -> None:
     serde.close()
 
 
+def test_confluent_encode_refuses_a_record_on_another_records_topic_before_asking_the_registry() -> None:
+    # the registry URL is never contacted: the mismatch is caught first (no subject is polluted)
+    serde = AvroSerde.from_settings(KafkaSettings(schema_registry_url="http://127.0.0.1:1"))
+    with pytest.raises(SerdeError, match="topic md.book carries BookDelta, not Trade"):
+        serde.encode("Trade", TRADE, topic="md.book")
+    with pytest.raises(SerdeError, match="Bar travels on several topics"):
+        serde.encode("Bar", _bar())
+    with pytest.raises(SerdeError, match="unknown record type 'Tick'"):
+        serde.encode("Tick", TRADE, topic="md.trades")
+    serde.close()
+
+
 def test_topic_argument_is_accepted_and_ignored_without_registry() -> None:
     assert SERDE.encode("Bar", _bar(), topic="bars.1m") == SERDE.encode("Bar", _bar())
 
