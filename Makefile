@@ -25,8 +25,10 @@ down: install
 status: install
 	$(BIN)/tickpipe status
 
+# pytest exit 5 (no tests collected) is a failure, not a pass.
 test: install
-	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: install
 	$(BIN)/tickpipe bench
