@@ -1,7 +1,9 @@
 """The warehouse's ClickHouse HTTP interface, against the real ``tickpipe warehouse`` process.
 
 clickhouse-connect's own HTTP client, raw HTTP (requests) and concurrent clients talk to the session
-warehouse (``warehouse_url``) over loopback; nothing is mocked.
+warehouse (``warehouse_url``) over loopback; nothing is mocked. With a Docker engine the same tests
+also run against a ClickHouse server container, which keeps the warehouse honest: what passes here
+is what ClickHouse itself does (``local_backend`` marks the warehouse-only endpoints).
 """
 
 from __future__ import annotations
@@ -147,7 +149,7 @@ def test_get_with_query_database_default_format_settings_and_bound_params(wareho
     response = requests.get(
         warehouse_url,
         params={
-            "query": "SELECT currentDatabase() AS db, getSetting('max_threads') AS mt, {x:UInt8} + 1 AS x",
+            "query": "SELECT currentDatabase() AS db, toUInt8(getSetting('max_threads')) AS mt, {x:UInt8} + 1 AS x",
             "database": "analyst", "default_format": "JSONEachRow", "max_threads": "3", "param_x": "41",
             "session_id": "ignored", "wait_end_of_query": "1", "client_protocol_version": "54405",
             "send_progress_in_http_headers": "1",
@@ -253,6 +255,7 @@ def test_insert_deduplication_token_drops_a_retried_batch(warehouse_url: str) ->
     assert client.command(f"SELECT count() FROM {name}") == 20
 
 
+@pytest.mark.local_backend
 def test_health_and_metrics_on_the_same_port(warehouse_url: str) -> None:
     _sql(warehouse_url, "SELECT 1")
 
@@ -263,3 +266,25 @@ def test_health_and_metrics_on_the_same_port(warehouse_url: str) -> None:
     assert 'warehouse_requests_total{kind="select",status="200"}' in metrics
     assert "warehouse_request_seconds_bucket" in metrics
     assert "warehouse_inserted_rows_total" in metrics
+
+
+def test_set_and_use_without_a_session_last_for_their_own_request_only(warehouse_url: str) -> None:
+    assert _sql(warehouse_url, "SET max_result_rows = 7").status_code == 200
+    assert _sql(warehouse_url, "USE system").status_code == 200
+
+    # more requests than the warehouse has engine handles, so every handle answers at least once
+    answers = {_sql(warehouse_url, "SELECT currentDatabase(), getSetting('max_result_rows')").text for _ in range(12)}
+
+    assert answers == {"default\t0\n"}
+
+
+def test_get_refuses_a_modifying_statement(warehouse_url: str) -> None:
+    name = _table()
+    _sql(warehouse_url, f"CREATE TABLE {name} (n UInt8) ENGINE = MergeTree ORDER BY n")
+
+    refused = requests.get(warehouse_url, params={"query": f"INSERT INTO {name} VALUES (1)"}, timeout=10)
+
+    assert refused.status_code != 200
+    assert refused.headers["X-ClickHouse-Exception-Code"] == "164"
+    assert "readonly" in refused.text
+    assert _sql(warehouse_url, f"SELECT count() FROM {name}").text == "0\n"
