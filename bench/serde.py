@@ -14,7 +14,7 @@ import io
 import platform
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import fastavro
 import orjson
@@ -65,7 +65,7 @@ def _fastavro_codec(name: str) -> tuple[Callable[[dict[str, Any]], bytes], Calla
         return buf.getvalue()
 
     def decode(data: bytes) -> dict[str, Any]:
-        return fastavro.schemaless_reader(io.BytesIO(data), schema, None)
+        return cast(dict[str, Any], fastavro.schemaless_reader(io.BytesIO(data), schema, None))
 
     return encode, decode
 

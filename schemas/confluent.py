@@ -9,9 +9,12 @@ Library errors become :class:`SerdeError` (bad data, e.g. an unknown id) or
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schemas.framing import SerdeError
+
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import SchemaRegistryError
 
 
 class SchemaRegistryUnavailable(SerdeError):
@@ -31,7 +34,7 @@ class ConfluentRegistry:
         self._client: Any = SchemaRegistryClient(
             {"url": url, "timeout": timeout_s, "max.retries": max_retries}
         )
-        self._registry_error: type[Exception] = SchemaRegistryError
+        self._registry_error: type[SchemaRegistryError] = SchemaRegistryError
 
     def register(self, subject: str, schema_str: str) -> int:
         """Return the id of ``schema_str`` under ``subject``, registering it if it is new there."""
