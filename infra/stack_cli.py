@@ -117,3 +117,27 @@ def register(app: typer.Typer) -> None:
         for row in setting_rows():
             table.add_row(row.env, row.default, row.description)
         Console().print(table)
+
+    @app.command("bench")
+    def bench(
+        only: list[str] = typer.Option(None, "--only", help="run only this bench script (stem; repeatable)"),
+        timeout_s: float = typer.Option(1800.0, "--timeout", help="stop a script running longer than this (s)"),
+    ) -> None:
+        """Run every bench/*.py in turn (figures go to the terminal; record them in docs/benchmarks.md)."""
+        from pathlib import Path
+
+        from infra.bench_runner import bench_scripts, run_benchmarks, summary_table
+
+        console = Console()
+        folder = Path.cwd() / "bench"
+        try:
+            scripts = bench_scripts(folder, only)
+        except ValueError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        if not scripts:
+            console.print(f"no benchmark scripts in {folder}")
+            raise typer.Exit(1)
+        results = run_benchmarks(scripts, console, timeout_s)
+        console.print(summary_table(results))
+        raise typer.Exit(0 if all(r.returncode == 0 for r in results) else 1)

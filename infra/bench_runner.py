@@ -1,0 +1,56 @@
+"""``tickpipe bench``: run every ``bench/*.py`` in turn, streaming its figures, and summarise."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """How one benchmark script ended."""
+
+    script: Path
+    returncode: int
+    seconds: float
+
+
+def bench_scripts(folder: Path, only: list[str] | None = None) -> list[Path]:
+    """The benchmark scripts in ``folder`` (all, or those whose stem is in ``only``), sorted by name."""
+    scripts = sorted(p for p in folder.glob("*.py") if not p.name.startswith("_"))
+    if only:
+        unknown = sorted(set(only) - {p.stem for p in scripts})
+        if unknown:
+            raise ValueError(f"no bench script named {', '.join(unknown)} in {folder}")
+        scripts = [p for p in scripts if p.stem in only]
+    return scripts
+
+
+def run_benchmarks(scripts: list[Path], console: Console, timeout_s: float) -> list[BenchResult]:
+    """Run each script with this interpreter, its output straight to the terminal; one never stops the rest."""
+    results = []
+    for i, script in enumerate(scripts, 1):
+        console.rule(f"[{i}/{len(scripts)}] {script.name}")
+        started = time.monotonic()
+        try:
+            rc = subprocess.run([sys.executable, str(script)], cwd=script.parent.parent, timeout=timeout_s).returncode
+        except subprocess.TimeoutExpired:
+            console.print(f"[red]{script.name} exceeded {timeout_s:.0f}s and was stopped[/red]")
+            rc = -1
+        results.append(BenchResult(script, rc, time.monotonic() - started))
+    return results
+
+
+def summary_table(results: list[BenchResult]) -> Table:
+    """One row per script: outcome and wall time."""
+    table = Table("benchmark", "result", "seconds", title="benchmarks")
+    for r in results:
+        outcome = "[green]ok[/green]" if r.returncode == 0 else f"[red]failed ({r.returncode})[/red]"
+        table.add_row(r.script.name, outcome, f"{r.seconds:.1f}")
+    return table
