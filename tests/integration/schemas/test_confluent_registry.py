@@ -20,8 +20,8 @@ from schemas.confluent import ConfluentRegistry, SchemaRegistryUnavailable
 from schemas.framing import Framing, confluent_header, parse_header
 from schemas.registry import raw_schema
 from schemas.serde import AvroSerde, SerdeError
+from tests.docker_backend import KAFKA_IMAGE, docker_engine_problem
 
-KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
 REGISTRY_IMAGE = "confluentinc/cp-schema-registry:7.6.0"
 
 TRADE: dict[str, Any] = {
@@ -34,16 +34,6 @@ TRADE: dict[str, Any] = {
     "ts_event": 1,
     "ts_recv": 2,
 }
-
-
-def _docker_unavailable_reason() -> str | None:
-    try:
-        import docker
-
-        docker.from_env(timeout=5).ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means: no usable engine here
-        return f"no Docker engine for testcontainers ({type(exc).__name__}: {exc})"
-    return None
 
 
 def _wait_for_registry(url: str, timeout_s: float) -> None:
@@ -62,9 +52,8 @@ def _wait_for_registry(url: str, timeout_s: float) -> None:
 @pytest.fixture(scope="module")
 def registry_url() -> Iterator[str]:
     """A real Confluent Schema Registry backed by a real Apache Kafka (KRaft), both in containers."""
-    reason = _docker_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
+    if problem := docker_engine_problem():
+        pytest.skip(f"no Docker engine for the Confluent Schema Registry container ({problem})")
     from testcontainers.community.kafka import KafkaContainer
     from testcontainers.core.container import DockerContainer
     from testcontainers.core.network import Network
