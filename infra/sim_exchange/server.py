@@ -55,6 +55,8 @@ log = logging.getLogger("tickpipe.sim_exchange")
 STREAM_KINDS = ("trade", "depth", "depth@100ms", "depth@1000ms", "bookTicker")
 _FLOW_TICK_S = 0.005
 _HOUSEKEEPING_S = 0.5
+_WRITE_BATCH = 256
+_WRITE_BUFFER_LIMIT = 1 << 20
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -133,16 +135,26 @@ class Connection:
         self.wake.set()
 
     async def writer(self) -> None:
+        # aiohttp writes uncompressed frames without draining: yield after each batch and wait
+        # while the socket buffer is full, so a slow reader backs up into ``queue`` (and is dropped)
         ws = self.ws
         while not ws.closed:
             if not self.queue:
                 self.wake.clear()
                 await self.wake.wait()
                 continue
-            frame = self.queue.popleft()
-            await ws.send_frame(frame, WSMsgType.TEXT)
-            self.frames_sent += 1
-            m.WS_FRAMES.inc()
+            transport = self.request.transport
+            if transport is None or transport.is_closing():
+                return
+            sent = 0
+            while self.queue and sent < _WRITE_BATCH:
+                await ws.send_frame(self.queue.popleft(), WSMsgType.TEXT)
+                sent += 1
+            self.frames_sent += sent
+            m.WS_FRAMES.inc(sent)
+            await asyncio.sleep(0)
+            while transport.get_write_buffer_size() > _WRITE_BUFFER_LIMIT and not transport.is_closing():
+                await asyncio.sleep(0.005)
 
     def info(self, now: float) -> dict[str, Any]:
         return {
@@ -718,13 +730,16 @@ class SimExchange:
                 elif msg.type == WSMsgType.PING:
                     await ws.pong(msg.data)
                 elif msg.type == WSMsgType.PONG:
-                    if msg.data in conn.ping_payloads:
+                    if bytes(msg.data) in conn.ping_payloads:
                         conn.ping_payloads.clear()
                         conn.last_pong = time.monotonic()
                 elif msg.type == WSMsgType.BINARY:
                     conn.reply({"error": {"code": 3, "msg": "Invalid JSON: binary frames are not accepted"}, "id": None})
         except (ConnectionError, asyncio.CancelledError):
             pass
+        except Exception:
+            m.ERRORS.labels("ws").inc()
+            log.exception("websocket handler failed", extra={"conn": conn.id, "path": conn.path})
         finally:
             writer.cancel()
             self._drop_connection(conn)
