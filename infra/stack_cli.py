@@ -141,3 +141,18 @@ def register(app: typer.Typer) -> None:
         results = run_benchmarks(scripts, console, timeout_s)
         console.print(summary_table(results))
         raise typer.Exit(0 if all(r.returncode == 0 for r in results) else 1)
+
+    @app.command("top")
+    def top(
+        ctx: typer.Context,
+        interval_s: float = typer.Option(2.0, "--interval", min=0.2, help="seconds between refreshes"),
+        once: bool = typer.Option(False, "--once", help="print one frame and exit (no terminal needed)"),
+    ) -> None:
+        """Live view: messages/s per topic, consumer lag, feed health, latest signals, open orders, positions and PnL."""
+        from infra.stack_control import StackController
+        from infra.top import Sampler, run_top
+
+        settings = settings_of(ctx)
+        controller = StackController(settings)
+        endpoints = controller.top_endpoints()
+        run_top(Sampler(endpoints, settings.stack.probe_timeout_s), Console(), interval_s, once)

@@ -126,6 +126,20 @@ def test_status_lists_services_topics_and_consumer_group_lag(stack: tuple[dict[s
     assert group_line.split("│")[-2].strip() == "3"  # lag = end 5 - committed 2
 
 
+@pytest.mark.timeout(60)
+def test_top_once_shows_topic_rates_and_lag_and_says_which_sources_are_missing(
+    stack: tuple[dict[str, str], Path],
+) -> None:
+    env, workdir = stack
+
+    result = tickpipe(env, workdir, "top", "--once", "--interval", "0.5", timeout=50)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "msg/s" in out and "md.trades" in out and "consumer lag" in out
+    assert "feed health" in out and "not part of the stack" in out  # no feed in a broker+warehouse stack
+
+
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("service", ["warehouse", "broker"])
 def test_kill_9_of_a_service_is_restarted_by_supervisord(stack: tuple[dict[str, str], Path], service: str) -> None:
