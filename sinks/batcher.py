@@ -1,0 +1,118 @@
+"""Pure batching of consumed messages by size and age (no I/O, the clock is passed in).
+
+A batch holds, per table, the rows to insert and, per (topic, partition), the offset range it
+covers, including messages that produced no row (already archived, dead-lettered). Offsets are
+committed only after the whole batch is in ClickHouse, so the ranges are the commit positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sinks.rows import Row
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass
+class Batch:
+    """Rows per table and the offset range consumed per (topic, partition)."""
+
+    rows: dict[str, list[Row]] = field(default_factory=dict)
+    dead_letters: list[tuple[str, int, int, bytes, str]] = field(default_factory=list)
+    offsets: dict[TopicPartition, tuple[int, int]] = field(default_factory=dict)
+    messages: int = 0
+
+    @property
+    def row_count(self) -> int:
+        """Rows to insert, dead letters included."""
+        return sum(len(r) for r in self.rows.values()) + len(self.dead_letters)
+
+    def commit_positions(self) -> dict[TopicPartition, int]:
+        """Return the next offset to read per (topic, partition): last consumed + 1."""
+        return {tp: last + 1 for tp, (_, last) in self.offsets.items()}
+
+    def dedup_token(self, table: str) -> str:
+        """Return the ``insert_deduplication_token`` of ``table``'s insert: table and offset ranges.
+
+        The same batch retried after a timeout carries the same token, so ClickHouse drops it
+        if the first attempt did land.
+        """
+        ranges = ",".join(f"{t}/{p}/{first}-{last}" for (t, p), (first, last) in sorted(self.offsets.items()))
+        return f"{table}:{ranges}"
+
+    def without(self, partitions: set[TopicPartition]) -> Batch:
+        """Return this batch minus every row and offset of ``partitions`` (revoked in a rebalance)."""
+        kept = Batch(offsets={tp: r for tp, r in self.offsets.items() if tp not in partitions})
+        for table, rows in self.rows.items():
+            kept_rows = [r for r in rows if (r[-3], r[-2]) not in partitions]
+            if kept_rows:
+                kept.rows[table] = kept_rows
+        kept.dead_letters = [d for d in self.dead_letters if (d[0], d[1]) not in partitions]
+        kept.messages = self.messages
+        return kept
+
+
+class Batcher:
+    """Accumulate rows; say when the batch is due by row count or by the age of its first message."""
+
+    def __init__(self, max_rows: int, max_age_ms: int) -> None:
+        if max_rows < 1 or max_age_ms < 1:
+            raise ValueError("max_rows and max_age_ms must be positive")
+        self.max_rows = max_rows
+        self.max_age_ns = max_age_ms * 1_000_000
+        self._batch = Batch()
+        self._rows = 0
+        self._started_ns: int | None = None
+
+    def _track(self, topic: str, partition: int, offset: int, now_ns: int) -> None:
+        if self._started_ns is None:
+            self._started_ns = now_ns
+        key = (topic, partition)
+        seen = self._batch.offsets.get(key)
+        self._batch.offsets[key] = (offset, offset) if seen is None else (seen[0], max(seen[1], offset))
+        self._batch.messages += 1
+
+    def add_row(self, table: str, row: Row, topic: str, partition: int, offset: int, now_ns: int) -> None:
+        """Add one row of ``table`` read at ``topic``/``partition``/``offset``."""
+        self._batch.rows.setdefault(table, []).append(row)
+        self._rows += 1
+        self._track(topic, partition, offset, now_ns)
+
+    def add_dead_letter(self, topic: str, partition: int, offset: int, raw: bytes, error: str, now_ns: int) -> None:
+        """Add an undecodable message for the ``dead_letters`` table."""
+        self._batch.dead_letters.append((topic, partition, offset, raw, error))
+        self._rows += 1
+        self._track(topic, partition, offset, now_ns)
+
+    def add_skipped(self, topic: str, partition: int, offset: int, now_ns: int) -> None:
+        """Record a message that needs no row (already archived) so its offset still gets committed."""
+        self._track(topic, partition, offset, now_ns)
+
+    @property
+    def pending_rows(self) -> int:
+        """Rows waiting in the current batch."""
+        return self._rows
+
+    def drop_partitions(self, partitions: set[TopicPartition]) -> None:
+        """Forget everything read from ``partitions`` (revoked: their new owner reads them again)."""
+        self._batch = self._batch.without(partitions)
+        self._rows = self._batch.row_count
+        if self.empty:
+            self._started_ns = None
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing was consumed since the last :meth:`take`."""
+        return not self._batch.offsets
+
+    def due(self, now_ns: int) -> bool:
+        """True when the batch reached ``max_rows`` or its first message is ``max_age_ms`` old."""
+        if self._started_ns is None:
+            return False
+        return self._rows >= self.max_rows or now_ns - self._started_ns >= self.max_age_ns
+
+    def take(self) -> Batch:
+        """Return the current batch and start an empty one."""
+        batch, self._batch, self._rows, self._started_ns = self._batch, Batch(), 0, None
+        return batch

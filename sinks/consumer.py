@@ -1,0 +1,224 @@
+"""The sink loop: consume every topic, decode, batch, insert, and only then commit offsets.
+
+Delivery: at-least-once from Kafka, exactly-once into the tables as analysts see them.
+
+* ``enable.auto.commit`` and ``enable.auto.offset.store`` are off; after :class:`ArchiveWriter`
+  acknowledged a whole batch, the next offset of every partition in it is committed explicitly.
+* A crash between insert and commit re-reads those messages; on assignment the sink reads the
+  archive's :mod:`resume frontier <sinks.frontier>` and skips what is already there, so inserts
+  (and the materialized views fed by them) see each message once. ``ReplacingMergeTree`` keyed by
+  (partition, offset) plus ``FINAL`` in the ``v_*`` views is the second line of defence.
+* Undecodable messages (bad framing, unknown schema, record of the wrong type, value that does
+  not fit its column) become ``dead_letters`` rows with the raw bytes and the error; the loop goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, TopicPartition
+
+from infra.settings import KafkaSettings, SinkSettings
+from schemas.serde import AvroSerde, SerdeError
+from sinks import metrics
+from sinks.batcher import Batcher
+from sinks.ddl import TableSpec, table_spec
+from sinks.frontier import read_frontier
+from sinks.rows import RowError, RowMapper
+from sinks.writer import ArchiveWriter, Backoff
+
+log = logging.getLogger(__name__)
+
+
+def consumer_config(kafka: KafkaSettings, sink: SinkSettings) -> dict[str, Any]:
+    """Return the confluent-kafka configuration of the sink's consumer."""
+    return {
+        "bootstrap.servers": kafka.bootstrap,
+        "group.id": sink.group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": kafka.session_timeout_ms,
+        "heartbeat.interval.ms": kafka.heartbeat_interval_ms,
+        "max.poll.interval.ms": sink.max_poll_interval_ms,
+        "enable.partition.eof": False,
+    }
+
+
+class SinkLoop:
+    """Consume ``topics`` into the archive until :meth:`stop` is called."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        sink: SinkSettings,
+        client: Client,
+        topics: list[str],
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._sink = sink
+        self._topics = topics
+        self._clock = clock
+        self._client = client
+        self._serde = AvroSerde()
+        self._specs: dict[str, TableSpec] = {t: table_spec(t) for t in topics}
+        self._mappers = {t: RowMapper(spec) for t, spec in self._specs.items()}
+        self._writer = ArchiveWriter(client, {s.name: s for s in self._specs.values()},
+                                     Backoff(sink.retry_initial_ms / 1000, sink.retry_max_ms / 1000))
+        self._batcher = Batcher(sink.batch_max_rows, sink.batch_max_ms)
+        self._consumer = Consumer(consumer_config(kafka, sink))
+        self._frontier_rows: dict[tuple[str, int], int] = {}
+        self._frontier_dead: dict[tuple[str, int], int] = {}
+        self._assigned: set[tuple[str, int]] = set()
+        self._stopping = threading.Event()
+        self._give_up = threading.Event()
+        self.committed_batches = 0
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop consuming; the loop flushes, commits and closes (used by the SIGTERM handler)."""
+        self._stopping.set()
+
+    def run(self) -> None:
+        """Consume until :meth:`stop`; then flush the last batch, commit and close the consumer."""
+        self._consumer.subscribe(self._topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                 on_lost=self._on_lost)
+        log.info("sink consuming", extra={"topics": self._topics, "group": self._sink.group_id})
+        try:
+            while not self._stopping.is_set():
+                messages = self._consumer.consume(self._sink.consume_max_messages, timeout=0.1)
+                now = self._clock()
+                for message in messages:
+                    self._ingest(message, now)
+                metrics.PENDING_ROWS.set(self._batcher.pending_rows)
+                if self._batcher.due(self._clock()):
+                    self._flush(self._give_up)
+            self._shutdown()
+        finally:
+            self._consumer.close()
+            log.info("sink stopped", extra={"batches": self.committed_batches})
+
+    def _shutdown(self) -> None:
+        deadline = threading.Timer(self._sink.shutdown_timeout_s, self._give_up.set)
+        deadline.daemon = True
+        deadline.start()
+        try:
+            if not self._batcher.empty and not self._flush(self._give_up):
+                log.warning("shutdown before ClickHouse acknowledged the last batch; nothing committed, "
+                            "the messages are read again on restart")
+        finally:
+            deadline.cancel()
+
+    # --- health ----------------------------------------------------------------------------
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy unless an insert has been failing; details for ``/health``."""
+        retrying = self._writer.retrying_since_ns
+        detail = {
+            "assigned_partitions": len(self._assigned),
+            "pending_rows": self._batcher.pending_rows,
+            "committed_batches": self.committed_batches,
+            "last_ack_ns": self._writer.last_ack_ns,
+            "last_error": self._writer.last_error,
+            "retrying_s": round((time.time_ns() - retrying) / 1e9, 1) if retrying else 0,
+        }
+        return retrying is None, detail
+
+    # --- per message -----------------------------------------------------------------------
+    def _ingest(self, message: Message, now: int) -> None:
+        error = message.error()
+        if error is not None:
+            if error.fatal():
+                raise KafkaException(error)
+            log.warning("consumer error", extra={"error": str(error), "code": error.code()})
+            return
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        metrics.MESSAGES.labels(topic).inc()
+        raw = message.value()
+        try:
+            name, record = self._serde.decode(raw if raw is not None else b"")
+            mapper = self._mappers[topic]
+            if name != mapper.spec.record:
+                raise SerdeError(f"{topic} carries {mapper.spec.record}, got {name}")
+            if offset <= self._frontier_rows.get((topic, partition), -1):
+                metrics.SKIPPED.labels(topic).inc()
+                self._batcher.add_skipped(topic, partition, offset, now)
+                return
+            row = mapper.row(record, topic, partition, offset)
+        except (SerdeError, RowError) as exc:
+            if offset <= self._frontier_dead.get((topic, partition), -1):
+                metrics.SKIPPED.labels(topic).inc()
+                self._batcher.add_skipped(topic, partition, offset, now)
+                return
+            metrics.DEAD_LETTERS.labels(topic).inc()
+            log.warning("undecodable message to dead_letters", extra={
+                "topic": topic, "partition": partition, "offset": offset, "error": str(exc),
+                "raw_head": (raw or b"")[:32].hex()})
+            self._batcher.add_dead_letter(topic, partition, offset, raw or b"", str(exc), now)
+            return
+        self._batcher.add_row(mapper.spec.name, row, topic, partition, offset, now)
+
+    # --- batches ---------------------------------------------------------------------------
+    def _flush(self, give_up: threading.Event) -> bool:
+        batch = self._batcher.take()
+        metrics.BATCH_ROWS.observe(batch.row_count)
+        if not self._writer.write(batch, give_up):
+            return False
+        positions = batch.commit_positions()
+        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items() if (t, p) in self._assigned]
+        if offsets:
+            try:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+                metrics.COMMITS.inc()
+            except KafkaException as exc:
+                # the rows are archived; a redelivery is skipped by the frontier on reassignment
+                metrics.COMMIT_ERRORS.inc()
+                log.warning("offset commit failed", extra={"error": str(exc), "partitions": len(offsets)})
+        self.committed_batches += 1
+        log.debug("batch archived", extra={"rows": batch.row_count, "messages": batch.messages})
+        return True
+
+    # --- rebalance -------------------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        committed = consumer.committed(partitions, timeout=30)
+        starts = {(tp.topic, tp.partition): (tp.offset if tp.offset != OFFSET_INVALID and tp.offset >= 0 else 0)
+                  for tp in committed}
+        attempt = 0
+        backoff = Backoff(self._sink.retry_initial_ms / 1000, self._sink.retry_max_ms / 1000)
+        while True:
+            try:
+                rows, dead = read_frontier(self._client, starts)
+                break
+            except Exception as exc:  # noqa: BLE001 (ClickHouse down at assignment: wait for it)
+                log.warning("cannot read the resume frontier; retrying", extra={"error": str(exc)[:300]})
+                if self._give_up.wait(backoff.delay(attempt)) or self._stopping.is_set():
+                    raise
+                attempt += 1
+        self._frontier_rows.update(rows)
+        self._frontier_dead.update(dead)
+        self._assigned |= set(starts)
+        log.info("partitions assigned", extra={
+            "partitions": sorted(f"{t}/{p}@{o}" for (t, p), o in starts.items()),
+            "already_archived": {f"{t}/{p}": o for (t, p), o in {**rows, **dead}.items()}})
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        if not self._batcher.empty and not self._stopping.is_set():
+            self._flush(self._give_up)
+        self._forget(revoked)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._forget({(tp.topic, tp.partition) for tp in partitions})
+
+    def _forget(self, partitions: set[tuple[str, int]]) -> None:
+        self._batcher.drop_partitions(partitions)
+        self._assigned -= partitions
+        for tp in partitions:
+            self._frontier_rows.pop(tp, None)
+            self._frontier_dead.pop(tp, None)
+        log.info("partitions revoked", extra={"partitions": sorted(f"{t}/{p}" for t, p in partitions)})
+

@@ -1,0 +1,105 @@
+"""Create and migrate the archive at sink start: database, tables, new columns, analyst views.
+
+Idempotent: ``CREATE ... IF NOT EXISTS`` for tables and materialized views, ``CREATE OR REPLACE``
+for plain views, and ``ADD COLUMN IF NOT EXISTS`` for fields that a schema gained since the table
+was created (Avro evolution only adds fields with defaults, so old rows read the default). A
+column whose type differs from the schema is reported, never changed automatically.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clickhouse_connect.driver.client import Client
+
+from sinks.ddl import DEAD_LETTERS_SQL, TableSpec, all_table_specs
+
+log = logging.getLogger(__name__)
+VIEWS_SQL = Path(__file__).parent / "views.sql"
+_CREATE_NAME = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:TABLE|MATERIALIZED\s+VIEW|VIEW)\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)")
+
+
+@dataclass
+class MigrationReport:
+    """What a migration did."""
+
+    created_tables: list[str] = field(default_factory=list)
+    added_columns: list[str] = field(default_factory=list)
+    type_mismatches: list[str] = field(default_factory=list)
+    views: list[str] = field(default_factory=list)
+
+
+def sql_statements(text: str) -> list[str]:
+    """Split a SQL file into statements on ``;`` at line ends, dropping comment-only chunks."""
+    statements = []
+    for chunk in re.split(r";\s*$", text, flags=re.MULTILINE):
+        body = "\n".join(line for line in chunk.splitlines() if not line.strip().startswith("--")).strip()
+        if body:
+            statements.append(body)
+    return statements
+
+
+def dedup_view_sql(spec: TableSpec) -> str:
+    """Return the analyst view ``v_<table>``: the table read FINAL, so redeliveries never show."""
+    return f"CREATE OR REPLACE VIEW v_{spec.name} AS SELECT * FROM {spec.name} FINAL"
+
+
+def _existing_columns(client: Client, database: str) -> dict[str, dict[str, str]]:
+    result = client.query(
+        "SELECT table, name, type FROM system.columns WHERE database = {db:String}", parameters={"db": database}
+    )
+    tables: dict[str, dict[str, str]] = {}
+    for table, name, ch_type in result.result_rows:
+        tables.setdefault(table, {})[name] = ch_type
+    return tables
+
+
+def _normalise(ch_type: str) -> str:
+    return ch_type.replace(" ", "")
+
+
+def migrate(client: Client, database: str) -> MigrationReport:
+    """Bring ``database`` up to the current schemas and views; ``client`` must use ``database``."""
+    report = MigrationReport()
+    existing = _existing_columns(client, database)
+    for spec in all_table_specs():
+        if spec.name not in existing:
+            client.command(spec.create_sql())
+            report.created_tables.append(spec.name)
+            continue
+        previous = None
+        for column in spec.columns:
+            have = existing[spec.name].get(column.name)
+            if have is None:
+                after = f" AFTER `{previous}`" if previous else " FIRST"
+                client.command(f"ALTER TABLE {spec.name} ADD COLUMN IF NOT EXISTS {column.definition()}{after}")
+                report.added_columns.append(f"{spec.name}.{column.name}")
+            elif _normalise(have) != _normalise(column.type):
+                report.type_mismatches.append(f"{spec.name}.{column.name}: table {have}, schema {column.type}")
+            previous = column.name
+    if "dead_letters" not in existing:
+        client.command(DEAD_LETTERS_SQL)
+        report.created_tables.append("dead_letters")
+    for spec in all_table_specs():
+        client.command(dedup_view_sql(spec))
+        report.views.append(f"v_{spec.name}")
+    for statement in sql_statements(VIEWS_SQL.read_text()):
+        client.command(statement)
+        match = _CREATE_NAME.match(statement)
+        if match and not match.group(1).endswith("_state"):
+            report.views.append(match.group(1))
+    for mismatch in report.type_mismatches:
+        log.warning("column type differs from schema; left unchanged", extra={"column": mismatch})
+    log.info("archive migrated", extra={"database": database, "created_tables": report.created_tables,
+                                        "added_columns": report.added_columns})
+    return report
+
+
+def ensure_database(admin: Client, database: str) -> None:
+    """Create ``database`` if missing (``admin`` may use any database)."""
+    if not re.fullmatch(r"\w+", database):
+        raise ValueError(f"database name {database!r} must be a plain identifier")
+    admin.command(f"CREATE DATABASE IF NOT EXISTS {database}")

@@ -1,0 +1,95 @@
+"""Insert a batch into ClickHouse, retrying with capped exponential backoff until acknowledged.
+
+Nothing is committed to Kafka while this retries: the caller commits only after :meth:`write`
+returns True. Each table's insert carries an ``insert_deduplication_token`` derived from the
+batch's offset ranges, so an attempt that timed out but did land is dropped by ClickHouse on the
+retry (the archive tables and the views' ``*_state`` tables keep a deduplication window).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyarrow as pa
+from clickhouse_connect.driver.client import Client
+
+from sinks import metrics
+from sinks.arrow_block import arrow_table, dead_letter_table
+from sinks.batcher import Batch
+from sinks.ddl import DEAD_LETTERS, TableSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff with full jitter (delays in seconds)."""
+
+    initial_s: float = 0.2
+    max_s: float = 5.0
+
+    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+        """Return the pause before retry number ``attempt`` (0-based)."""
+        ceiling = min(self.max_s, self.initial_s * (2 ** attempt))
+        return ceiling / 2 + rand() * ceiling / 2
+
+
+class ArchiveWriter:
+    """Write batches to the archive tables through one clickhouse-connect client."""
+
+    def __init__(self, client: Client, specs: dict[str, TableSpec], backoff: Backoff) -> None:
+        self._client = client
+        self._specs = specs
+        self._backoff = backoff
+        self.last_error: str | None = None
+        self.last_ack_ns: int = 0
+        self.retrying_since_ns: int | None = None
+
+    def _blocks(self, batch: Batch) -> list[tuple[str, pa.Table]]:
+        blocks = [(table, arrow_table(self._specs[table], rows)) for table, rows in batch.rows.items() if rows]
+        if batch.dead_letters:
+            blocks.append((DEAD_LETTERS, dead_letter_table(batch.dead_letters)))
+        return blocks
+
+    def write(self, batch: Batch, give_up: threading.Event) -> bool:
+        """Insert every table of ``batch``; return True once all are acknowledged.
+
+        Retry failed inserts until they succeed or ``give_up`` is set (then return False and the
+        caller commits nothing; the messages are read again on restart).
+        """
+        pending = self._blocks(batch)
+        attempt = 0
+        while pending:
+            table, block = pending[0]
+            started = time.perf_counter()
+            try:
+                self._client.insert_arrow(table, block, settings={"insert_deduplication_token": batch.dedup_token(table)})
+            except Exception as exc:  # noqa: BLE001 (any failure is retried; the batch is kept)
+                metrics.INSERT_ERRORS.labels(table).inc()
+                metrics.RETRYING.set(1)
+                self.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                self.retrying_since_ns = self.retrying_since_ns or time.time_ns()
+                pause = self._backoff.delay(attempt)
+                log.warning("insert failed; retrying", extra={"table": table, "rows": block.num_rows,
+                                                                "attempt": attempt + 1, "retry_in_s": round(pause, 3),
+                                                                "error": self.last_error})
+                attempt += 1
+                if give_up.wait(pause):
+                    return False
+                continue
+            metrics.INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
+            metrics.ROWS.labels(table).inc(block.num_rows)
+            pending.pop(0)
+            attempt = 0
+        if self.retrying_since_ns is not None:
+            log.info("ClickHouse available again", extra={"down_s": round((time.time_ns() - self.retrying_since_ns) / 1e9, 1)})
+        metrics.RETRYING.set(0)
+        self.retrying_since_ns = None
+        self.last_error = None
+        self.last_ack_ns = time.time_ns()
+        return True
