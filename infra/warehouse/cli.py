@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -14,9 +15,9 @@ def register(app: typer.Typer) -> None:
     @app.command("warehouse")
     def warehouse(
         ctx: typer.Context,
-        port: int = typer.Option(None, help="listen port (default: settings warehouse.port)"),
-        host: str = typer.Option(None, help="listen address (default: settings warehouse.host, loopback)"),
-        data_dir: Path = typer.Option(None, help="chdb store (default: settings warehouse.data_dir)"),
+        port: Annotated[int | None, typer.Option(help="listen port (default: settings warehouse.port)")] = None,
+        host: Annotated[str | None, typer.Option(help="listen address (default: settings warehouse.host)")] = None,
+        data_dir: Annotated[Path | None, typer.Option(help="chdb store (default: settings warehouse.data_dir)")] = None,
     ) -> None:
         """Own the chdb store and serve the ClickHouse HTTP interface (stop with SIGTERM)."""
         import asyncio

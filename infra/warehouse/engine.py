@@ -204,7 +204,7 @@ class Engine:
     def _query(handle: _Handle, sql: str, fmt: str, params: dict[str, str] | None = None) -> Any:
         try:
             return handle.conn.query(sql, fmt, params=params or {})
-        except Exception as exc:  # noqa: BLE001 (chdb raises ChdbError or RuntimeError)
+        except Exception as exc:  # chdb raises ChdbError or RuntimeError
             code, text = error_text(str(exc))
             raise EngineError(code, text) from exc
 

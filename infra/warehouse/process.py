@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import requests
 
@@ -66,7 +67,7 @@ class WarehouseProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
-    def start(self) -> WarehouseProcess:
+    def start(self) -> Self:
         """Spawn the process and wait until ``/ping`` answers ``Ok.``."""
         if self.proc is not None and self.proc.poll() is None:
             raise WarehouseStartError(f"warehouse already running as pid {self.proc.pid}")
@@ -121,7 +122,7 @@ class WarehouseProcess:
                 proc.wait()
         return proc.returncode
 
-    def restart(self) -> WarehouseProcess:
+    def restart(self) -> Self:
         """Stop, then start again on the same port and data dir."""
         self.stop()
         return self.start()
@@ -136,7 +137,7 @@ class WarehouseProcess:
         if self.proc is not None:
             self.proc.send_signal(signal.SIGCONT)
 
-    def __enter__(self) -> WarehouseProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:

@@ -171,7 +171,7 @@ def decompress_body(body: bytes, encoding: str | None) -> bytes:
             return _zstd_decompress(body)
         if enc == "lz4":
             return _lz4_frames(body)
-    except Exception as exc:  # noqa: BLE001 (every codec has its own error type)
+    except Exception as exc:  # every codec has its own error type
         raise ProtocolError(CANNOT_DECOMPRESS, "CANNOT_DECOMPRESS", f"Cannot decompress {enc} body: {exc}") from exc
     raise ProtocolError(BAD_ARGUMENTS, "BAD_ARGUMENTS", f"Unknown HTTP compression method '{encoding}'")
 

@@ -124,7 +124,7 @@ async def _handle_query(request: web.Request) -> web.StreamResponse:
     except web.HTTPException:
         metrics.requests.labels(kind, "4xx").inc()
         raise
-    except Exception as exc:  # noqa: BLE001 (task boundary: answer like ClickHouse, keep serving)
+    except Exception as exc:  # task boundary: answer like ClickHouse and keep serving
         log.exception("statement failed inside the warehouse", extra={"query_id": query_id, "kind": kind})
         metrics.errors.labels(str(UNKNOWN_EXCEPTION)).inc()
         metrics.requests.labels(kind, "500").inc()

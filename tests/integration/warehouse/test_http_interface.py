@@ -40,7 +40,7 @@ def _sql(url: str, sql: str, **params: str) -> requests.Response:
 
 
 def _frame(rows: int) -> pd.DataFrame:
-    prices = [Decimal("0.00000001"), Decimal("123456789.12345678"), Decimal("-42.000000000000000001"), Decimal("0")]
+    prices = [Decimal("0.00000001"), Decimal("123456789.12345678"), Decimal("-42.000000000000000001"), Decimal(0)]
     return pd.DataFrame(
         {
             "id": np.arange(rows, dtype="uint64"),
