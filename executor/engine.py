@@ -167,7 +167,7 @@ class Engine:
         self._assign_tail(self.md, [Topic.BBO.value, Topic.BOOK.value], MD_BACKFILL)
         self.control = self._consumer(f"{s.group_id}-control-{self.clock()}")
         self.control.assign([TopicPartition(s.control_topic, 0, OFFSET_BEGINNING)])
-        self.signals = self._consumer(s.group_id)
+        self.signals = self._consumer(s.group_id, **{"auto.offset.reset": s.signals_offset_reset})
         if self.start_at is None:
             self.signals.subscribe([Topic.SIGNALS.value], on_assign=self._on_assign, on_revoke=self._on_revoke)
         else:
@@ -270,7 +270,7 @@ class Engine:
         if stale is not None:
             run.done, run.outcome = True, stale
             self.metrics.dlq.labels("stale").inc()
-            log.warning("stale signal to dlq", extra={"signal_id": run.signal_id, "error": stale})
+            log.warning("stale signal to dlq: %s", stale, extra={"signal_id": run.signal_id})
             self._dead_letter_run(run, stale)
             return False
         run.started = True

@@ -207,6 +207,9 @@ class ExecutorSettings(_Section):
     max_signal_age_ms: int = Field(5000, ge=1, description="a signal older than this (ts_emit) is stale -> dlq")
     market_wait_ms: int = Field(3000, ge=0, description="wait this long for market data before denying a signal")
     max_inflight_signals: int = Field(200, ge=1, description="pause consuming signals while this many are in progress")
+    signals_offset_reset: str = Field(
+        "latest", description="where a new consumer group starts on `signals`: latest (skip history) or earliest"
+    )
     # risk
     max_order_notional: Decimal = Field(Decimal("100000"), description="largest order notional in quote units")
     max_position: Decimal = Field(Decimal("100"), description="largest absolute position per instrument in base units")
