@@ -39,7 +39,9 @@ def run_benchmarks(scripts: list[Path], console: Console, timeout_s: float) -> l
         console.rule(f"[{i}/{len(scripts)}] {script.name}")
         started = time.monotonic()
         try:
-            rc = subprocess.run([sys.executable, str(script)], cwd=script.parent.parent, timeout=timeout_s).returncode
+            rc = subprocess.run(
+                [sys.executable, str(script)], cwd=script.parent.parent, timeout=timeout_s, check=False
+            ).returncode
         except subprocess.TimeoutExpired:
             console.print(f"[red]{script.name} exceeded {timeout_s:.0f}s and was stopped[/red]")
             rc = -1

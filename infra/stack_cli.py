@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -120,7 +121,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("bench")
     def bench(
-        only: list[str] = typer.Option(None, "--only", help="run only this bench script (stem; repeatable)"),
+        only: Annotated[
+            list[str] | None, typer.Option("--only", help="run only this bench script (stem; repeatable)")
+        ] = None,
         timeout_s: float = typer.Option(1800.0, "--timeout", help="stop a script running longer than this (s)"),
     ) -> None:
         """Run every bench/*.py in turn (figures go to the terminal; record them in docs/benchmarks.md)."""

@@ -213,7 +213,7 @@ class StackController:
                 if not pending:
                     break
                 if time.monotonic() > deadline:
-                    name = sorted(pending)[0]
+                    name = min(pending)
                     self._fail(pending[name], f"not healthy within {timeout:.0f}s (last: {last.get(name)})")
                 status.update(
                     f"waiting {time.monotonic() - started:4.1f}s for "

@@ -64,7 +64,7 @@ class Supervisor:
             self.paths.socket.unlink()  # left by a supervisord that was killed; nobody answers on it
         supervisord = Path(sys.executable).with_name("supervisord")
         result = subprocess.run(
-            [str(supervisord), "-c", str(self.paths.conf)], capture_output=True, text=True, timeout=timeout_s
+            [str(supervisord), "-c", str(self.paths.conf)], capture_output=True, text=True, timeout=timeout_s, check=False
         )
         if result.returncode != 0:
             raise SupervisionError(f"supervisord failed to start: {result.stderr.strip() or result.stdout.strip()}")

@@ -32,7 +32,6 @@ from infra.consumer_lag import group_lags
 from infra.settings import KafkaSettings
 from infra.topics import describe_topics
 
-
 LATEST_SIGNALS_SQL = """
 SELECT ts_emit, symbol, side, round(strength, 3) AS strength, model, signal_id
 FROM signals ORDER BY ts_emit DESC LIMIT 6 FORMAT JSONEachRow

@@ -17,10 +17,10 @@ import requests
 from infra.broker import free_port
 from infra.health import probe
 from infra.processes import alive, descendants, kill_all, wait_gone
+from infra.settings import KafkaSettings
 from infra.stack import StackPaths
 from infra.stack_control import StackRecord, record_path
 from infra.supervision import Supervisor
-from infra.settings import KafkaSettings
 from infra.topics import describe_topics
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,8 @@ def stack_env(home: Path, **ports: int) -> dict[str, str]:
 
 def tickpipe(env: dict[str, str], cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [TICKPIPE, *args], env={**env, "COLUMNS": "200"}, cwd=cwd, capture_output=True, text=True, timeout=timeout
+        [TICKPIPE, *args], env={**env, "COLUMNS": "200"}, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        check=False,
     )
 
 
@@ -79,7 +80,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, 
 @pytest.mark.timeout(150)
 def test_up_reports_both_services_healthy_and_where_they_run(stack: tuple[dict[str, str], Path]) -> None:
     # Arrange
-    env, workdir = stack
+    env, _ = stack
     home = Path(env["TICKPIPE_HOME"])
     record = StackRecord.load(record_path(StackPaths(home)))
 

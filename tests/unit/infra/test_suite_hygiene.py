@@ -18,9 +18,9 @@ def _has_timeout(decorators: list[ast.expr]) -> bool:
 
 def _module_timeout(tree: ast.Module) -> bool:
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "pytestmark" for t in node.targets):
-            if "timeout" in ast.unparse(node.value):
-                return True
+        is_pytestmark = isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "pytestmark" for t in node.targets)
+        if is_pytestmark and "timeout" in ast.unparse(node.value):
+            return True
     return False
 
 
