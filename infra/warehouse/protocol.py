@@ -395,6 +395,18 @@ def _first_keyword(buf: bytes) -> bytes:
     return match.group(0).upper() if match else b""
 
 
+def _refuse_multi_statements(sql: bytes) -> None:
+    # chdb would run "SELECT 1; DROP TABLE t" as two statements; ClickHouse's HTTP interface refuses
+    if b";" not in sql:
+        return
+    tokens = _tokens(sql, stop_after_format=False)
+    if tokens and sql[tokens[-1].start] == 0x3B and _skip_ws_and_comments(sql, tokens[-1].end) < len(sql):
+        raise ProtocolError(
+            SYNTAX_ERROR, "SYNTAX_ERROR", f"Syntax error (Multi-statements are not allowed): failed at position "
+            f"{tokens[-1].end + 1}: {sql[tokens[-1].end:tokens[-1].end + 40].decode(errors='replace').strip()}"
+        )
+
+
 def parse_request(params: Mapping[str, str], body: bytes, *, form_query: str | None = None) -> Statement:
     """Build the :class:`Statement` of one request from its URL parameters and decompressed body.
 
@@ -417,6 +429,7 @@ def parse_request(params: Mapping[str, str], body: bytes, *, form_query: str | N
     keyword = _first_keyword(full)
     common["keyword"] = keyword.decode()
     if keyword != b"INSERT":
+        _refuse_multi_statements(full)
         kind = "select" if keyword in _RESULT_KEYWORDS else "other"
         return Statement(sql=_decode_sql(full), kind=kind, **common)
     head = _split_insert(url_bytes) if url_bytes else None

@@ -288,3 +288,14 @@ def test_get_refuses_a_modifying_statement(warehouse_url: str) -> None:
     assert refused.headers["X-ClickHouse-Exception-Code"] == "164"
     assert "readonly" in refused.text
     assert _sql(warehouse_url, f"SELECT count() FROM {name}").text == "0\n"
+
+
+def test_multi_statements_are_refused_and_nothing_of_them_runs(warehouse_url: str) -> None:
+    name = _table()
+
+    refused = _sql(warehouse_url, f"SELECT 1; CREATE TABLE {name} (n UInt8) ENGINE = Memory")
+
+    assert refused.status_code == 400
+    assert refused.headers["X-ClickHouse-Exception-Code"] == "62"
+    assert "Multi-statements are not allowed" in refused.text
+    assert _sql(warehouse_url, f"EXISTS TABLE {name}").text == "0\n"

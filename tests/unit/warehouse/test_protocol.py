@@ -200,3 +200,17 @@ def test_content_types_follow_the_format() -> None:
     assert content_type_of("Native") == "application/octet-stream"
     assert content_type_of("TabSeparated").startswith("text/tab-separated-values")
     assert content_type_of("Pretty") == "text/plain; charset=UTF-8"
+
+
+@pytest.mark.parametrize("sql", [b"SELECT 1; SELECT 2", b"SELECT ';' AS x;\nDROP TABLE t", b"SELECT 1;;"])
+def test_multi_statements_are_refused_as_clickhouse_does(sql: bytes) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        parse_request({}, sql)
+
+    assert caught.value.code == 62
+    assert "Multi-statements are not allowed" in str(caught.value)
+
+
+@pytest.mark.parametrize("sql", [b"SELECT 1;", b"SELECT ';' AS x ; -- done\\n", b"SELECT 'a;b'", b"SELECT (1;"])
+def test_one_statement_with_a_trailing_semicolon_or_quoted_semicolons_passes(sql: bytes) -> None:
+    assert parse_request({}, sql).kind == "select"
