@@ -25,6 +25,8 @@ from schemas.topics import Topic
 log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
+_DRAINED = 1_000
+"""Records still waiting at which a backlog counts as drained (normal in-flight level is far lower)."""
 
 
 def producer_config(kafka: KafkaSettings, buffer_max_records: int, delivery_timeout_ms: int) -> dict[str, Any]:
@@ -73,6 +75,7 @@ class KafkaPublisher:
         self._unreported_drops = 0
         self._last_progress = clock()
         self._stalled_since: int | None = None
+        self._resumed_at: int | None = None
         self._peak_waiting = 0
 
     def publish(self, topic: str, key: bytes, record_name: str, record: dict[str, Any]) -> None:
@@ -84,18 +87,21 @@ class KafkaPublisher:
             self._report_drops()
 
     def poll(self) -> None:
-        """Serve delivery callbacks and watch for a broker that stopped taking records."""
+        """Serve delivery callbacks; detect a broker that stopped taking records and report the episode."""
         self._producer.poll(0)
         waiting = len(self._producer)
         self._metrics.kafka_buffer.set(waiting)
         now = self._clock()
         if waiting == 0:
             self._last_progress = now
-        elif self._stalled_since is None and now - self._last_progress > self._backpressure_after_ns:
-            self._stalled_since = self._last_progress
-            log.warning("kafka is not taking records; buffering in RAM", extra={"waiting": waiting, "bound": self._bound})
-        if self._stalled_since is not None:
-            self._peak_waiting = max(self._peak_waiting, waiting)
+        if self._stalled_since is None:
+            if waiting and now - self._last_progress > self._backpressure_after_ns:
+                self._stalled_since = self._last_progress
+                log.warning("kafka is not taking records; buffering in RAM", extra={"waiting": waiting, "bound": self._bound})
+            return
+        self._peak_waiting = max(self._peak_waiting, waiting)
+        if self._resumed_at is not None and waiting <= _DRAINED:
+            self._report_backpressure(now)
 
     @property
     def waiting(self) -> int:
@@ -145,17 +151,24 @@ class KafkaPublisher:
                 log.error("kafka delivery failed", extra={"error": str(err), "topic": msg.topic(), "failed": self.failed})
             return
         self.delivered += 1
-        if self._stalled_since is not None:
-            stalled_s = (now - self._stalled_since) / _NS
-            peak, self._peak_waiting = self._peak_waiting, 0
-            self._stalled_since = None
-            log.warning("kafka takes records again", extra={"stalled_s": round(stalled_s, 3), "peak_waiting": peak})
-            record = self._events.build(
-                FeedEventKind.BACKPRESSURE, now, count=peak,
-                detail=f"broker took no records for {stalled_s:.1f}s; up to {peak} records waited in RAM "
-                f"(bound {self._bound}), {self.dropped} dropped so far",
-            )
-            self._produce(Topic.HEALTH, self._events.key, self._serde.encode("FeedEvent", record))
+        if self._stalled_since is not None and self._resumed_at is None:
+            self._resumed_at = now
+            log.warning("kafka takes records again; draining the RAM buffer", extra={"waiting": len(self._producer)})
+
+    def _report_backpressure(self, now: int) -> None:
+        assert self._stalled_since is not None and self._resumed_at is not None
+        stalled_s = (self._resumed_at - self._stalled_since) / _NS
+        drained_s = (now - self._resumed_at) / _NS
+        peak = self._peak_waiting
+        self._stalled_since = self._resumed_at = None
+        self._peak_waiting = 0
+        log.warning("kafka backlog drained", extra={"stalled_s": round(stalled_s, 3), "peak_waiting": peak})
+        record = self._events.build(
+            FeedEventKind.BACKPRESSURE, now, count=peak,
+            detail=f"broker took no records for {stalled_s:.1f}s; up to {peak} records waited in RAM "
+            f"(bound {self._bound}), drained in {drained_s:.1f}s; {self.dropped} dropped so far",
+        )
+        self._produce(Topic.HEALTH, self._events.key, self._serde.encode("FeedEvent", record))
 
     @staticmethod
     def _on_error(err: KafkaError) -> None:

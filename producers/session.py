@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import queue
 import random
+import socket
 import threading
 import time
 from collections import deque
@@ -99,12 +100,16 @@ class WsConnection:
     def close(self) -> None:
         """Close the socket (the close is reported to the inbox)."""
         self._app.keep_running = False
-        sock = self._app.sock
-        if sock is not None:
-            try:
-                sock.close()
-            except Exception:  # noqa: BLE001 (closing a dead socket)
-                log.debug("close of a dead socket", exc_info=True)
+        ws = self._app.sock
+        raw = getattr(ws, "sock", None)
+        try:
+            if raw is not None:
+                # shutdown wakes the thread blocked in recv on a silent socket; close alone does not
+                raw.shutdown(socket.SHUT_RDWR)
+            if ws is not None:
+                ws.close()
+        except OSError:
+            log.debug("close of a dead socket", exc_info=True)
 
     def join(self, timeout_s: float) -> None:
         """Wait for the connection thread to end."""
@@ -214,8 +219,11 @@ class SessionSlot:
             if self._replace is not None:
                 target, self._replace = self._replace, None
                 if target == conn.connection_id:
+                    # connect at once: waiting for the stalled thread to notice could take seconds
                     log.warning("replacing stalled connection", extra={"connection": target})
                     conn.close()
+                    conn = self._connect()
+                    continue
             if conn.done.is_set():
                 if conn.frames:
                     # it worked (cf. cryptofeed: reset after a successful subscribe); the attempt
