@@ -128,7 +128,7 @@ class BackgroundFlow:
         in_burst = self._burst_left > 0 and self.symbols[self._burst_symbol] is flow
         market_share = p.market_share * (4.0 if in_burst else 1.0)
         cancel_share = p.cancel_share * min(3.0, len(flow.live) / p.target_resting)
-        if flow.withdrawal is not None:
+        if flow.withdrawal is not None and self._nearest_inside(flow) is not None:
             cancel_share = max(cancel_share, 0.5)
         draw = rng.random()
         if draw < market_share:
@@ -186,8 +186,9 @@ class BackgroundFlow:
         for _ in range(8):
             if not flow.live:
                 return
-            if flow.withdrawal is not None:
-                index = min(range(len(flow.live)), key=lambda i: abs(flow.live[i].price - flow.fair))
+            nearest = self._nearest_inside(flow) if flow.withdrawal is not None else None
+            if nearest is not None:
+                index = nearest
             else:
                 first, second = rng.randrange(len(flow.live)), rng.randrange(len(flow.live))
                 far = abs(flow.live[first].price - flow.fair) >= abs(flow.live[second].price - flow.fair)
@@ -197,3 +198,10 @@ class BackgroundFlow:
             flow.live.pop()
             if self.engine.cancel_resting(flow.spec.symbol, entry.order_id):
                 return
+
+    def _nearest_inside(self, flow: _SymbolFlow) -> int | None:
+        """Index of the live order nearest to fair while it is inside the withdrawal distance."""
+        if not flow.live or flow.withdrawal is None:
+            return None
+        index = min(range(len(flow.live)), key=lambda i: abs(flow.live[i].price - flow.fair))
+        return index if abs(flow.live[index].price - flow.fair) < flow.withdrawal.extra_ticks else None
