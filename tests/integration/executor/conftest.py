@@ -24,7 +24,7 @@ def executor_sim_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = (tmp_path_factory.mktemp("sim") / "sim.log").open("wb")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKPIPE_")}
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "tickpipe"), "sim-exchange", "--port", str(port), "--events-per-s", "40"],
+        [str(Path(sys.executable).parent / "tickpipe"), "sim-exchange", "--port", str(port), "--events-per-s", "40", "--weight-limit", "10000000"],
         stdout=log, stderr=subprocess.STDOUT, env=env,
     )
     url = f"http://127.0.0.1:{port}"
