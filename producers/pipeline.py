@@ -85,7 +85,6 @@ class FeedPipeline:
         hold_ns: int = 500_000_000,
         stall_timeout_ns: int = 2_000_000_000,
         max_book_buffer: int = 100_000,
-        accept_new_symbols: bool = False,
     ) -> None:
         self.adapter = adapter
         self.venue = adapter.venue
@@ -97,22 +96,25 @@ class FeedPipeline:
         self._urls: dict[str, str] = {}
         self._hold_ns = hold_ns
         self._max_book_buffer = max_book_buffer
-        self._accept_new = accept_new_symbols
         self._instruments: dict[str, _Instrument] = {}
-        for s in symbols:
-            self._add(s)
+        self.add_symbols(symbols)
         self.dead_letters = 0
 
-    def _add(self, symbol: str) -> _Instrument:
+    def add_symbols(self, symbols: list[str]) -> None:
+        """Serve ``symbols`` too (playback learns them from the recorded stream URLs)."""
+        for symbol in symbols:
+            if symbol not in self._instruments:
+                self._add(symbol)
+
+    def _add(self, symbol: str) -> None:
         rule = self.adapter.sync_rule
-        inst = self._instruments[symbol] = _Instrument(
+        self._instruments[symbol] = _Instrument(
             symbol, instrument_key(self.venue, symbol),
             SequenceMerger(_trade_span, _trade_follows, self._hold_ns),
             SequenceMerger(_diff_span, rule.follows, self._hold_ns),
             MonotonicFilter(),
             bs.BookSync(rule, self._max_book_buffer),
         )
-        return inst
 
     # --- inputs ---------------------------------------------------------------------------
 
@@ -149,10 +151,8 @@ class FeedPipeline:
         symbol = payload.symbol if channel is Channel.DEPTH else payload["symbol"]
         inst = self._instruments.get(symbol)
         if inst is None:
-            if not self._accept_new:
-                self._dead_letter(connection_id, data, f"unknown symbol {symbol!r}", now, symbol)
-                return
-            inst = self._add(symbol)
+            self._dead_letter(connection_id, data, f"unknown symbol {symbol!r}", now, symbol)
+            return
         if channel is Channel.DEPTH:
             self._metrics.frame(connection_id, symbol, (now - payload.ts_event) / _NS_PER_S)
             for diff in inst.diffs.offer(payload, now):
@@ -170,8 +170,6 @@ class FeedPipeline:
         """Process a REST depth snapshot body received at ``now``."""
         symbol = self.adapter.snapshot_symbol(url)
         inst = self._instruments.get(symbol)
-        if inst is None and self._accept_new:
-            inst = self._add(symbol)
         if inst is None:
             self._dead_letter("rest", body, f"snapshot of unknown symbol {symbol!r}", now, symbol, source=url)
             return

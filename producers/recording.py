@@ -73,6 +73,7 @@ def play(path: Path, pipeline: FeedPipeline) -> int:
         else:
             if connection_open:
                 pipeline.close(PLAYBACK_CONNECTION, "reconnect in recording", t)
+            pipeline.add_symbols(pipeline.adapter.stream_symbols(url))
             pipeline.open(PLAYBACK_CONNECTION, url, t)
             connection_open = True
         if t >= next_tick:

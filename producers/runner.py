@@ -105,7 +105,7 @@ def run_playback(settings: Settings, venue: str, path: Path, final_books: int, t
             out.write(_printable(record_name, record) + b"\n")
 
     pipeline = FeedPipeline(
-        adapter, [], sink, events, metrics, accept_new_symbols=True,
+        adapter, [], sink, events, metrics,
         hold_ns=settings.feed.reorder_hold_ms * 1_000_000,
     )
     try:

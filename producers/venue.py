@@ -79,6 +79,10 @@ class VenueAdapter(Protocol):
         """Return the REST URL of the depth snapshot of ``symbol``."""
         ...
 
+    def stream_symbols(self, url: str) -> list[str]:
+        """Return the symbols a stream URL subscribes to (playback reads them from the recording)."""
+        ...
+
     def snapshot_symbol(self, url: str) -> str:
         """Return the symbol a snapshot URL asks for (playback reads it back from the recording)."""
         ...

@@ -24,6 +24,10 @@ class BinanceSpotAdapter:
         """Return the depth snapshot URL of ``symbol``."""
         return urls.depth_snapshot_url(base, symbol)
 
+    def stream_symbols(self, url: str) -> list[str]:
+        """Return the symbols of a combined-stream URL."""
+        return urls.symbols_of_stream_url(url)
+
     def snapshot_symbol(self, url: str) -> str:
         """Return the symbol a depth snapshot URL asks for."""
         return urls.symbol_of_snapshot_url(url)

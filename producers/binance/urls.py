@@ -46,3 +46,11 @@ def symbol_of_snapshot_url(url: str) -> str:
     if not values:
         raise ValueError(f"no symbol in snapshot url {url!r}")
     return values[0].upper()
+
+
+def symbols_of_stream_url(url: str) -> list[str]:
+    """Return the symbols of ``/stream?streams=a@x/b@y`` or ``/ws/a@x/b@y`` URLs, in order, once each."""
+    parts = urlsplit(url)
+    names = parse_qs(parts.query).get("streams", [""])[0].split("/") if "streams=" in parts.query else parts.path.split("/")
+    symbols = [n.split("@", 1)[0].upper() for n in names if "@" in n]
+    return list(dict.fromkeys(symbols))
