@@ -69,5 +69,5 @@ def _group_states(admin: AdminClient, groups: list[str], timeout_s: float) -> di
             described = future.result()
         except KafkaException:
             continue
-        states[group_id] = f"{described.state.name} ({len(described.members)} members)"
+        states[group_id] = described.state.name
     return states
