@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-import queue
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -114,8 +113,68 @@ def _quote_ident(name: str) -> str:
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
+class ResultStream:
+    """A result sent block by block (``send_query``); holds its engine handle until :meth:`close`."""
+
+    def __init__(self, engine: Engine, handle: _Handle, streaming: Any, first: bytes, fmt: str) -> None:
+        self.fmt = fmt
+        self._engine = engine
+        self._handle = handle
+        self._streaming = streaming
+        self._first: bytes | None = first
+        self._pending: asyncio.Future[bytes] | None = None
+        self._closed = False
+
+    async def next_chunk(self) -> bytes:
+        """The next block's bytes, ``b""`` at the end; raise :class:`EngineError` if the query fails."""
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        loop = asyncio.get_running_loop()
+        self._pending = loop.run_in_executor(self._engine._executor, _next_block, self._streaming)
+        return await self._pending
+
+    async def close(self) -> None:
+        """Stop the query (if it still runs) and give the handle back; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._pending is not None and not self._pending.done():
+            # a block is still being fetched on a worker thread: the handle is busy until it returns
+            await asyncio.wait([self._pending])
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._engine._executor, _close_stream, self._streaming)
+        self._engine._release(self._handle)
+
+
+def _next_block(streaming: Any) -> bytes:
+    while True:
+        try:
+            chunk = next(streaming)
+        except StopIteration:
+            return b""
+        except Exception as exc:  # chdb raises ChdbError mid-stream
+            code, text = error_text(str(exc))
+            raise EngineError(code, text) from exc
+        payload = chunk.bytes() if hasattr(chunk, "bytes") else bytes(chunk)
+        if payload:
+            return payload
+
+
+def _close_stream(streaming: Any) -> None:
+    try:
+        streaming.cancel()
+    finally:
+        streaming.close()
+
+
 class Engine:
-    """The warehouse's chdb engine: ``await engine.run(statement)`` from the event loop."""
+    """The warehouse's chdb engine: ``await engine.run(statement)`` from the event loop.
+
+    Handles are borrowed on the event loop (an asyncio queue), never by a worker thread waiting:
+    a result stream holds a handle between blocks without holding a thread, so streams and
+    statements can never starve each other of threads.
+    """
 
     def __init__(self, data_dir: Path, workers: int, spool_dir: Path | None = None) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -124,24 +183,43 @@ class Engine:
         self._spool_dir = spool_dir or _default_spool_dir()
         if self._spool_dir is not None:
             self._spool_dir.mkdir(parents=True, exist_ok=True)
-        self._handles: queue.SimpleQueue[_Handle] = queue.SimpleQueue()
+        self._free: asyncio.Queue[_Handle] = asyncio.Queue()
         self._all: list[_Handle] = []
         for _ in range(workers):
             handle = _Handle(chdb.connect(str(data_dir)))
             self._all.append(handle)
-            self._handles.put(handle)
+            self._free.put_nowait(handle)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chdb")
         probe = self._all[0].conn.query("SELECT version(), timezone()", "TabSeparated").bytes().decode()
         self.version, self.timezone = probe.strip().split("\t")
 
     async def run(self, statement: Statement) -> Outcome:
         """Run ``statement`` on a worker thread; the event loop stays free for other clients."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.execute, statement)
+        handle = await self._free.get()
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self._execute, handle, statement)
+        # the handle goes back when the thread is done with it, even if this request is cancelled
+        future.add_done_callback(lambda _: self._release(handle))
+        return await future
 
-    def execute(self, statement: Statement) -> Outcome:
-        """Run ``statement`` on a free handle (blocking); raise :class:`EngineError` on refusal."""
-        handle = self._handles.get()
+    async def stream(self, statement: Statement, fmt: str) -> ResultStream:
+        """Start a result-producing ``statement`` whose output is sent block by block.
+
+        The first block is fetched before returning, so a statement the engine refuses raises
+        :class:`EngineError` here, before any response is started.
+        """
+        handle = await self._free.get()
+        loop = asyncio.get_running_loop()
+        try:
+            streaming, first = await loop.run_in_executor(self._executor, self._open_stream, handle, statement)
+        except BaseException:
+            self._release(handle)
+            raise
+        return ResultStream(self, handle, streaming, first, fmt)
+
+    def _release(self, handle: _Handle) -> None:
+        self._free.put_nowait(handle)
+
+    def _execute(self, handle: _Handle, statement: Statement) -> Outcome:
         try:
             self._prepare(handle, statement)
             if statement.insert_format is not None:
@@ -152,7 +230,19 @@ class Engine:
         finally:
             if statement.changes_session:
                 self._renew(handle)
-            self._handles.put(handle)
+
+    def _open_stream(self, handle: _Handle, statement: Statement) -> tuple[Any, bytes]:
+        self._prepare(handle, statement)
+        try:
+            streaming = handle.conn.send_query(statement.sql, statement.default_format, params=statement.params or {})
+        except Exception as exc:  # chdb raises ChdbError or RuntimeError
+            code, text = error_text(str(exc))
+            raise EngineError(code, text) from exc
+        try:
+            return streaming, _next_block(streaming)
+        except BaseException:
+            _close_stream(streaming)
+            raise
 
     def _renew(self, handle: _Handle) -> None:
         # a fresh handle (well under 1 ms) forgets whatever SET/USE the last statement left behind

@@ -101,6 +101,16 @@ _CONTENT_TYPES = {
     "JSONEachRow": "application/x-ndjson; charset=UTF-8",
     "JSONCompactEachRow": "application/x-ndjson; charset=UTF-8",
 }
+# Output formats without a global header or footer: chdb's per-block output concatenates into one
+# valid stream, so their results can be sent block by block.
+STREAMABLE_FORMATS = frozenset(
+    {
+        "Native", "TabSeparated", "TSV", "TabSeparatedRaw", "TSVRaw", "CSV", "RowBinary",
+        "JSONEachRow", "JSONLines", "NDJSON", "JSONCompactEachRow",
+    }
+)
+# chdb streams only queries ("Streaming query is not supported for query: EXISTS ...").
+STREAMABLE_KEYWORDS = frozenset({"SELECT", "WITH", "("})
 _BINARY_FORMATS = frozenset({"Native", "RowBinary", "RowBinaryWithNames", "RowBinaryWithNamesAndTypes", "Parquet", "Arrow", "ArrowStream", "ORC", "Avro"})
 
 

@@ -19,9 +19,11 @@ from aiohttp import BasicAuth, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from infra.settings import WarehouseSettings
-from infra.warehouse.engine import Engine, EngineError, Outcome
+from infra.warehouse.engine import Engine, EngineError, Outcome, ResultStream
 from infra.warehouse.metrics import WarehouseMetrics
 from infra.warehouse.protocol import (
+    STREAMABLE_FORMATS,
+    STREAMABLE_KEYWORDS,
     UNKNOWN_EXCEPTION,
     ProtocolError,
     check_credentials,
@@ -30,6 +32,7 @@ from infra.warehouse.protocol import (
     credentials_of,
     decompress_body,
     http_status_of_code,
+    output_format,
     parse_request,
 )
 
@@ -101,7 +104,7 @@ async def _handle_query(request: web.Request) -> web.StreamResponse:
     if request.method == "GET" and "query" not in request.query:
         return web.Response(text="Ok.\n")
     query_id = request.query.get("query_id") or str(uuid.uuid4())
-    started = time.perf_counter()
+    started, started_ns = time.perf_counter(), time.perf_counter_ns()
     kind = "other"
     metrics.start()
     try:
@@ -113,6 +116,11 @@ async def _handle_query(request: web.Request) -> web.StreamResponse:
         statement = parse_request(params, body, form_query=form_query)
         kind = statement.kind
         check_method(request.method, statement)
+        fmt = output_format(statement) if kind == "select" else None
+        if (fmt in STREAMABLE_FORMATS and statement.keyword in STREAMABLE_KEYWORDS
+                and params.get("wait_end_of_query") != "1"):
+            # as ClickHouse without wait_end_of_query: send blocks as they come, memory stays flat
+            return await _send_stream(request, query_id, await app[_ENGINE].stream(statement, fmt), started_ns)
         outcome = await app[_ENGINE].run(statement)
     except (ProtocolError, EngineError) as exc:
         code, text = exc.code, str(exc)
@@ -143,6 +151,42 @@ async def _handle_query(request: web.Request) -> web.StreamResponse:
                "ms": round((time.perf_counter() - started) * 1000, 3)},
     )
     return _ok_response(app, query_id, outcome)
+
+
+async def _send_stream(
+    request: web.Request, query_id: str, stream: ResultStream, started_ns: int
+) -> web.StreamResponse:
+    app = request.app
+    metrics = app[_METRICS]
+    headers = _common_headers(app, query_id)
+    headers["X-ClickHouse-Format"] = stream.fmt
+    headers["Content-Type"] = content_type_of(stream.fmt)
+    # like ClickHouse without wait_end_of_query, the summary is the progress when headers go out:
+    # chdb's block stream reports none, so it says only how long the first block took
+    headers["X-ClickHouse-Summary"] = orjson.dumps(
+        {"read_rows": "0", "read_bytes": "0", "written_rows": "0", "written_bytes": "0",
+         "total_rows_to_read": "0", "result_bytes": "0", "elapsed_ns": str(time.perf_counter_ns() - started_ns)}
+    ).decode()
+    response = web.StreamResponse(headers=headers)
+    try:
+        await response.prepare(request)
+        while chunk := await stream.next_chunk():
+            await response.write(chunk)
+        metrics.requests.labels("select", "200").inc()
+    except EngineError as exc:
+        # the status line is gone already: ClickHouse appends the exception to the body, so do we
+        metrics.errors.labels(str(exc.code)).inc()
+        metrics.requests.labels("select", "200-broken").inc()
+        log.warning("statement failed mid-stream", extra={"query_id": query_id, "code": exc.code, "error": exc.text[:500]})
+        await response.write(f"{exc.text} (version {app[_ENGINE].version})\n".encode())
+    except ConnectionError:
+        metrics.requests.labels("select", "client-gone").inc()
+        log.info("client went away mid-stream; query cancelled", extra={"query_id": query_id})
+        return response
+    finally:
+        await stream.close()
+    await response.write_eof()
+    return response
 
 
 def _ok_response(app: web.Application, query_id: str, outcome: Outcome) -> web.Response:

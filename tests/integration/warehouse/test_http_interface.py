@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 import uuid
 from decimal import Decimal
 
@@ -166,7 +167,9 @@ def test_get_with_query_database_default_format_settings_and_bound_params(wareho
 
 
 def test_usual_headers_are_sent(warehouse_url: str) -> None:
-    response = requests.get(warehouse_url, params={"query": "SELECT 1", "query_id": "qid-1"}, timeout=10)
+    # wait_end_of_query=1: the whole result is buffered, so the summary holds the final figures
+    response = requests.get(warehouse_url, params={"query": "SELECT 1", "query_id": "qid-1", "wait_end_of_query": "1"},
+                            timeout=10)
 
     assert response.headers["X-ClickHouse-Query-Id"] == "qid-1"
     assert response.headers["X-ClickHouse-Format"] == "TabSeparated"
@@ -299,3 +302,49 @@ def test_multi_statements_are_refused_and_nothing_of_them_runs(warehouse_url: st
     assert refused.headers["X-ClickHouse-Exception-Code"] == "62"
     assert "Multi-statements are not allowed" in refused.text
     assert _sql(warehouse_url, f"EXISTS TABLE {name}").text == "0\n"
+
+
+def test_a_large_result_is_streamed_block_by_block(warehouse_url: str) -> None:
+    sql = "SELECT number, toString(number * 3) FROM numbers(1500000) FORMAT TSV"
+
+    with requests.post(warehouse_url, data=sql.encode(), stream=True, timeout=60) as response:
+        lines = sum(chunk.count(b"\n") for chunk in response.iter_content(1 << 16))
+
+    assert response.status_code == 200
+    assert response.headers.get("Transfer-Encoding") == "chunked"
+    assert lines == 1_500_000
+
+
+def test_clickhouse_connect_block_stream_reads_every_row(warehouse_url: str) -> None:
+    client = _client(warehouse_url)
+
+    with client.query_row_block_stream("SELECT number FROM numbers(300000)") as stream:
+        total = sum(row[0] for block in stream for row in block)
+
+    assert total == sum(range(300_000))
+
+
+@pytest.mark.local_backend
+def test_an_error_after_the_first_blocks_ends_the_body_with_the_exception(warehouse_url: str) -> None:
+    sql = "SELECT throwIf(number = 300000, 'late failure') FROM numbers(1000000) SETTINGS max_block_size = 65536"
+
+    response = requests.post(warehouse_url, data=sql.encode(), timeout=60)
+
+    assert response.status_code == 200  # the status line went out with the first block
+    assert response.text.startswith("0\n")
+    assert "Code: 395. DB::Exception:" in response.text.splitlines()[-1]
+    assert _sql(warehouse_url, "SELECT 1").text == "1\n"
+
+
+@pytest.mark.local_backend
+def test_clients_that_hang_up_mid_stream_give_their_engine_handles_back(warehouse_url: str) -> None:
+    sql = b"SELECT number FROM numbers(100000000) SETTINGS max_block_size = 8192"
+    for _ in range(8):  # twice the warehouse's engine handles
+        with requests.post(warehouse_url, data=sql, stream=True, timeout=30) as response:
+            assert next(response.iter_content(1024))
+
+    assert _sql(warehouse_url, "SELECT 42").text == "42\n"
+    deadline = time.monotonic() + 10
+    while requests.get(f"{warehouse_url}/health", timeout=10).json()["in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert requests.get(f"{warehouse_url}/health", timeout=10).json()["in_flight"] == 0
