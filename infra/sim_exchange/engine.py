@@ -180,7 +180,7 @@ class Account:
 class BookSide:
     """Price levels of one side; each level is an insertion-ordered dict (FIFO = time priority)."""
 
-    __slots__ = ("is_bid", "prices", "levels", "sizes")
+    __slots__ = ("is_bid", "levels", "prices", "sizes")
 
     def __init__(self, is_bid: bool) -> None:
         self.is_bid = is_bid

@@ -107,6 +107,6 @@ def make_spec(symbol: str) -> SymbolSpec:
         min_price_ticks=1,
         max_price_ticks=_e8("1000000") // tick_e8,
         min_notional=Decimal(min_notional),
-        max_notional=Decimal("9000000"),
+        max_notional=Decimal(9000000),
         start_price_ticks=_e8(start) // tick_e8,
     )

@@ -4,6 +4,7 @@ unknown-state REST errors and timeouts, 429 storms, liquidity withdrawal, ping/p
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 import uuid
@@ -120,7 +121,7 @@ def test_duplicate_and_reorder_frames(sim) -> None:
     sim.clear_faults()
     sim.set_faults({"reorder": {"connections": target, "probability": 1.0, "seconds": 30}})
     ids = [json.loads(ws.recv())["t"] for _ in range(200)]
-    assert any(b < a for a, b in zip(ids, ids[1:])), "some trade ids must arrive out of order"
+    assert any(b < a for a, b in itertools.pairwise(ids)), "some trade ids must arrive out of order"
     ws.close()
 
 
@@ -241,3 +242,18 @@ def test_ping_pong_inbound_limit_and_connection_lifetime(sim_exchange_factory) -
     assert 1.0 <= silent <= 2.5
     assert 2.5 <= polite <= 4.5
     assert code == 1008 and flood < 2
+
+
+@pytest.mark.timeout(60)
+def test_faults_given_at_start_are_scheduled_and_repeat(sim_exchange_factory) -> None:
+    chaotic = sim_exchange_factory(events_per_s=300, faults={"drop": {"connections": "all", "after_s": 1.0, "every_s": 1.0}})
+    lifetimes = []
+    for _ in range(2):
+        ws = websocket.create_connection(f"{chaotic.ws_url}/ws/btcusdt@trade", timeout=5)
+        started = time.monotonic()
+        with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError, OSError)):
+            for _ in range(100_000):
+                ws.recv()
+        lifetimes.append(time.monotonic() - started)
+    assert all(lifetime < 2.5 for lifetime in lifetimes)
+    assert chaotic.control("GET", "/_sim/faults")["scheduled"] == 1

@@ -102,7 +102,7 @@ def test_time_in_force_and_market_variants(sim_exchange) -> None:
     quote = signed(sim_exchange, "POST", "/api/v3/order", key, secret, symbol="BTCUSDT", side="BUY", type="MARKET",
                    quoteOrderQty="100").json()
     assert quote["status"] == "FILLED"
-    assert Decimal("99") < Decimal(quote["cummulativeQuoteQty"]) <= Decimal("100")
+    assert Decimal(99) < Decimal(quote["cummulativeQuoteQty"]) <= Decimal(100)
     assert Decimal(quote["origQty"]) == Decimal(quote["executedQty"]) == sum(Decimal(f["qty"]) for f in quote["fills"])
     ack = signed(sim_exchange, "POST", "/api/v3/order", key, secret, symbol="BTCUSDT", side="SELL", type="MARKET",
                  quantity="0.001", newOrderRespType="ACK").json()

@@ -201,7 +201,7 @@ account_op = st.tuples(
 def test_balances_plus_fees_are_conserved_between_accounts(ops, cancel_all_at_end) -> None:
     # Arrange: two accounts trading only with each other
     engine = Engine([SPEC], clock=lambda: 0)
-    start = {"USDT": Decimal("100000"), "BTC": Decimal("2")}
+    start = {"USDT": Decimal(100000), "BTC": Decimal(2)}
     for key in ("alice", "bob"):
         engine.add_account(
             Account(key, "s", Decimal("0.0002"), Decimal("0.0007"), {a: Balance(free=v) for a, v in start.items()})

@@ -9,7 +9,14 @@ import pytest
 
 from infra.sim_exchange import auth, errors
 from infra.sim_exchange.engine import OrderType, Side, TimeInForce
-from infra.sim_exchange.faults import ConnectionFaults, Drop, FaultSpecError, RestError, parse_faults, resolve_targets
+from infra.sim_exchange.faults import (
+    ConnectionFaults,
+    Drop,
+    FaultSpecError,
+    RestError,
+    parse_faults,
+    resolve_targets,
+)
 from infra.sim_exchange.filters import build_order_request
 from infra.sim_exchange.rate_limit import RateLimits
 from infra.sim_exchange.symbols import make_spec
