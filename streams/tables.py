@@ -1,18 +1,20 @@
 """Per-instrument state tables (memory or RocksDB store, backed by compacted changelog topics).
 
-Values are JSON documents of the pipelines' ``to_state()``; keys are instrument keys. Agents write
-once per batch with :func:`save`, naming the partition of the input explicitly: a batch mixes
-partitions, so Faust's "partition of the current event" would be wrong for all but one key.
+Values are JSON documents of the pipelines' ``to_state()``; keys are instrument keys. Agents read
+and write them through :class:`InstrumentStates`, once per instrument and batch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import faust
 import orjson
 from faust.types import TableT
+
+T = TypeVar("T")
 
 BOOK_TABLE = "book-state"
 TRADE_TABLE = "trade-state"
@@ -36,14 +38,37 @@ def declare_tables(app: faust.App, partitions: int) -> StreamTables:
     return StreamTables(book=table(BOOK_TABLE), trades=table(TRADE_TABLE))
 
 
-def load(table: TableT, key: bytes) -> dict[str, Any] | None:
-    """Return the saved state of ``key``, or None."""
-    raw = table.data.get(key)
-    return orjson.loads(raw) if raw is not None else None
+class InstrumentStates(Generic[T]):
+    """Decoded per-instrument states over one table.
 
+    Decoding a state (a book, a minute of trades) costs far more than processing a record, so the
+    decoded object is kept while the table still holds the bytes this worker last wrote for the key.
+    When recovery or another worker changed them (a rebalance), the bytes differ and the state is
+    decoded again from the table, which stays the one source of truth.
+    """
 
-def save(table: TableT, partition: int, key: bytes, state: dict[str, Any]) -> None:
-    """Store ``state`` locally and send it to the changelog partition of its input."""
-    value = orjson.dumps(state)
-    table.data[key] = value
-    table.send_changelog(partition, key, value)
+    def __init__(self, table: TableT, decode: Callable[[dict[str, Any] | None], T]) -> None:
+        self.table = table
+        self._decode = decode
+        self._cache: dict[bytes, tuple[bytes | None, T]] = {}
+
+    def get(self, key: bytes) -> T:
+        """Return the state of ``key`` (a fresh one when the table has none)."""
+        raw = self.table.data.get(key)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == raw:
+            return hit[1]
+        obj = self._decode(orjson.loads(raw) if raw is not None else None)
+        self._cache[key] = (raw, obj)
+        return obj
+
+    def save(self, partition: int, key: bytes, obj: T, state: dict[str, Any]) -> None:
+        """Store ``state`` (the JSON form of ``obj``) and send it to the changelog partition of its input.
+
+        The partition is named explicitly: a batch mixes partitions, so Faust's "partition of the
+        current event" would be wrong for all but one key.
+        """
+        value = orjson.dumps(state)
+        self.table.data[key] = value
+        self.table.send_changelog(partition, key, value)
+        self._cache[key] = (value, obj)

@@ -40,6 +40,8 @@ def attach(rt: Runtime) -> None:
     s = rt.settings.streams
     expected = {Topic.BOOK.value: "BookDelta", Topic.HEALTH.value: "FeedEvent"}
 
+    states = tables.InstrumentStates(rt.tables.book, lambda saved: BookInstrument.from_state(saved) if saved else BookInstrument())
+
     @rt.app.agent(rt.topics.book_input, name="book")
     async def book_agent(stream: StreamT) -> None:
         async for events in stream.take_events(s.batch_size, within=s.batch_within_ms / 1000):
@@ -55,11 +57,7 @@ def attach(rt: Runtime) -> None:
                     continue
                 record = checked.record
                 key = f"{record['venue']}:{record['symbol']}".encode()
-                if key in touched:
-                    inst = touched[key][0]
-                else:
-                    saved = tables.load(rt.tables.book, key)
-                    inst = BookInstrument.from_state(saved) if saved else BookInstrument()
+                inst = touched[key][0] if key in touched else states.get(key)
                 ref = InputRef(msg.topic, msg.partition, msg.offset)
                 if inst.seen(ref):
                     metrics.REPLAYED.labels(msg.topic).inc()
@@ -80,7 +78,7 @@ def attach(rt: Runtime) -> None:
                 inst.mark(ref)
                 touched[key] = (inst, msg.partition)
             for key, (inst, partition) in touched.items():
-                tables.save(rt.tables.book, partition, key, inst.to_state())
+                states.save(partition, key, inst, inst.to_state())
                 (rt.stale.add if inst.stale else rt.stale.discard)(key.decode())
             metrics.STALE.set(len(rt.stale))
             metrics.BATCH_SECONDS.labels("book").observe(time.perf_counter() - started)

@@ -21,6 +21,11 @@ def attach(rt: Runtime) -> None:
     s = rt.settings.streams
     lateness_ns = s.bar_allowed_lateness_ms * 1_000_000
 
+    states = tables.InstrumentStates(
+        rt.tables.trades,
+        lambda saved: TradeInstrument.from_state(lateness_ns, saved) if saved else TradeInstrument(lateness_ns),
+    )
+
     @rt.app.agent(rt.topics.trades, name="trades")
     async def trades_agent(stream: StreamT) -> None:
         async for events in stream.take_events(s.batch_size, within=s.batch_within_ms / 1000):
@@ -36,11 +41,7 @@ def attach(rt: Runtime) -> None:
                     continue
                 trade = checked.record
                 key = f"{trade['venue']}:{trade['symbol']}".encode()
-                if key in touched:
-                    inst = touched[key][0]
-                else:
-                    saved = tables.load(rt.tables.trades, key)
-                    inst = TradeInstrument.from_state(lateness_ns, saved) if saved else TradeInstrument(lateness_ns)
+                inst = touched[key][0] if key in touched else states.get(key)
                 ref = InputRef(msg.topic, msg.partition, msg.offset)
                 if inst.seen(ref):
                     metrics.REPLAYED.labels(msg.topic).inc()
@@ -57,5 +58,5 @@ def attach(rt: Runtime) -> None:
                 inst.mark(ref)
                 touched[key] = (inst, msg.partition)
             for key, (inst, partition) in touched.items():
-                tables.save(rt.tables.trades, partition, key, inst.to_state())
+                states.save(partition, key, inst, inst.to_state())
             metrics.BATCH_SECONDS.labels("trades").observe(time.perf_counter() - started)

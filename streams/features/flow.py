@@ -18,13 +18,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from streams.features.decimals import EXACT
 
 SECOND_NS = 1_000_000_000
 WINDOWS_S = (1, 10, 60)
 
-# One trade as kept in a window: (ts_event, signed qty (+buy/-sell), price*qty, squared log return).
-_Entry = tuple[int, Decimal, Decimal, float]
+# One trade as kept in a window: (ts_event, signed qty (+buy/-sell), price*qty, squared log return,
+# its saved form as an orjson Fragment, serialized once on arrival so that saving the state after
+# every batch only splices bytes).
+_Entry = tuple[int, Decimal, Decimal, float, orjson.Fragment]
 
 
 @dataclass
@@ -57,7 +61,7 @@ class FlowWindow:
             self.sum_r2 = 0.0
 
     def _account(self, entry: _Entry, sign: int) -> None:
-        _, signed_qty, quote, r2 = entry
+        _, signed_qty, quote, r2, _ = entry
         if signed_qty >= 0:
             self.buy_volume = EXACT.add(self.buy_volume, sign * signed_qty)
             self.buy_count += sign
@@ -106,7 +110,9 @@ class FlowState:
         fprice = float(price)
         r2 = math.log(fprice / self.last_price) ** 2 if self.last_price > 0 and fprice > 0 else 0.0
         self.last_price = fprice
-        entry: _Entry = (ts, qty if trade["side"] == "buy" else -qty, EXACT.multiply(price, qty), r2)
+        is_buy = trade["side"] == "buy"
+        saved = orjson.Fragment(orjson.dumps([ts, trade["price"], trade["qty"], int(is_buy), r2]))
+        entry: _Entry = (ts, qty if is_buy else -qty, EXACT.multiply(price, qty), r2, saved)
         self.newest_ts = max(self.newest_ts, ts)
         for window in self.windows:
             window.add(entry)
@@ -130,16 +136,22 @@ class FlowState:
         })
 
     def to_state(self) -> dict[str, Any]:
-        """Return a JSON-able form that restores exactly (running float sums included)."""
+        """Return an orjson-serializable form that restores exactly (running float sums included).
+
+        The shorter windows always hold a suffix of the 60 s window's trades (each evicts the longest
+        prefix older than its horizon, and shorter horizons are later), so the trades are stored once.
+        """
+        longest = self.windows[-1]
         return {
             "newest_ts": self.newest_ts,
             "last_price": self.last_price,
+            "trades": [e[4] for e in longest.entries],
             "windows": [
                 {
-                    "entries": [[ts, str(q), str(pq), r2] for ts, q, pq, r2 in w.entries],
-                    "buy_volume": str(w.buy_volume), "sell_volume": str(w.sell_volume),
-                    "buy_count": w.buy_count, "sell_count": w.sell_count,
-                    "quote_volume": str(w.quote_volume), "sum_r2": w.sum_r2,
+                    "n": len(w.entries),
+                    "sums": [str(w.buy_volume), str(w.sell_volume), str(w.quote_volume)],
+                    "counts": [w.buy_count, w.sell_count],
+                    "sum_r2": w.sum_r2,
                 }
                 for w in self.windows
             ],
@@ -148,14 +160,18 @@ class FlowState:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> FlowState:
         """Rebuild a state saved by :meth:`to_state`."""
-        windows = tuple(
-            FlowWindow(
-                width_ns=s * SECOND_NS,
-                entries=deque((ts, Decimal(q), Decimal(pq), r2) for ts, q, pq, r2 in w["entries"]),
-                buy_volume=Decimal(w["buy_volume"]), sell_volume=Decimal(w["sell_volume"]),
-                buy_count=w["buy_count"], sell_count=w["sell_count"],
-                quote_volume=Decimal(w["quote_volume"]), sum_r2=w["sum_r2"],
-            )
-            for s, w in zip(WINDOWS_S, state["windows"], strict=True)
-        )
-        return cls(windows=windows, newest_ts=state["newest_ts"], last_price=state["last_price"])
+        entries = []
+        for item in state["trades"]:
+            ts, p, q, is_buy, r2 = item
+            price, qty = Decimal(p), Decimal(q)
+            saved = orjson.Fragment(orjson.dumps(item))
+            entries.append((ts, qty if is_buy else -qty, EXACT.multiply(price, qty), r2, saved))
+        windows = []
+        for s, w in zip(WINDOWS_S, state["windows"], strict=True):
+            buy, sell, quote = (Decimal(x) for x in w["sums"])
+            windows.append(FlowWindow(
+                width_ns=s * SECOND_NS, entries=deque(entries[len(entries) - w["n"]:]),
+                buy_volume=buy, sell_volume=sell, buy_count=w["counts"][0], sell_count=w["counts"][1],
+                quote_volume=quote, sum_r2=w["sum_r2"],
+            ))
+        return cls(windows=tuple(windows), newest_ts=state["newest_ts"], last_price=state["last_price"])
