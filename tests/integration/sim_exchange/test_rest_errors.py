@@ -146,3 +146,25 @@ def test_request_weight_limit_answers_429_with_retry_after(sim_exchange_factory)
     assert response.json()["code"] == -1003
     assert 1 <= int(response.headers["Retry-After"]) <= 60
     assert int(response.headers["X-MBX-USED-WEIGHT-1M"]) > 60
+
+
+@pytest.mark.timeout(60)
+def test_cancel_all_open_orders_releases_locked_balance(sim_exchange) -> None:
+    key, secret = new_account(sim_exchange, balances={"USDT": "10000", "BTC": "1"})
+    price = _far_bid(sim_exchange)
+    placed = [
+        signed(sim_exchange, "POST", "/api/v3/order", key, secret, symbol="BTCUSDT", side="BUY", type="LIMIT",
+               timeInForce="GTC", quantity="0.01", price=price)
+        for _ in range(2)
+    ]
+    assert all(r.status_code == 200 for r in placed)
+    assert placed[1].headers["X-MBX-ORDER-COUNT-10S"] == "2"
+    usdt = next(b for b in signed(sim_exchange, "GET", "/api/v3/account", key, secret).json()["balances"] if b["asset"] == "USDT")
+    assert Decimal(usdt["locked"]) == 2 * Decimal("0.01") * Decimal(price)
+    cancelled = signed(sim_exchange, "DELETE", "/api/v3/openOrders", key, secret, symbol="BTCUSDT").json()
+    assert sorted(c["orderId"] for c in cancelled) == sorted(r.json()["orderId"] for r in placed)
+    assert {c["status"] for c in cancelled} == {"CANCELED"}
+    usdt = next(b for b in signed(sim_exchange, "GET", "/api/v3/account", key, secret).json()["balances"] if b["asset"] == "USDT")
+    assert (Decimal(usdt["free"]), Decimal(usdt["locked"])) == (Decimal("10000"), Decimal(0))
+    assert signed(sim_exchange, "GET", "/api/v3/openOrders", key, secret, symbol="BTCUSDT").json() == []
+    _error(signed(sim_exchange, "DELETE", "/api/v3/openOrders", key, secret, symbol="BTCUSDT"), 400, -2011)
