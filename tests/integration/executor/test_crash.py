@@ -1,0 +1,139 @@
+"""Crash test: 1,000 signals, faults on, the executor (a real subprocess) killed -9 several times."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal as os_signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import requests
+
+from executor.ids import client_order_id
+from executor.venue import BinanceVenue, NotFound
+from infra.broker import free_port
+from infra.settings import KafkaSettings
+from schemas.topics import Topic
+from tests.integration.executor.harness import MarketBridge, new_account, produce_signals, records, signal, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+N_SIGNALS = 1000
+KILLS = 3
+
+
+def _start(env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "tickpipe"), "executor", "--venue", "binance"],
+        env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    )
+
+
+def _orders_of(venue: BinanceVenue, sig: dict) -> list[dict]:
+    out, attempt = [], 0
+    while True:
+        try:
+            out.append(venue.query(sig["symbol"], client_order_id(sig["signal_id"], 0, attempt)))
+        except NotFound:
+            return out
+        attempt += 1
+
+
+@pytest.mark.xfail(reason="not yet passing: signals do not all reach a terminal state within 150 s after the "
+                   "kill -9 restarts under faults (open investigation, see docs/execution.md)", strict=False)
+@pytest.mark.timeout(240)
+def test_kill_9_under_faults_acts_on_every_signal_exactly_once(
+    kafka_settings: KafkaSettings, executor_sim_url: str, market_bridge: MarketBridge, tmp_path: Path
+) -> None:
+    # Arrange
+    key, secret = new_account(executor_sim_url, {"BTC": "100", "ETH": "1000", "USDT": "10000000"})
+    venue = BinanceVenue(executor_sim_url, key, secret, 5000)
+    before = venue.balances()
+    tag = os.urandom(4).hex()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKPIPE_")} | {
+        "TICKPIPE_KAFKA__BOOTSTRAP": kafka_settings.bootstrap,
+        "TICKPIPE_EXECUTOR__GROUP_ID": f"crash-{tag}",
+        "TICKPIPE_EXECUTOR__CONTROL_TOPIC": f"executor.control.{tag}",
+        "TICKPIPE_EXECUTOR__REST_URL": executor_sim_url,
+        "TICKPIPE_EXECUTOR__API_KEY": key,
+        "TICKPIPE_EXECUTOR__API_SECRET": secret,
+        "TICKPIPE_EXECUTOR__METRICS_PORT": str(free_port()),
+        "TICKPIPE_EXECUTOR__SYMBOLS": "BTCUSDT,ETHUSDT",
+        "TICKPIPE_EXECUTOR__MAX_SIGNAL_AGE_MS": "600000",
+        "TICKPIPE_EXECUTOR__SIGNALS_OFFSET_RESET": "earliest",
+        "TICKPIPE_EXECUTOR__REQUEST_TIMEOUT_MS": "1500",
+        "TICKPIPE_LOG_LEVEL": "WARNING",
+    }
+    rng = random.Random(7)
+    signals = [
+        signal(rng.choice(["BTCUSDT", "ETHUSDT"]), rng.choice(["buy", "sell"]), "0.001" if i % 2 else "0.002",
+               urgency=1.0, expires_in_s=600)
+        for i in range(N_SIGNALS)
+    ]
+    for s in signals:
+        if s["symbol"] == "ETHUSDT":
+            s["target"] = "0.01"
+    faults = {"rest_error": {"count": 1, "path": "/api/v3/order", "after_execution": True, "every_s": 0.25},
+              "http_429": {"seconds": 0.2, "probability": 0.3, "retry_after_s": 1, "after_s": 3}}
+    requests.post(f"{executor_sim_url}/_sim/faults", json=faults, timeout=5).raise_for_status()
+    log = tmp_path / "executor.log"
+
+    # Act
+    proc = _start(env, log)
+    try:
+        produce_signals(kafka_settings, signals)
+        for _ in range(KILLS):
+            time.sleep(rng.uniform(3.0, 6.0))
+            proc.send_signal(os_signal.SIGKILL)
+            proc.wait(10)
+            proc = _start(env, log)
+        requests.delete(f"{executor_sim_url}/_sim/faults", timeout=5)
+        ids = {s["signal_id"] for s in signals}
+
+        def settled() -> bool:
+            done: dict[str, bool] = {}
+            for e in records(kafka_settings, Topic.ORDERS, "OrderEvent"):
+                if e["signal_id"] in ids:
+                    done[e["signal_id"]] = e["status"] in {"filled", "expired", "canceled", "rejected", "denied"}
+            return len(done) == len(ids) and all(done.values()) and not venue.open_orders()
+
+        wait_for(settled, 150, "every signal's orders terminal", interval_s=2.0)
+        time.sleep(2.0)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        requests.delete(f"{executor_sim_url}/_sim/faults", timeout=5)
+
+    # Assert: every signal acted on exactly once on the venue
+    venue_order_ids: set[str] = set()
+    for s in signals:
+        orders = _orders_of(venue, s)
+        assert orders, f"signal {s['signal_id']} has no order on the venue"
+        filled = sum(Decimal(o["executedQty"]) for o in orders)
+        assert filled <= Decimal(s["target"]), f"signal {s['signal_id']} over-filled: {filled}"
+        venue_order_ids |= {str(o["orderId"]) for o in orders}
+    traded_orders = {str(t["orderId"]) for sym in ("BTCUSDT", "ETHUSDT") for t in venue.my_trades(sym, limit=1000)}
+    assert traded_orders <= venue_order_ids, "an execution belongs to an order not reachable by its client id"
+    assert venue.open_orders() == []
+    # positions from `fills` equal the venue's balance deltas
+    fills = {(f["symbol"], f["trade_id"]): f for f in records(kafka_settings, Topic.FILLS, "Fill")
+             if f["client_order_id"].startswith("tp-") and f["signal_id"] in {s["signal_id"] for s in signals}}
+    delta: dict[str, Decimal] = defaultdict(Decimal)
+    for f in fills.values():
+        base, quote = f["symbol"][:-4], f["symbol"][-4:]
+        sign = 1 if f["side"] == "buy" else -1
+        delta[base] += sign * Decimal(f["qty"])
+        delta[quote] -= sign * Decimal(f["qty"]) * Decimal(f["price"])
+        delta[f["fee_asset"]] -= Decimal(f["fee"])
+    after = venue.balances()
+    for asset in {"BTC", "ETH", "USDT"}:
+        assert after.get(asset, Decimal(0)) - before.get(asset, Decimal(0)) == delta[asset], asset
