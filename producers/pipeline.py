@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from producers import book_sync as bs
@@ -58,7 +58,7 @@ class _Instrument:
     last_trade_id: int | None = None
     snapshot_wanted: bool = False
     synced_once: bool = False
-    counts: dict[str, int] = field(default_factory=dict)
+    buffer_gauge: Any = None
 
 
 @dataclass
@@ -114,6 +114,7 @@ class FeedPipeline:
             SequenceMerger(_diff_span, rule.follows, self._hold_ns),
             MonotonicFilter(),
             bs.BookSync(rule, self._max_book_buffer),
+            buffer_gauge=self._metrics.book_buffer.labels(symbol),
         )
 
     # --- inputs ---------------------------------------------------------------------------
@@ -198,14 +199,13 @@ class FeedPipeline:
             if inst.diffs.held:
                 for diff in inst.diffs.expire(now):
                     self._apply_diff(inst, diff, now)
-            m = self._metrics
-            m.book_buffer.labels(inst.symbol).set(inst.sync.buffered)
+            inst.buffer_gauge.set(inst.sync.buffered)
             for stream, merger in (("trade", inst.trades), ("depth", inst.diffs)):
                 if merger.duplicates:
-                    m.duplicates.labels(inst.symbol, stream).inc(merger.duplicates)
+                    self._metrics.duplicates.labels(inst.symbol, stream).inc(merger.duplicates)
                     merger.duplicates = 0
             if inst.bbo.duplicates:
-                m.duplicates.labels(inst.symbol, "bbo").inc(inst.bbo.duplicates)
+                self._metrics.duplicates.labels(inst.symbol, "bbo").inc(inst.bbo.duplicates)
                 inst.bbo.duplicates = 0
         for conn in self._stalls.stalled(now):
             self._stalls.closed(conn)

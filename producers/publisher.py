@@ -63,7 +63,7 @@ class KafkaPublisher:
         config["error_cb"] = self._on_error
         config["logger"] = logging.getLogger("librdkafka")
         self._producer = Producer(config)
-        self._serde = AvroSerde()
+        self._serde = AvroSerde.from_settings(kafka)
         self._events = events
         self._metrics = metrics
         self._clock = clock
@@ -80,7 +80,7 @@ class KafkaPublisher:
 
     def publish(self, topic: str, key: bytes, record_name: str, record: dict[str, Any]) -> None:
         """Encode and enqueue one record; count and remember it if the buffer is full."""
-        value = self._serde.encode(record_name, record)
+        value = self._serde.encode(record_name, record, topic)
         if not self._produce(topic, key, value):
             return
         if self._unreported_drops:
@@ -138,7 +138,7 @@ class KafkaPublisher:
             FeedEventKind.DROPPED, self._clock(), count=n,
             detail=f"{n} records dropped: producer RAM buffer full (bound {self._bound} records)",
         )
-        if not self._produce(Topic.HEALTH, self._events.key, self._serde.encode("FeedEvent", record)):
+        if not self._produce(Topic.HEALTH, self._events.key, self._serde.encode("FeedEvent", record, Topic.HEALTH)):
             self._unreported_drops += n
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
@@ -168,7 +168,7 @@ class KafkaPublisher:
             detail=f"broker took no records for {stalled_s:.1f}s; up to {peak} records waited in RAM "
             f"(bound {self._bound}), drained in {drained_s:.1f}s; {self.dropped} dropped so far",
         )
-        self._produce(Topic.HEALTH, self._events.key, self._serde.encode("FeedEvent", record))
+        self._produce(Topic.HEALTH, self._events.key, self._serde.encode("FeedEvent", record, Topic.HEALTH))
 
     @staticmethod
     def _on_error(err: KafkaError) -> None:

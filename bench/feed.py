@@ -1,0 +1,237 @@
+"""Feed throughput on a recorded file: tickpipe's parse + book + normalize (+ Avro encode) (+ Kafka),
+and cryptofeed's Binance handler on the same frames, in one run.
+
+Every stage replays the recording's frames (already in memory) through a fresh pipeline per
+round, ``--repeat`` rounds; figures are websocket frames per second on one thread:
+
+* ``parse``: ``parse_frame`` only;
+* ``parse+book+normalize``: the full :class:`FeedPipeline` (merge, book sync, records) into a null sink;
+* ``... + encode``: the same, each record Avro-encoded with ``AvroSerde`` (what goes to Kafka);
+* ``... + publish``: the same into a real ``KafkaPublisher`` on a private local broker, until flushed;
+* ``cryptofeed``: ``Binance.message_handler`` of cryptofeed (in ``bench/.venv-cryptofeed``, created on
+  first run with ``pip install cryptofeed==2.4.1``; skipped with the reason if that fails).
+
+Run: ``.venv/bin/python -m bench.feed [--file REC.jsonl | --record-seconds S] [--repeat N] [--no-kafka]
+[--no-cryptofeed]``; ``--record-seconds`` first records that long from a fresh simulated exchange
+(``--events-per-s``) with ``tickpipe record``, so the mix is a realistic one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from producers.binance.parse import parse_frame
+from producers.health import FeedEvents
+from producers.metrics import FeedMetrics
+from producers.pipeline import FeedPipeline, RecordSink
+from producers.recording import read_recording
+from producers.registry import adapter_for
+from schemas.serde import AvroSerde
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_FILE = ROOT / "tests" / "fixtures" / "binance" / "sim_recording.jsonl"
+CF_VENV = ROOT / "bench" / ".venv-cryptofeed"
+CF_VERSION = "2.4.1"
+
+Line = tuple[int, str, str, str]
+
+
+def _replay(lines: list[Line], sink: RecordSink) -> None:
+    adapter = adapter_for("binance")
+    pipeline = FeedPipeline(adapter, [], sink, FeedEvents("binance", "bench"), FeedMetrics(CollectorRegistry()))
+    frame, snapshot, tick = pipeline.frame, pipeline.snapshot, pipeline.tick
+    next_tick = 0
+    for t, kind, url, data in lines:
+        if kind == "ws":
+            frame("bench", data, t)
+        elif kind == "rest":
+            snapshot(url, data, t)
+        else:
+            pipeline.add_symbols(adapter.stream_symbols(url))
+            pipeline.open("bench", url, t)
+        if t >= next_tick:
+            tick(t)
+            next_tick = t + 20_000_000
+
+
+def _timed(rounds: int, body: Callable[[], None]) -> float:
+    gc.collect()
+    start = time.perf_counter()
+    for _ in range(rounds):
+        body()
+    return time.perf_counter() - start
+
+
+def bench_parse(lines: list[Line], rounds: int) -> float:
+    frames = [(d, t) for t, k, _, d in lines if k == "ws"]
+
+    def body() -> None:
+        for data, t in frames:
+            parse_frame(data, t)
+
+    return _timed(rounds, body)
+
+
+def bench_pipeline(lines: list[Line], rounds: int, encode: bool) -> tuple[float, int]:
+    serde = AvroSerde()
+    records = [0]
+
+    def null_sink(topic: str, key: bytes, name: str, record: dict[str, Any]) -> None:
+        records[0] += 1
+
+    def encode_sink(topic: str, key: bytes, name: str, record: dict[str, Any]) -> None:
+        serde.encode(name, record)
+        records[0] += 1
+
+    sink = encode_sink if encode else null_sink
+    return _timed(rounds, lambda: _replay(lines, sink)), records[0] // rounds
+
+
+def bench_publish(lines: list[Line], rounds: int) -> tuple[float, str]:
+    from infra.broker import free_port, start_broker
+    from infra.settings import KafkaSettings
+    from infra.topics import create_topics
+    from producers.publisher import KafkaPublisher
+
+    port = free_port()
+    proc = start_broker("127.0.0.1", port, log_path=Path(tempfile.gettempdir()) / f"bench-feed-tansu-{port}.log")
+    try:
+        kafka = KafkaSettings(bootstrap=f"127.0.0.1:{port}")
+        create_topics(kafka)
+        events = FeedEvents("binance", "bench")
+        publisher = KafkaPublisher(kafka, events, FeedMetrics(CollectorRegistry()), time.time_ns,
+                                   buffer_max_records=2_000_000)
+        publish, poll = publisher.publish, publisher.poll
+        count = [0]
+
+        def sink(topic: str, key: bytes, name: str, record: dict[str, Any]) -> None:
+            publish(topic, key, name, record)
+            count[0] += 1
+            if count[0] % 1000 == 0:
+                poll()
+
+        def body() -> None:
+            _replay(lines, sink)
+
+        gc.collect()
+        start = time.perf_counter()
+        for _ in range(rounds):
+            body()
+        left = publisher.flush(60)
+        elapsed = time.perf_counter() - start
+        note = f"{publisher.delivered} delivered, {publisher.failed} failed, {left} unflushed"
+        return elapsed, note
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _cryptofeed_python() -> tuple[Path | None, str]:
+    python = CF_VENV / "bin" / "python"
+    if python.exists():
+        return python, ""
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(CF_VENV)], check=True, capture_output=True, timeout=120)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", f"cryptofeed=={CF_VERSION}"],
+                       check=True, capture_output=True, timeout=600)
+        return python, ""
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        return None, f"cryptofeed=={CF_VERSION} did not install: {exc} {detail.decode(errors='replace')[-300:]}"
+
+
+def bench_cryptofeed(path: Path, rounds: int) -> tuple[float | None, str]:
+    python, reason = _cryptofeed_python()
+    if python is None:
+        return None, reason
+    out = subprocess.run([str(python), str(ROOT / "bench" / "cryptofeed_binance.py"), str(path), str(rounds)],
+                         capture_output=True, text=True, timeout=900)
+    if out.returncode != 0:
+        return None, f"cryptofeed run failed: {out.stderr[-500:]}"
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return result["frames"] / result["seconds"], f"cryptofeed {result['version']}"
+
+
+def record_from_sim(seconds: float, events_per_s: float, out: Path) -> None:
+    """Record ``seconds`` of BTCUSDT+ETHUSDT from a fresh simulated exchange into ``out``."""
+    from infra.sim_exchange.process import start_sim_exchange
+
+    sim = start_sim_exchange(log_path=out.with_suffix(".sim.log"), seed=7, symbols="BTCUSDT,ETHUSDT",
+                             events_per_s=events_per_s)
+    try:
+        subprocess.run([str(Path(sys.executable).parent / "tickpipe"), "record", "binance", "--symbols", "BTCUSDT,ETHUSDT",
+                        "--out", str(out), "--seconds", str(seconds), "--ws-url", sim.ws_url, "--rest-url", sim.rest_url],
+                       check=True, timeout=seconds + 120)
+    finally:
+        sim.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--file", type=Path, default=DEFAULT_FILE, help="recording (DESIGN.md format)")
+    ap.add_argument("--record-seconds", type=float, default=0.0, help="record this long from a simulator first")
+    ap.add_argument("--events-per-s", type=float, default=2000.0, help="simulator pace when recording")
+    ap.add_argument("--repeat", type=int, default=200, help="rounds over the recording per stage")
+    ap.add_argument("--no-kafka", action="store_true", help="skip the stage that publishes to a local broker")
+    ap.add_argument("--no-cryptofeed", action="store_true", help="skip the cryptofeed comparison")
+    args = ap.parse_args()
+
+    if args.record_seconds > 0:
+        args.file = Path(tempfile.gettempdir()) / f"bench-feed-{os.getpid()}.jsonl"
+        record_from_sim(args.record_seconds, args.events_per_s, args.file)
+    lines = list(read_recording(args.file))
+    n_frames = sum(1 for _, k, _, _ in lines if k == "ws")
+    total = n_frames * args.repeat
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"python {platform.python_version()}; shared and noisy")
+    kinds: dict[str, int] = {}
+    for _, k, _, d in lines:
+        if k == "ws":
+            key = "depth" if "depthUpdate" in d else "trade" if '"trade"' in d else "bookTicker"
+            kinds[key] = kinds.get(key, 0) + 1
+    print(f"recording: {args.file.name}, {n_frames} frames {kinds} x {args.repeat} rounds = {total} frames\n")
+    rows: list[tuple[str, float, str]] = []
+
+    t = bench_parse(lines, args.repeat)
+    rows.append(("parse only", total / t, ""))
+    t, per_round = bench_pipeline(lines, args.repeat, encode=False)
+    rows.append(("parse + book + normalize", total / t, f"{per_round} records/round"))
+    ours = total / t
+    t, _ = bench_pipeline(lines, args.repeat, encode=True)
+    rows.append(("parse + book + normalize + Avro encode", total / t, ""))
+    ours_encoded = total / t
+    if not args.no_kafka:
+        rounds = max(1, args.repeat // 4)
+        t, note = bench_publish(lines, rounds)
+        rows.append(("... + publish to local tansu (until flushed)", n_frames * rounds / t, note))
+    cf_rate: float | None = None
+    if not args.no_cryptofeed:
+        cf_rate, note = bench_cryptofeed(args.file, args.repeat)
+        if cf_rate is None:
+            print(f"cryptofeed column skipped: {note}")
+        else:
+            rows.append(("cryptofeed Binance.message_handler", cf_rate, note))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'stage':<{width}}  {'frames/s':>10}  note")
+    for name, rate, note in rows:
+        print(f"{name:<{width}}  {rate:>10,.0f}  {note}")
+    if cf_rate:
+        print(f"\nratio vs cryptofeed: parse+book+normalize {ours / cf_rate:.2f}x, "
+              f"with Avro encode {ours_encoded / cf_rate:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
