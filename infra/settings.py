@@ -96,6 +96,9 @@ class SimExchangeSettings(_Section):
     max_streams_per_connection: int = Field(1024, ge=1, description="stream subscriptions allowed per connection")
     max_queued_frames: int = Field(200_000, ge=100, description="outbound frames queued per slow connection before disconnect")
     faults: str = Field("", description="faults JSON applied at start (same body as POST /_sim/faults)")
+    trade_history_max: int = Field(
+        5_000_000, ge=1000, description="trades kept per symbol for /api/v3/trades and /_sim/trades (older ones are forgotten)"
+    )
 
 
 class FeedSettings(_Section):
