@@ -271,6 +271,7 @@ class Engine:
         self.client_index: dict[tuple[str, str, str], Order] = {}
         self.account_fills: dict[tuple[str, str], list[Fill]] = {}
         self.trades: dict[str, list[TradeEvent]] = {spec.symbol: [] for spec in specs}
+        self.trades_dropped: dict[str, int] = {spec.symbol: 0 for spec in specs}
         self._events: list[Event] = []
 
     # ----------------------------------------------------------------- queries
@@ -279,6 +280,19 @@ class Engine:
         if book is None:
             raise errors.invalid_symbol()
         return book
+
+    def trades_from(self, symbol: str, from_id: int, limit: int) -> list[TradeEvent]:
+        """Up to ``limit`` trades with id >= ``from_id`` (ids are 1, 2, ... per symbol)."""
+        start = max(from_id - 1 - self.trades_dropped[symbol], 0)
+        return self.trades[symbol][start : start + limit]
+
+    def trim_trades(self, keep: int) -> None:
+        """Forget all but the newest ``keep`` trades of each symbol (bounded memory on long runs)."""
+        for symbol, trades in self.trades.items():
+            excess = len(trades) - keep
+            if excess > 0:
+                del trades[:excess]
+                self.trades_dropped[symbol] += excess
 
     def take_events(self) -> list[Event]:
         """Return and clear the events produced since the last call."""

@@ -256,7 +256,7 @@ class SimExchange:
             task.cancel()
         for conn in list(self.connections.values()):
             await conn.ws.close(code=1001, message=b"server shutdown")
-        log.info("sim exchange stopped", extra={"trades": sum(len(t) for t in self.engine.trades.values())})
+        log.info("sim exchange stopped", extra={"trades": {s: b.last_trade_id for s, b in self.engine.books.items()}})
 
     # ================================================================ dispatch
     def dispatch(self) -> None:
@@ -368,6 +368,7 @@ class SimExchange:
             await asyncio.sleep(_HOUSEKEEPING_S)
             now = time.monotonic()
             counter += 1
+            self.engine.trim_trades(s.trade_history_max)
             for conn in list(self.connections.values()):
                 if conn.closing or conn.ws.closed:
                     continue
@@ -577,8 +578,7 @@ class SimExchange:
         limit = min(max(_int_or(params, "limit", 500), 1), 1000)
         all_trades = self.engine.trades[spec.symbol]
         if params.get("fromId"):
-            start = max(_int_or(params, "fromId", 1), 1) - 1
-            trades = all_trades[start : start + limit]
+            trades = self.engine.trades_from(spec.symbol, _int_or(params, "fromId", 1), limit)
         else:
             trades = all_trades[-limit:]
         return _json([payloads.rest_trade(spec, t) for t in trades])
@@ -925,7 +925,7 @@ class SimExchange:
             "flow_steps": self.flow.steps,
             "events_per_s": self.events_per_s,
             "paused": self.paused,
-            "trades": {s: len(t) for s, t in self.engine.trades.items()},
+            "trades": {s: b.last_trade_id for s, b in self.engine.books.items()},
             "update_ids": {s: b.update_id for s, b in self.engine.books.items()},
             "uptime_s": round(time.monotonic() - self.started, 3),
         }
@@ -937,7 +937,7 @@ class SimExchange:
         spec = self._control_spec(request)
         from_id = max(int(request.query.get("fromId", "1")), 1)
         limit = min(max(int(request.query.get("limit", "1000")), 1), 100_000)
-        trades = self.engine.trades[spec.symbol][from_id - 1 : from_id - 1 + limit]
+        trades = self.engine.trades_from(spec.symbol, from_id, limit)
         body = []
         for t in trades:
             item = payloads.rest_trade(spec, t)

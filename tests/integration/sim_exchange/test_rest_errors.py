@@ -165,6 +165,6 @@ def test_cancel_all_open_orders_releases_locked_balance(sim_exchange) -> None:
     assert sorted(c["orderId"] for c in cancelled) == sorted(r.json()["orderId"] for r in placed)
     assert {c["status"] for c in cancelled} == {"CANCELED"}
     usdt = next(b for b in signed(sim_exchange, "GET", "/api/v3/account", key, secret).json()["balances"] if b["asset"] == "USDT")
-    assert (Decimal(usdt["free"]), Decimal(usdt["locked"])) == (Decimal("10000"), Decimal(0))
+    assert (Decimal(usdt["free"]), Decimal(usdt["locked"])) == (Decimal(10000), Decimal(0))
     assert signed(sim_exchange, "GET", "/api/v3/openOrders", key, secret, symbol="BTCUSDT").json() == []
     _error(signed(sim_exchange, "DELETE", "/api/v3/openOrders", key, secret, symbol="BTCUSDT"), 400, -2011)

@@ -50,3 +50,14 @@ def test_flow_gives_tight_spread_deeper_levels_away_from_touch_and_heavy_tailed_
     sizes = sorted(t.qty for t in trades if t.symbol == "BTCUSDT")
     median, p99 = sizes[len(sizes) // 2], sizes[int(len(sizes) * 0.99)]
     assert p99 > 5 * median, "trade sizes have a heavy tail"
+
+
+def test_trimmed_trade_history_keeps_ids_addressable() -> None:
+    engine, _ = _run(3, 3000)
+    total = engine.books["BTCUSDT"].last_trade_id
+    assert [t.trade_id for t in engine.trades_from("BTCUSDT", 1, 5)] == [1, 2, 3, 4, 5]
+    engine.trim_trades(100)
+    assert len(engine.trades["BTCUSDT"]) == 100
+    assert engine.trades_from("BTCUSDT", total - 9, 50)[0].trade_id == total - 9
+    assert len(engine.trades_from("BTCUSDT", total - 9, 50)) == 10
+    assert engine.trades_from("BTCUSDT", 1, 1)[0].trade_id == total - 99  # older ids are gone
