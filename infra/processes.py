@@ -51,10 +51,24 @@ def wait_gone(pids: set[int], timeout_s: float) -> set[int]:
     return left
 
 
-def kill_all(pids: set[int]) -> None:
-    """SIGKILL each pid that is still alive (last resort after a polite stop)."""
+def _signal_all(pids: set[int], sig: signal.Signals) -> None:
     for pid in pids:
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
         except ProcessLookupError:
             continue
+
+
+def terminate_all(pids: set[int]) -> None:
+    """SIGTERM each pid (a polite stop: flush, commit, close)."""
+    _signal_all(pids, signal.SIGTERM)
+
+
+def resume_all(pids: set[int]) -> None:
+    """SIGCONT each pid (a stopped process handles pending signals only once continued)."""
+    _signal_all(pids, signal.SIGCONT)
+
+
+def kill_all(pids: set[int]) -> None:
+    """SIGKILL each pid that is still alive (last resort after a polite stop)."""
+    _signal_all(pids, signal.SIGKILL)

@@ -80,6 +80,8 @@ def register(app: typer.Typer) -> None:
         except (StackError, StackConfigError) as exc:
             console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
             raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
         print_up_summary(console, controller, record)
 
     @app.command("down")

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from infra.broker import port_in_use
 from infra.health import Health, probe
-from infra.processes import alive, descendants, kill_all, wait_gone
+from infra.processes import alive, descendants, kill_all, resume_all, terminate_all, wait_gone
 from infra.settings import Settings
 from infra.stack import (
     Probe,
@@ -152,9 +152,9 @@ class StackController:
         record.save(record_path(self.paths))
         try:
             self._start_in_order(record)
-        except StackError:
-            self.console.print("[red]start failed[/red]; stopping what was started (logs stay in "
-                               f"{self.paths.logs})")
+        except (StackError, KeyboardInterrupt):
+            self.console.print("[red]start failed or interrupted[/red]; stopping what was started "
+                               f"(logs stay in {self.paths.logs})")
             self.down(quiet=True)
             raise
         return record
@@ -173,6 +173,7 @@ class StackController:
             if not topics_ready and any(s.uses_kafka for s in wave):
                 self._create_topics()
                 topics_ready = True
+            self.console.print(f"starting {', '.join(s.name for s in wave)}")
             for service in wave:
                 self.supervisor.start(service.name)
             self._wait_healthy(wave)
@@ -234,19 +235,11 @@ class StackController:
     def down(self, quiet: bool = False) -> set[int]:
         """Stop every service and supervisord; return the pids that were stopped (verified gone)."""
         if not self.supervisor.running():
-            stale = self.supervisor.pidfile_pid()
-            if stale and alive(stale) and not quiet:
-                raise StackError(
-                    f"supervisord pid {stale} (from {self.paths.pidfile}) is alive but does not answer on "
-                    f"{self.paths.socket}; stop it by that pid"
-                )
-            if not quiet:
-                self.console.print(f"no stack runs from {self.paths.home}")
-            return set()
+            return self._stop_unresponsive(quiet)
         root = self.supervisor.pid()
         pids = {root} | descendants(root) | {p.pid for p in self.supervisor.all_info() if p.pid}
         with self.console.status("stopping services (reverse start order)"):
-            self.supervisor.stop_all()
+            self.supervisor.stop_all(self.settings.stack.stop_timeout_s * 4)
             pids |= descendants(root)
             self.supervisor.shutdown()
             left = wait_gone(pids, self.settings.stack.stop_timeout_s)
@@ -259,6 +252,24 @@ class StackController:
             raise StackError(f"processes still alive after SIGKILL: {sorted(left)}")
         if not quiet:
             self.console.print(f"stopped {len(pids)} process(es) (pids {', '.join(map(str, sorted(pids)))}); none left")
+        return pids
+
+    def _stop_unresponsive(self, quiet: bool) -> set[int]:
+        # A supervisord of this home that no longer answers its socket: stop it and its tree by pid.
+        pid = self.supervisor.pidfile_pid()
+        if not pid or not alive(pid) or str(self.paths.conf) not in _cmdline(pid):
+            if not quiet:
+                self.console.print(f"no stack runs from {self.paths.home}")
+            return set()
+        pids = {pid} | descendants(pid)
+        self.console.print(f"[yellow]supervisord pid {pid} does not answer on {self.paths.socket}; "
+                           f"stopping it and its {len(pids) - 1} process(es) by pid[/yellow]")
+        terminate_all(pids)
+        resume_all(pids)  # a frozen (SIGSTOPped) process only acts on SIGTERM once continued
+        left = wait_gone(pids, self.settings.stack.stop_timeout_s)
+        kill_all(left)
+        if wait_gone(left, 5.0):
+            raise StackError(f"processes still alive after SIGKILL: {sorted(left)}")
         return pids
 
     # -- status ---------------------------------------------------------------------------------
@@ -285,6 +296,13 @@ class StackController:
             for s in record.services
             if s.name in infos
         ]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def services_table(rows: list[tuple[Service, ProcessInfo, Health]], paths: StackPaths) -> Table:

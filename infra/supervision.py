@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from supervisor.xmlrpc import SupervisorTransport
+from supervisor.xmlrpc import SupervisorTransport, UnixStreamHTTPConnection
 
 from infra.stack import StackPaths
 
@@ -38,14 +39,34 @@ class ProcessInfo:
         return cls(info["name"], info["statename"], int(info["pid"]), uptime, info["description"])
 
 
+class _TimedUnixConnection(UnixStreamHTTPConnection):
+    # supervisor's own connection has no timeout: a frozen supervisord would hang every call.
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socketfile)
+
+
+class _TimedTransport(SupervisorTransport):
+    def __init__(self, socket_path: Path, timeout_s: float) -> None:
+        super().__init__(None, None, f"unix://{socket_path}")
+
+        def connection() -> _TimedUnixConnection:
+            conn = _TimedUnixConnection("localhost", timeout=timeout_s)
+            conn.socketfile = str(socket_path)
+            return conn
+
+        self._get_connection = connection
+
+
 class Supervisor:
     """A client of the stack's supervisord (one per ``TICKPIPE_HOME``)."""
 
     def __init__(self, paths: StackPaths) -> None:
         self.paths = paths
 
-    def _proxy(self) -> Any:
-        transport = SupervisorTransport(None, None, f"unix://{self.paths.socket}")
+    def _proxy(self, timeout_s: float = 10.0) -> Any:
+        transport = _TimedTransport(self.paths.socket, timeout_s)
         return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
 
     def running(self) -> bool:
@@ -53,7 +74,7 @@ class Supervisor:
         if not self.paths.socket.exists():
             return False
         try:
-            return self._proxy().getState()["statename"] == "RUNNING"
+            return self._proxy(3.0).getState()["statename"] == "RUNNING"
         except (OSError, xmlrpc.client.Error):
             return False
 
@@ -98,9 +119,12 @@ class Supervisor:
         """The state of every program, in configuration order."""
         return [ProcessInfo.from_rpc(i) for i in self._proxy().getAllProcessInfo()]
 
-    def stop_all(self) -> None:
-        """Stop every program in reverse start order and wait for each to exit."""
-        self._proxy().stopAllProcesses(True)
+    def stop_all(self, timeout_s: float) -> None:
+        """Stop every program in reverse start order and wait (up to ``timeout_s``) for each to exit."""
+        try:
+            self._proxy(timeout_s).stopAllProcesses(True)
+        except TimeoutError:
+            return  # the caller verifies by pid and kills what is left
 
     def shutdown(self) -> None:
         """Ask supervisord to exit (after its programs have been stopped)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,6 +137,29 @@ def test_down_leaves_no_process_behind(tmp_path: Path) -> None:
     assert not leftover, f"still alive after down: {sorted(leftover)}"
     assert not any(alive(p) for p in pids)
     assert run_tickpipe(env, tmp_path, "status").returncode == 3
+
+
+@pytest.mark.timeout(120)
+def test_down_stops_a_frozen_supervisord_and_its_services_by_pid(tmp_path: Path) -> None:
+    # Arrange: supervisord stops answering its socket (SIGSTOP)
+    env = stack_env(tmp_path / "home", "broker,warehouse", TICKPIPE_STACK__STOP_TIMEOUT_S="15")
+    up = run_tickpipe(env, tmp_path, "up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    pids = supervised_pids(tmp_path / "home")
+    root = Supervisor(StackPaths(tmp_path / "home")).pid()
+    os.kill(root, signal.SIGSTOP)
+
+    # Act
+    try:
+        down = run_tickpipe(env, tmp_path, "down")
+    finally:
+        leftover = wait_gone(pids, 5.0)
+        kill_all(leftover | ({root} if alive(root) else set()))
+
+    # Assert
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "does not answer" in down.stdout
+    assert not leftover, f"still alive after down: {sorted(leftover)}"
 
 
 @pytest.mark.timeout(60)
