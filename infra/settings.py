@@ -111,6 +111,9 @@ class FeedSettings(_Section):
     rest_url: str = Field("http://127.0.0.1:8765", description="venue REST base URL")
     buffer_max_records: int = Field(1_000_000, ge=1, description="RAM buffer bound while Kafka is unreachable")
     stall_timeout_s: float = Field(2.0, gt=0, description="a connection silent this long while peers receive is replaced")
+    silence_timeout_s: float = Field(
+        30.0, gt=0, description="every connection without a frame this long = all are replaced (a market is never that quiet)"
+    )
     metrics_port: int = Field(9101, description="Prometheus metrics + /health port")
     reorder_hold_ms: int = Field(
         500, ge=0, description="an event ahead of a missing one waits this long for a peer connection to fill the hole"

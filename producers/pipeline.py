@@ -84,6 +84,7 @@ class FeedPipeline:
         callbacks: Callbacks | None = None,
         hold_ns: int = 500_000_000,
         stall_timeout_ns: int = 2_000_000_000,
+        silence_timeout_ns: int | None = None,
         max_book_buffer: int = 100_000,
     ) -> None:
         self.adapter = adapter
@@ -92,7 +93,7 @@ class FeedPipeline:
         self._events = events
         self._metrics = metrics
         self._cb = callbacks or Callbacks()
-        self._stalls = StallDetector(stall_timeout_ns)
+        self._stalls = StallDetector(stall_timeout_ns, silence_timeout_ns)
         self._urls: dict[str, str] = {}
         self._hold_ns = hold_ns
         self._max_book_buffer = max_book_buffer
@@ -209,7 +210,7 @@ class FeedPipeline:
                 inst.bbo.duplicates = 0
         for conn in self._stalls.stalled(now):
             self._stalls.closed(conn)
-            self._health(FeedEventKind.STALLED, now, connection_id=str(conn), detail="silent while peers receive; replacing")
+            self._health(FeedEventKind.STALLED, now, connection_id=str(conn), detail="silent (while peers receive, or all for too long); replacing")
             self._cb.replace_connection(str(conn))
 
     # --- views ----------------------------------------------------------------------------

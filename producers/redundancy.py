@@ -11,7 +11,7 @@ ticker update id), so duplicates are dropped by id, never by content or arrival 
 * :class:`MonotonicFilter` - for sequences with holes by design (book ticker update ids): pass
   only ids above the last one passed.
 * :class:`StallDetector` - a connection silent for ``timeout_ns`` while a peer received frames is
-  stalled and must be replaced.
+  stalled and must be replaced; all connections silent for ``silence_ns`` (far longer) are too.
 """
 
 from __future__ import annotations
@@ -118,8 +118,9 @@ class MonotonicFilter:
 class StallDetector:
     """Find connections that went silent while a peer kept receiving."""
 
-    def __init__(self, timeout_ns: int) -> None:
+    def __init__(self, timeout_ns: int, silence_ns: int | None = None) -> None:
         self._timeout_ns = timeout_ns
+        self._silence_ns = silence_ns
         self._last_frame: dict[Hashable, int] = {}
 
     def opened(self, conn: Hashable, now: int) -> None:
@@ -136,9 +137,12 @@ class StallDetector:
 
     def stalled(self, now: int) -> list[Hashable]:
         """Return the connections silent for ``timeout_ns`` while another received within that time."""
-        if len(self._last_frame) < 2:
+        if not self._last_frame:
             return []
         newest = max(self._last_frame.values())
         if now - newest >= self._timeout_ns:
-            return []  # everyone is silent: a quiet market, not a stalled connection
+            # everyone is silent: a quiet market, unless it lasts longer than any market is quiet
+            if self._silence_ns is not None and now - newest >= self._silence_ns:
+                return list(self._last_frame)
+            return []
         return [c for c, t in self._last_frame.items() if now - t >= self._timeout_ns]

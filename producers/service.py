@@ -71,6 +71,7 @@ class FeedService:
             callbacks=Callbacks(self._fetcher.request, self._replace, self._rollover),
             hold_ns=settings.reorder_hold_ms * 1_000_000,
             stall_timeout_ns=int(settings.stall_timeout_s * 1e9),
+            silence_timeout_ns=int(settings.silence_timeout_s * 1e9),
             max_book_buffer=settings.max_book_buffer,
         )
         url = adapter.stream_url(settings.ws_url, symbols)

@@ -90,3 +90,11 @@ def test_stall_detector_flags_only_silent_connection_while_peer_receives() -> No
     d.frame("a", 150)
     assert d.stalled(150) == ["b"]
     assert d.stalled(300) == []  # both silent: a quiet market
+
+
+def test_all_connections_silent_past_the_silence_timeout_are_all_replaced() -> None:
+    d = StallDetector(timeout_ns=100, silence_ns=1000)
+    d.opened("a", 0)
+    d.opened("b", 0)
+    assert d.stalled(999) == []
+    assert sorted(d.stalled(1000)) == ["a", "b"]
