@@ -8,7 +8,9 @@ calls, so each worker thread takes a handle of its own from a pool for the durat
 
 Per-request settings (URL parameters) are applied with ``SET`` on the borrowed handle, and only
 the difference to what that handle already carries, so a client that sends the same settings on
-every request (clickhouse-connect does) pays nothing after its first request. Insert data is
+every request (clickhouse-connect does) pays nothing after its first request. A request with a
+``session_id`` gets that session's own handle instead (HTTP sessions: ``SET``, ``USE`` and
+temporary tables persist until the session has been idle for ``session_timeout``). Insert data is
 spooled to a file and read with ``INSERT ... FROM INFILE``: chdb cannot take binary data
 inline in the query text (chdb's own clickhouse-connect backend does the same).
 """
@@ -19,6 +21,8 @@ import asyncio
 import fcntl
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +30,13 @@ from typing import Any
 
 import chdb
 
-from infra.warehouse.protocol import Statement, error_text, output_format
+from infra.warehouse.protocol import (
+    SESSION_IS_LOCKED,
+    SESSION_NOT_FOUND,
+    Statement,
+    error_text,
+    output_format,
+)
 
 
 class EngineError(Exception):
@@ -105,6 +115,14 @@ class _Handle:
         self.settings: dict[str, str] = {}
 
 
+@dataclass
+class _Session:
+    handle: _Handle
+    busy: bool = False
+    timeout_s: float = 60.0
+    expires: float = 0.0
+
+
 def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -116,10 +134,12 @@ def _quote_ident(name: str) -> str:
 class ResultStream:
     """A result sent block by block (``send_query``); holds its engine handle until :meth:`close`."""
 
-    def __init__(self, engine: Engine, handle: _Handle, streaming: Any, first: bytes, fmt: str) -> None:
+    def __init__(
+        self, executor: ThreadPoolExecutor, release: Callable[[], None], streaming: Any, first: bytes, fmt: str
+    ) -> None:
         self.fmt = fmt
-        self._engine = engine
-        self._handle = handle
+        self._executor = executor
+        self._release = release
         self._streaming = streaming
         self._first: bytes | None = first
         self._pending: asyncio.Future[bytes] | None = None
@@ -131,7 +151,7 @@ class ResultStream:
             first, self._first = self._first, None
             return first
         loop = asyncio.get_running_loop()
-        self._pending = loop.run_in_executor(self._engine._executor, _next_block, self._streaming)
+        self._pending = loop.run_in_executor(self._executor, _next_block, self._streaming)
         return await self._pending
 
     async def close(self) -> None:
@@ -143,8 +163,10 @@ class ResultStream:
             # a block is still being fetched on a worker thread: the handle is busy until it returns
             await asyncio.wait([self._pending])
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._engine._executor, _close_stream, self._streaming)
-        self._engine._release(self._handle)
+        try:
+            await loop.run_in_executor(self._executor, _close_stream, self._streaming)
+        finally:
+            self._release()
 
 
 def _next_block(streaming: Any) -> bytes:
@@ -184,6 +206,7 @@ class Engine:
         if self._spool_dir is not None:
             self._spool_dir.mkdir(parents=True, exist_ok=True)
         self._free: asyncio.Queue[_Handle] = asyncio.Queue()
+        self._sessions: dict[str, _Session] = {}
         self._all: list[_Handle] = []
         for _ in range(workers):
             handle = _Handle(chdb.connect(str(data_dir)))
@@ -195,10 +218,10 @@ class Engine:
 
     async def run(self, statement: Statement) -> Outcome:
         """Run ``statement`` on a worker thread; the event loop stays free for other clients."""
-        handle = await self._free.get()
+        handle, release = await self._acquire(statement)
         future = asyncio.get_running_loop().run_in_executor(self._executor, self._execute, handle, statement)
         # the handle goes back when the thread is done with it, even if this request is cancelled
-        future.add_done_callback(lambda _: self._release(handle))
+        future.add_done_callback(lambda _: release())
         return await future
 
     async def stream(self, statement: Statement, fmt: str) -> ResultStream:
@@ -207,17 +230,54 @@ class Engine:
         The first block is fetched before returning, so a statement the engine refuses raises
         :class:`EngineError` here, before any response is started.
         """
-        handle = await self._free.get()
+        handle, release = await self._acquire(statement)
         loop = asyncio.get_running_loop()
         try:
             streaming, first = await loop.run_in_executor(self._executor, self._open_stream, handle, statement)
         except BaseException:
-            self._release(handle)
+            release()
             raise
-        return ResultStream(self, handle, streaming, first, fmt)
+        return ResultStream(self._executor, release, streaming, first, fmt)
 
-    def _release(self, handle: _Handle) -> None:
-        self._free.put_nowait(handle)
+    async def _acquire(self, statement: Statement) -> tuple[_Handle, Callable[[], None]]:
+        if statement.session_id is None:
+            handle = await self._free.get()
+            return handle, lambda: self._free.put_nowait(handle)
+        return self._session(statement)
+
+    def _session(self, statement: Statement) -> tuple[_Handle, Callable[[], None]]:
+        # ClickHouse HTTP sessions: SET, USE and temporary tables persist per session_id; one
+        # request at a time (a concurrent one is refused, not queued); idle sessions expire
+        sid = statement.session_id
+        assert sid is not None
+        session = self._sessions.get(sid)
+        if session is None:
+            if statement.session_check:
+                raise EngineError(SESSION_NOT_FOUND, f"Code: {SESSION_NOT_FOUND}. DB::Exception: Session {sid} not found. "
+                                                     "(SESSION_NOT_FOUND)")
+            session = self._sessions[sid] = _Session(_Handle(chdb.connect(str(self._data_dir))))
+        if session.busy:
+            raise EngineError(SESSION_IS_LOCKED, f"Code: {SESSION_IS_LOCKED}. DB::Exception: Session {sid} is locked "
+                                                 "by a concurrent client. (SESSION_IS_LOCKED)")
+        session.busy = True
+        session.timeout_s = statement.session_timeout_s
+
+        def release() -> None:
+            session.busy = False
+            session.expires = time.monotonic() + session.timeout_s
+
+        return session.handle, release
+
+    def expire_sessions(self) -> None:
+        """Close the sessions idle past their ``session_timeout``."""
+        now = time.monotonic()
+        for sid in [sid for sid, s in self._sessions.items() if not s.busy and s.expires <= now]:
+            self._sessions.pop(sid).handle.conn.close()
+
+    @property
+    def session_count(self) -> int:
+        """HTTP sessions open now."""
+        return len(self._sessions)
 
     def _execute(self, handle: _Handle, statement: Statement) -> Outcome:
         try:
@@ -228,8 +288,17 @@ class Engine:
             result = self._query(handle, statement.sql, statement.default_format, statement.params)
             return self._outcome(result, fmt, written_from_read=False)
         finally:
-            if statement.changes_session:
+            if statement.changes_session and statement.session_id is None:
                 self._renew(handle)
+            elif statement.changes_session:
+                self._sync_database(handle)
+
+    def _sync_database(self, handle: _Handle) -> None:
+        # a session's USE moves its handle: remember where, so later requests are compared right
+        try:
+            handle.database = self._query(handle, "SELECT currentDatabase()", "TabSeparatedRaw").bytes().decode().strip()
+        except EngineError:
+            handle.database = ""
 
     def _open_stream(self, handle: _Handle, statement: Statement) -> tuple[Any, bytes]:
         self._prepare(handle, statement)
@@ -253,9 +322,10 @@ class Engine:
     def close(self) -> None:
         """Wait for running statements, then close every handle (flushes and unlocks the store)."""
         self._executor.shutdown(wait=True)
-        for handle in self._all:
+        for handle in [*self._all, *(session.handle for session in self._sessions.values())]:
             handle.conn.close()
         self._all.clear()
+        self._sessions.clear()
         os.close(self._lock_fd)
 
     def _prepare(self, handle: _Handle, statement: Statement) -> None:
@@ -271,7 +341,7 @@ class Engine:
             if handle.settings.get(name) != value:
                 self._query(handle, f"SET {name} = {_quote(value)}", "TabSeparated")
                 handle.settings[name] = value
-        database = statement.database or "default"
+        database = statement.database or ("default" if statement.session_id is None else handle.database)
         if database != handle.database:
             self._query(handle, f"USE {_quote_ident(database)}", "TabSeparated")
             handle.database = database

@@ -38,6 +38,10 @@ REQUIRED_PASSWORD = 194
 AUTHENTICATION_FAILED = 516
 CANNOT_DECOMPRESS = 271
 READONLY = 164
+INVALID_SESSION_TIMEOUT = 374
+SESSION_NOT_FOUND = 372
+SESSION_IS_LOCKED = 373
+MAX_SESSION_TIMEOUT_S = 3600.0
 UNKNOWN_EXCEPTION = 1002
 
 # ClickHouse's HTTPHandler ``exceptionCodeToHTTPStatus``, for the codes a local warehouse can produce.
@@ -153,6 +157,9 @@ class Statement:
     insert_settings_clause: str = ""
     kind: str = field(default="other")
     keyword: str = ""
+    session_id: str | None = None
+    session_timeout_s: float = 60.0
+    session_check: bool = False
 
     @property
     def is_insert(self) -> bool:
@@ -405,6 +412,25 @@ def _first_keyword(buf: bytes) -> bytes:
     return match.group(0).upper() if match else b""
 
 
+def _session_of(params: Mapping[str, str]) -> dict[str, Any]:
+    # ClickHouse: session_timeout in seconds, default 60, at most max_session_timeout (3600)
+    raw = params.get("session_timeout") or "60"
+    try:
+        timeout = float(raw)
+    except ValueError:
+        raise ProtocolError(BAD_ARGUMENTS, "BAD_ARGUMENTS", f"Invalid session timeout: '{raw}'") from None
+    if not 0 <= timeout <= MAX_SESSION_TIMEOUT_S:
+        raise ProtocolError(
+            INVALID_SESSION_TIMEOUT, "INVALID_SESSION_TIMEOUT",
+            f"Session timeout {raw} is larger than max_session_timeout: {MAX_SESSION_TIMEOUT_S:.0f}",
+        )
+    return {
+        "session_id": params.get("session_id") or None,
+        "session_timeout_s": timeout,
+        "session_check": params.get("session_check") in ("1", "true"),
+    }
+
+
 def _refuse_multi_statements(sql: bytes) -> None:
     # chdb would run "SELECT 1; DROP TABLE t" as two statements; ClickHouse's HTTP interface refuses
     if b";" not in sql:
@@ -435,6 +461,7 @@ def parse_request(params: Mapping[str, str], body: bytes, *, form_query: str | N
         "settings": _settings_of(params),
         "params": {k[6:]: v for k, v in params.items() if k.startswith("param_")},
         "query_id": params.get("query_id") or None,
+        **_session_of(params),
     }
     keyword = _first_keyword(full)
     common["keyword"] = keyword.decode()

@@ -42,6 +42,7 @@ _ENGINE = web.AppKey("engine", Engine)
 _SETTINGS = web.AppKey("settings", WarehouseSettings)
 _METRICS = web.AppKey("metrics", WarehouseMetrics)
 _STARTED = web.AppKey("started", float)
+_SESSION_SWEEP_S = 5.0
 _FORM_TYPES = ("multipart/form-data",)  # curl -d sends x-www-form-urlencoded: that body is SQL
 
 
@@ -214,6 +215,7 @@ def health_of(app: web.Application) -> tuple[bool, dict[str, Any]]:
         "data_dir": str(settings.data_dir),
         "uptime_s": round(time.monotonic() - app[_STARTED], 3),
         "in_flight": app[_METRICS].running,
+        "sessions": engine.session_count,
     }
     return True, detail
 
@@ -250,6 +252,12 @@ def build_app(settings: WarehouseSettings, engine: Engine, metrics: WarehouseMet
     return app
 
 
+async def _expire_sessions(engine: Engine) -> None:
+    while True:
+        await asyncio.sleep(_SESSION_SWEEP_S)
+        engine.expire_sessions()
+
+
 def _is_loopback(host: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
@@ -269,6 +277,7 @@ async def serve(settings: WarehouseSettings, stop: asyncio.Event | None = None) 
         build_app(settings, engine), access_log=None, shutdown_timeout=settings.shutdown_timeout_s,
         auto_decompress=False,
     )
+    expiry = asyncio.create_task(_expire_sessions(engine))
     try:
         await runner.setup()
         await web.TCPSite(runner, settings.host, settings.port).start()
@@ -280,6 +289,7 @@ async def serve(settings: WarehouseSettings, stop: asyncio.Event | None = None) 
         await stop.wait()
         log.info("stopping: finishing in-flight requests")
     finally:
+        expiry.cancel()
         await runner.cleanup()
         engine.close()
         log.info("warehouse stopped, store closed", extra={"data_dir": str(settings.data_dir)})
