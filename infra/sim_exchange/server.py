@@ -124,6 +124,8 @@ class Connection:
         self.wake.set()
 
     def reply(self, body: Any) -> None:
+        if self.faults.stalled(time.monotonic()):
+            return  # a stalled connection sends nothing at all
         self.queue.append(orjson.dumps(body))
         self.wake.set()
 
