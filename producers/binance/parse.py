@@ -48,8 +48,10 @@ def _levels(value: Any, field: str) -> Levels:
     for level in value:
         if type(level) is not list or len(level) != 2:
             raise ParseError(f"invalid level in {field}: {level!r}")
-        _decimal(level[0], field)
-        _decimal(level[1], field)
+        price, qty = level
+        if not (type(price) is str and type(qty) is str and _DECIMAL(price) and _DECIMAL(qty)):
+            _decimal(price, field)
+            _decimal(qty, field)
     return value
 
 
@@ -70,15 +72,19 @@ def parse_trade(msg: dict[str, Any], ts_recv: int) -> dict[str, Any]:
     ``m`` is "buyer is the maker", so the aggressor sold; ``T`` (trade time, ms) is ``ts_event``.
     """
     try:
-        maker = msg["m"]
+        maker, price, qty = msg["m"], msg["p"], msg["q"]
         if type(maker) is not bool:
             raise ParseError(f"invalid m: {maker!r}")
+        # one inline check for both decimals (the hot path); _decimal names the culprit otherwise
+        if type(price) is not str or type(qty) is not str or not (_DECIMAL(price) and _DECIMAL(qty)):
+            _decimal(price, "p")
+            _decimal(qty, "q")
         return {
             "venue": VENUE,
             "symbol": _symbol(msg["s"]),
             "trade_id": _int(msg["t"], "t"),
-            "price": _decimal(msg["p"], "p"),
-            "qty": _decimal(msg["q"], "q"),
+            "price": price,
+            "qty": qty,
             "side": "sell" if maker else "buy",
             "ts_event": _ms(msg["T"], "T"),
             "ts_recv": ts_recv,
@@ -120,14 +126,19 @@ def parse_book_ticker(msg: dict[str, Any], ts_recv: int) -> dict[str, Any]:
     Spot book tickers carry no event time, so ``ts_event`` is the receive time.
     """
     try:
+        b, bq, a, aq = msg["b"], msg["B"], msg["a"], msg["A"]
+        if not (type(b) is str and type(bq) is str and type(a) is str and type(aq) is str
+                and _DECIMAL(b) and _DECIMAL(bq) and _DECIMAL(a) and _DECIMAL(aq)):
+            for value, field in ((b, "b"), (bq, "B"), (a, "a"), (aq, "A")):
+                _decimal(value, field)
         return {
             "venue": VENUE,
             "symbol": _symbol(msg["s"]),
             "update_id": _int(msg["u"], "u"),
-            "bid_price": _decimal(msg["b"], "b"),
-            "bid_qty": _decimal(msg["B"], "B"),
-            "ask_price": _decimal(msg["a"], "a"),
-            "ask_qty": _decimal(msg["A"], "A"),
+            "bid_price": b,
+            "bid_qty": bq,
+            "ask_price": a,
+            "ask_qty": aq,
             "ts_event": ts_recv,
             "ts_recv": ts_recv,
         }
