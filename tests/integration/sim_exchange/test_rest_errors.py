@@ -168,3 +168,23 @@ def test_cancel_all_open_orders_releases_locked_balance(sim_exchange) -> None:
     assert (Decimal(usdt["free"]), Decimal(usdt["locked"])) == (Decimal(10000), Decimal(0))
     assert signed(sim_exchange, "GET", "/api/v3/openOrders", key, secret, symbol="BTCUSDT").json() == []
     _error(signed(sim_exchange, "DELETE", "/api/v3/openOrders", key, secret, symbol="BTCUSDT"), 400, -2011)
+
+
+@pytest.mark.timeout(60)
+def test_fees_follow_the_account_maker_and_taker_rates(sim_exchange) -> None:
+    key, secret = new_account(sim_exchange, maker_fee="0", taker_fee="0.002")
+    buy = signed(sim_exchange, "POST", "/api/v3/order", key, secret, symbol="BTCUSDT", side="BUY", type="MARKET",
+                 quantity="0.01").json()
+    assert buy["status"] == "FILLED"
+    for fill in buy["fills"]:
+        assert fill["commissionAsset"] == "BTC"
+        assert Decimal(fill["commission"]) == Decimal(fill["qty"]) * Decimal("0.002")
+    sell = signed(sim_exchange, "POST", "/api/v3/order", key, secret, symbol="BTCUSDT", side="SELL", type="MARKET",
+                  quantity="0.005").json()
+    for fill in sell["fills"]:
+        assert fill["commissionAsset"] == "USDT"
+        quote = Decimal(fill["qty"]) * Decimal(fill["price"])
+        assert Decimal(fill["commission"]) == (quote * Decimal("0.002")).quantize(Decimal("0.00000001"), rounding="ROUND_DOWN")
+    account = signed(sim_exchange, "GET", "/api/v3/account", key, secret).json()
+    assert account["commissionRates"]["maker"] == "0.00000000" and account["commissionRates"]["taker"] == "0.00200000"
+    assert (account["makerCommission"], account["takerCommission"]) == (0, 20)
