@@ -879,7 +879,12 @@ class SimExchange:
             for conn_id in targets:
                 self._apply_to_connection(self.connections[conn_id], fault, now)
         elif isinstance(fault, RestError):
-            self.rest_faults.append([fault, fault.count])
+            # re-applying the same fault (every_s) re-arms it instead of stacking a backlog
+            pending = next((entry for entry in self.rest_faults if entry[0] == fault), None)
+            if pending is None:
+                self.rest_faults.append([fault, fault.count])
+            else:
+                pending[1] = fault.count
         elif isinstance(fault, Storm429):
             self.storm, self.storm_until = fault, now + fault.seconds
         elif isinstance(fault, Withdrawal):

@@ -257,3 +257,14 @@ def test_faults_given_at_start_are_scheduled_and_repeat(sim_exchange_factory) ->
         lifetimes.append(time.monotonic() - started)
     assert all(lifetime < 2.5 for lifetime in lifetimes)
     assert chaotic.control("GET", "/_sim/faults")["scheduled"] == 1
+
+
+@pytest.mark.timeout(60)
+def test_repeated_rest_error_rearms_instead_of_stacking(sim) -> None:
+    sim.set_faults({"rest_error": {"path": "/api/v3/time", "count": 1, "every_s": 0.1}})
+    time.sleep(0.8)
+    statuses = [requests.get(f"{sim.rest_url}/api/v3/time", timeout=5).status_code for _ in range(3)]
+    assert statuses[0] == 503
+    assert statuses[1:].count(503) <= 1  # at most one re-arm happened in between, never a backlog of ~8
+    pending = sim.control("GET", "/_sim/faults")["rest_errors"]
+    assert len(pending) <= 1
