@@ -336,7 +336,8 @@ class FeedPipeline:
         self, connection_id: str, data: str | bytes, reason: str, now: int, symbol: str = "", source: str | None = None
     ) -> None:
         self.dead_letters += 1
-        self._metrics.dead_letters.labels(reason.split(":")[0][:40]).inc()
+        # label by the reason's fixed prefix (no values, so label cardinality stays bounded)
+        self._metrics.dead_letters.labels(reason.split(":")[0].split("'")[0].strip()[:40]).inc()
         if self.dead_letters <= 20 or self.dead_letters % 1000 == 0:
             log.warning("bad venue input sent to dlq", extra={
                 "reason": reason, "connection": connection_id, "raw": str(data)[:300], "dead_letters": self.dead_letters,

@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
+from producers import book_sync as bs
 from producers.binance.feed import BinanceSpotAdapter
 from producers.health import FeedEvents
 from producers.metrics import FeedMetrics
 from producers.pipeline import Callbacks, FeedPipeline
 from schemas.serde import AvroSerde
 from schemas.topics import Topic
+from tests.unit.producers.exchange_model import Truth, book_as_dicts, truths
 
 SNAP_URL = "http://x/api/v3/depth?symbol=BTCUSDT&limit=5000"
 MS = 1_000_000
@@ -145,3 +149,50 @@ def test_server_shutdown_asks_for_a_rollover() -> None:
     run.pipeline._cb = Callbacks(rollover_connection=rolled.append)
     run.pipeline.frame("c0#1", b'{"e":"serverShutdown","E":1}', MS)
     assert rolled == ["c0#1"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(truths(max_events=25), st.data())
+def test_two_connections_with_random_losses_never_publish_a_wrong_book(truth: Truth, data: st.DataObject) -> None:
+    # Arrange: two connections each lose random depth events; snapshots arrive at random points
+    run = _Run()
+    p = run.pipeline
+    p.open("c0#1", "ws://x", 0)
+    p.open("c1#1", "ws://x", 0)
+    frames: list[tuple[str, int]] = []
+    for i in range(len(truth.diffs)):
+        for conn in ("c0#1", "c1#1"):
+            if data.draw(st.booleans()):
+                frames.append((conn, i))
+    now = MS
+    book_true_at: list[int] = []
+    for conn, i in frames:
+        d = truth.diffs[i]
+        frame = orjson.dumps({"e": "depthUpdate", "E": 1, "s": "BTCUSDT", "U": d.first_id, "u": d.last_id,
+                              "b": d.bids, "a": d.asks})
+        # Act
+        p.frame(conn, frame, now)
+        now += data.draw(st.sampled_from([MS, 50 * MS, 200 * MS]))
+        p.tick(now)
+        sync = p.book("BTCUSDT")
+        if sync.state is bs.SyncState.SYNCING and data.draw(st.booleans()):
+            snap = truth.snapshot_after(data.draw(st.integers(-1, i)))
+            p.snapshot(SNAP_URL, orjson.dumps({"lastUpdateId": snap.last_update_id, "bids": snap.bids, "asks": snap.asks}), now)
+        # Assert: whenever the book claims to be true, it is
+        if sync.state is bs.SyncState.LIVE:
+            assert book_as_dicts(sync.book.top()) == truth.books[sync.book.last_update_id]
+            book_true_at.append(sync.book.last_update_id)
+    event(f"true book reached: {bool(book_true_at)}")
+    # every published delta chain (snapshot, then deltas) replays to the true book at its last id
+    bids: dict[str, str] = {}
+    asks: dict[str, str] = {}
+    for delta in run.of(Topic.BOOK):
+        if delta["snapshot"]:
+            bids, asks = {}, {}
+        for side, levels in ((bids, delta["bids"]), (asks, delta["asks"])):
+            for level in levels:
+                if level["qty"].strip("0.") == "":
+                    side.pop(level["price"], None)
+                else:
+                    side[level["price"]] = level["qty"]
+        assert (bids, asks) == truth.books[delta["last_update_id"]]
