@@ -37,6 +37,7 @@ from infra.top import Endpoints
 from infra.topics import create_topics
 
 LOG_TAIL_LINES = 25
+STOPPED_STATES = frozenset({"STOPPED", "EXITED", "FATAL"})
 CRASH_LOOP_STARTS = 2  # a service seen with a third pid while starting is failing, not booting
 
 
@@ -238,8 +239,11 @@ class StackController:
             return self._stop_unresponsive(quiet)
         root = self.supervisor.pid()
         pids = {root} | descendants(root) | {p.pid for p in self.supervisor.all_info() if p.pid}
-        with self.console.status("stopping services (reverse start order)"):
-            self.supervisor.stop_all(self.settings.stack.stop_timeout_s * 4)
+        with self.console.status("stopping services (reverse start order)") as status:
+            for wave in self._stop_waves():
+                status.update(f"stopping {', '.join(wave)}")
+                self._stop_wave(wave)
+            self.supervisor.stop_all(self.settings.stack.stop_timeout_s)  # anything not in the record
             pids |= descendants(root)
             self.supervisor.shutdown()
             left = wait_gone(pids, self.settings.stack.stop_timeout_s)
@@ -253,6 +257,25 @@ class StackController:
         if not quiet:
             self.console.print(f"stopped {len(pids)} process(es) (pids {', '.join(map(str, sorted(pids)))}); none left")
         return pids
+
+    def _stop_waves(self) -> list[tuple[str, ...]]:
+        # Reverse start order, one wave at a time: consumers flush and commit while the broker and
+        # the warehouse still run (supervisord's stopAllProcesses does not wait between priorities).
+        path = record_path(self.paths)
+        if not path.exists():
+            return []
+        running = {p.name for p in self.supervisor.all_info()}
+        waves = reversed(start_waves(StackRecord.load(path).services))
+        return [names for wave in waves if (names := tuple(s.name for s in wave if s.name in running))]
+
+    def _stop_wave(self, names: tuple[str, ...]) -> None:
+        for name in names:
+            self.supervisor.stop(name)
+        deadline = time.monotonic() + self.settings.stack.stop_timeout_s
+        while time.monotonic() < deadline:
+            if all(self.supervisor.info(n).state in STOPPED_STATES for n in names):
+                return
+            time.sleep(0.2)
 
     def _stop_unresponsive(self, quiet: bool) -> set[int]:
         # A supervisord of this home that no longer answers its socket: stop it and its tree by pid.

@@ -111,6 +111,14 @@ class Supervisor:
             if "ALREADY_STARTED" not in fault.faultString:
                 raise SupervisionError(f"supervisord could not start {name}: {fault.faultString}") from None
 
+    def stop(self, name: str) -> None:
+        """Ask supervisord to stop ``name`` (SIGTERM to its process group) without waiting."""
+        try:
+            self._proxy().stopProcess(name, False)
+        except xmlrpc.client.Fault as fault:
+            if "NOT_RUNNING" not in fault.faultString:
+                raise SupervisionError(f"supervisord could not stop {name}: {fault.faultString}") from None
+
     def info(self, name: str) -> ProcessInfo:
         """The state of one program."""
         return ProcessInfo.from_rpc(self._proxy().getProcessInfo(name))
