@@ -153,6 +153,9 @@ class StreamsSettings(_Section):
     commit_interval_ms: int = Field(1000, ge=10, description="offset commit interval (ms)")
     batch_size: int = Field(1000, ge=1, description="records taken per agent batch (stream.take)")
     batch_within_ms: int = Field(20, ge=1, description="longest wait to fill a batch (ms)")
+    fetch_max_wait_ms: int = Field(
+        20, ge=1, description="consumer fetch wait (ms); the local broker holds empty fetches this long"
+    )
     instruments: str = Field("", description="comma-separated venue:symbol accepted; empty = any")
     ofi_window_ms: int = Field(1000, ge=1, description="signal model: OFI window (event time, ms)")
     ofi_min_updates: int = Field(5, ge=1, description="signal model: book updates needed in the window")

@@ -5,6 +5,7 @@
 * store ``memory://`` by default: tables are rebuilt from their changelog topics when a worker
   starts or takes over partitions (``StreamsSettings.store`` may name ``rocksdb://`` where installed);
 * short session, heartbeat and rebalance timeouts so that joins take seconds locally;
+* a short consumer fetch wait (:mod:`streams.transport`), since the local broker holds empty fetches;
 * the producer partitions keys like librdkafka's default ``consistent_random`` (CRC-32 of the key),
   the partitioner of the confluent-kafka producers upstream, so an instrument's features, bars and
   signals land on the same partition number as its market data.
@@ -27,6 +28,7 @@ from streams import metrics
 from streams.intake import dead_letter, parse_instruments
 from streams.tables import StreamTables, declare_tables
 from streams.topics import StreamTopics, declare_topics
+from streams.transport import Transport
 
 
 # outputs whose records carry this stage's emit time
@@ -97,6 +99,7 @@ def build_app(settings: Settings) -> Runtime:
         table_standby_replicas=s.standby_replicas,
         web_enabled=False,
     )
+    app.transport = Transport(app.conf.broker_consumer, app, fetch_max_wait_ms=s.fetch_max_wait_ms)
     rt = Runtime(
         app=app, settings=settings, topics=declare_topics(app), tables=declare_tables(app, k.partitions),
         allowed=parse_instruments(s.instruments),
