@@ -21,10 +21,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Own the chdb store and serve the ClickHouse HTTP interface (stop with SIGTERM)."""
         import asyncio
+        import logging
 
         from infra.broker import port_in_use
         from infra.logs import configure_logging
-        from infra.warehouse.engine import StoreLockedError
+        from infra.warehouse.engine import StoreError
         from infra.warehouse.server import serve
 
         settings = settings_of(ctx)
@@ -35,6 +36,6 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"port {wh.host}:{wh.port} is already in use", param_hint="--port")
         try:
             asyncio.run(serve(wh))
-        except StoreLockedError as exc:
-            typer.echo(f"error: {exc}", err=True)
+        except StoreError as exc:
+            logging.getLogger("infra.warehouse").error("warehouse cannot start: %s", exc)
             raise typer.Exit(1) from None

@@ -75,10 +75,14 @@ class Outcome:
         }
 
 
-class StoreLockedError(RuntimeError):
-    """Another process owns the chdb store (chdb allows one process per data directory)."""
+class StoreError(RuntimeError):
+    """The chdb store cannot be opened (not a directory, no permission, owned by another process)."""
 
     retriable = False
+
+
+class StoreLockedError(StoreError):
+    """Another process owns the chdb store (chdb allows one process per data directory)."""
 
 
 def _lock_store(data_dir: Path) -> int:
@@ -199,8 +203,11 @@ class Engine:
     """
 
     def __init__(self, data_dir: Path, workers: int, spool_dir: Path | None = None) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = _lock_store(data_dir)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = _lock_store(data_dir)
+        except OSError as exc:
+            raise StoreError(f"cannot open the chdb store {data_dir}: {exc}") from exc
         self._data_dir = data_dir
         self._spool_dir = spool_dir or _default_spool_dir()
         if self._spool_dir is not None:
