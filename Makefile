@@ -37,5 +37,7 @@ lint: install
 	$(BIN)/python -m pip install --quiet ruff==0.17.6
 	$(BIN)/ruff check producers streams sinks executor schemas infra tests bench
 
+# Stop a running stack first: removing .tickpipe under a live supervisord would orphan it.
 clean:
+	@if [ -x $(BIN)/tickpipe ]; then $(BIN)/tickpipe down; fi
 	rm -rf $(VENV) .tickpipe
