@@ -247,6 +247,7 @@ def build_app(settings: WarehouseSettings, engine: Engine, metrics: WarehouseMet
     app.router.add_get("/", _handle_query)
     app.router.add_post("/", _handle_query)
     app.router.add_get("/ping", _handle_ping)
+    app.router.add_get("/replicas_status", _handle_ping)  # ClickHouse's other probe; no replicas here
     app.router.add_get("/health", _handle_health)
     app.router.add_get("/metrics", _handle_metrics)
     return app
@@ -255,7 +256,10 @@ def build_app(settings: WarehouseSettings, engine: Engine, metrics: WarehouseMet
 async def _expire_sessions(engine: Engine) -> None:
     while True:
         await asyncio.sleep(_SESSION_SWEEP_S)
-        engine.expire_sessions()
+        try:
+            engine.expire_sessions()
+        except Exception:  # task boundary: a failed close must not end the sweeping
+            log.exception("closing expired sessions failed")
 
 
 def _is_loopback(host: str) -> bool:

@@ -75,6 +75,8 @@ def _assert_same_frame(back: pd.DataFrame, sent: pd.DataFrame) -> None:
 def test_ping_and_root_answer_ok(warehouse_url: str) -> None:
     assert requests.get(f"{warehouse_url}/ping", timeout=5).text == "Ok.\n"
     assert requests.get(f"{warehouse_url}/", timeout=5).text == "Ok.\n"
+    assert requests.get(f"{warehouse_url}/replicas_status", timeout=5).text == "Ok.\n"
+    assert requests.head(f"{warehouse_url}/ping", timeout=5).status_code == 200
 
 
 def test_clickhouse_connect_inserts_100k_rows_and_query_df_reads_them_back_unchanged(warehouse_url: str) -> None:
