@@ -4,7 +4,7 @@ chdb hosts one ClickHouse engine per process and locks its data directory agains
 processes. Within the process any number of ``chdb.connect`` handles share that engine; each
 handle carries its own session state (``USE``, ``SET``) and calls on different handles run in
 parallel (chdb releases the GIL while the engine works). One handle is not safe for concurrent
-calls, so each worker thread takes a handle of its own from a pool for the duration of a request.
+calls, so each request borrows a handle of its own from a pool for its duration.
 
 Per-request settings (URL parameters) are applied with ``SET`` on the borrowed handle, and only
 the difference to what that handle already carries, so a client that sends the same settings on
@@ -105,7 +105,7 @@ def _lock_store(data_dir: Path) -> int:
 
 
 def _default_spool_dir() -> Path | None:
-    # RAM-backed when the system has it: a disk round trip halved insert speed in bench/warehouse.py
+    # RAM-backed when the system has it: the data is in memory already, a disk round trip only adds time
     shm = Path("/dev/shm")
     return shm if shm.is_dir() and os.access(shm, os.W_OK) else None
 
