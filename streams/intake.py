@@ -34,8 +34,12 @@ def check_input(
     value: bytes | None,
     expected: str,
     allowed: frozenset[bytes],
+    venue_wide_ok: bool = False,
 ) -> Accepted | Rejected:
-    """Decode ``value`` as ``expected`` and check its instrument against the key and ``allowed`` (empty = any)."""
+    """Decode ``value`` as ``expected`` and check its instrument against the key and ``allowed`` (empty = any).
+
+    ``venue_wide_ok`` accepts records with an empty symbol (feed-level health events, key ``"binance:"``).
+    """
     try:
         record = serde.decode_as(expected, value or b"")
     except SerdeError as exc:
@@ -45,7 +49,7 @@ def check_input(
     own_key = instrument_key(venue, symbol)
     if key is not None and key != own_key:
         return Rejected("unknown_instrument", f"key {key!r} does not match record instrument {own_key!r}", venue, symbol, ts)
-    if allowed and own_key not in allowed:
+    if allowed and own_key not in allowed and not (venue_wide_ok and symbol == ""):
         return Rejected("unknown_instrument", f"instrument {own_key.decode()} is not configured", venue, symbol, ts)
     return Accepted(expected, record)
 

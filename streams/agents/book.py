@@ -50,19 +50,22 @@ def attach(rt: Runtime) -> None:
             for event in events:
                 msg = event.message
                 metrics.RECORDS_IN.labels(msg.topic).inc()
-                checked = check_input(rt.serde, msg.key, msg.value, expected[msg.topic], rt.allowed)
+                is_health = msg.topic == Topic.HEALTH.value
+                checked = check_input(rt.serde, msg.key, msg.value, expected[msg.topic], rt.allowed, is_health)
                 if not isinstance(checked, Accepted):
                     await rt.reject(checked.reason, checked.error, checked.venue, checked.symbol, msg.topic,
                               msg.partition, msg.offset, msg.value, checked.ts_event)
                     continue
                 record = checked.record
+                if is_health and not record["symbol"]:
+                    continue  # connection-level event: books go stale only through per-symbol events
                 key = f"{record['venue']}:{record['symbol']}".encode()
                 inst = touched[key][0] if key in touched else states.get(key)
                 ref = InputRef(msg.topic, msg.partition, msg.offset)
                 if inst.seen(ref):
                     metrics.REPLAYED.labels(msg.topic).inc()
                     continue
-                if msg.topic == Topic.HEALTH.value:
+                if is_health:
                     inst.on_health(record)
                 else:
                     out = inst.on_delta(record, ref, cfg)

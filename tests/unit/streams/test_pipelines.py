@@ -112,3 +112,13 @@ def test_intake_rejects_garbage_wrong_type_mismatched_key_and_unknown_instrument
     other = serde.encode("Trade", {**trade, "symbol": "DOGEUSDT"})
     assert check_input(serde, b"binance:DOGEUSDT", other, "Trade", allowed).reason == "unknown_instrument"
     assert isinstance(check_input(serde, b"binance:DOGEUSDT", other, "Trade", frozenset()), Accepted)
+
+
+def test_intake_accepts_venue_wide_health_events_only_when_asked():
+    serde = AvroSerde()
+    event = {"event_id": "c1-1", "venue": "binance", "symbol": "", "kind": "disconnect", "connection_id": "c1",
+             "detail": "", "ts_event": 1, "ts_recv": 1}
+    raw = serde.encode("FeedEvent", event)
+    allowed = parse_instruments("binance:BTCUSDT")
+    assert isinstance(check_input(serde, b"binance:", raw, "FeedEvent", allowed, venue_wide_ok=True), Accepted)
+    assert check_input(serde, b"binance:", raw, "FeedEvent", allowed).reason == "unknown_instrument"
