@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
 
         from infra.logs import configure_logging
         from infra.sim_exchange.faults import FaultSpecError, parse_faults
-        from infra.sim_exchange.server import serve
+        from infra.sim_exchange.server import SimExchange, serve
 
         settings = settings_of(ctx)
         values = settings.sim.model_dump()
@@ -69,7 +69,8 @@ def register(app: typer.Typer) -> None:
             sim = type(settings.sim).model_validate(values)
             if sim.faults.strip():
                 parse_faults(orjson.loads(sim.faults))
-        except (ValidationError, FaultSpecError, orjson.JSONDecodeError) as exc:
+            exchange = SimExchange(sim)
+        except (ValidationError, FaultSpecError, orjson.JSONDecodeError, ValueError) as exc:
             raise typer.BadParameter(str(exc)) from None
         configure_logging("sim-exchange", settings.log_level)
-        serve(sim)
+        serve(exchange)

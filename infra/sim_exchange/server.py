@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -407,8 +407,8 @@ class SimExchange:
                 return await handler(request)
             except web.HTTPException:
                 raise
-            except (FaultSpecError, ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
-                return web.json_response({"error": str(exc)}, status=400)
+            except (FaultSpecError, ValueError, KeyError, TypeError, InvalidOperation) as exc:
+                return web.json_response({"error": f"{type(exc).__name__}: {exc}"}, status=400)
         started = time.perf_counter()
         response = await self._api_call(request, handler)
         m.REST_REQUESTS.labels(path, request.method, str(response.status)).inc()
@@ -1026,9 +1026,9 @@ def _int_or(params: Mapping[str, str], name: str, default: int | None) -> Any:
         raise errors.illegal_chars(name) from None
 
 
-def serve(settings: SimExchangeSettings) -> None:
-    """Run the simulated exchange until SIGTERM/SIGINT."""
-    exchange = SimExchange(settings)
+def serve(exchange: SimExchange) -> None:
+    """Run ``exchange`` on its configured host and port until SIGTERM/SIGINT."""
+    settings = exchange.settings
     log.info(
         "sim exchange listening",
         extra={"host": settings.host, "port": settings.port, "symbols": list(exchange.specs), "seed": settings.seed},

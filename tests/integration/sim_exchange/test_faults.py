@@ -268,3 +268,19 @@ def test_repeated_rest_error_rearms_instead_of_stacking(sim) -> None:
     assert statuses[1:].count(503) <= 1  # at most one re-arm happened in between, never a backlog of ~8
     pending = sim.control("GET", "/_sim/faults")["rest_errors"]
     assert len(pending) <= 1
+
+
+@pytest.mark.timeout(60)
+def test_bad_control_requests_get_400_and_the_simulator_keeps_serving(sim) -> None:
+    base = sim.rest_url
+    bad = [
+        requests.post(f"{base}/_sim/faults", json={"explode": {}}, timeout=5),
+        requests.post(f"{base}/_sim/faults", data=b"{not json", timeout=5),
+        requests.post(f"{base}/_sim/accounts", json={"api_key": "k"}, timeout=5),
+        requests.post(f"{base}/_sim/accounts", json={"api_key": "k", "api_secret": "s", "maker_fee": "abc"}, timeout=5),
+        requests.get(f"{base}/_sim/trades", params={"symbol": "NOPE"}, timeout=5),
+    ]
+    for response in bad:
+        assert response.status_code == 400, (response.request.url, response.text)
+        assert "error" in response.json()
+    assert sim.health()["ok"] is True
