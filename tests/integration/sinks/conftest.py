@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from infra.broker import free_port, start_broker
 from infra.settings import KafkaSettings, SinkSettings, WarehouseSettings
 from infra.topics import create_topics
+from infra.topics import end_offsets as topic_end_offsets
 from schemas.serde import AvroSerde
 from schemas.topics import RECORD_OF_TOPIC, Topic, instrument_key
 from sinks.client import connect
@@ -85,6 +86,11 @@ def produce(kafka: KafkaSettings, topic: str, records: list[dict[str, Any]], raw
     assert producer.flush(30) == 0
 
 
+def committed_total(kafka: KafkaSettings, group: str, topic: str) -> int:
+    """Return the sum of ``group``'s committed offsets on ``topic`` (partitions never committed count 0)."""
+    return sum(max(0, offset) for offset in committed_offsets(kafka, group, topic).values())
+
+
 def committed_offsets(kafka: KafkaSettings, group: str, topic: str) -> dict[int, int]:
     """Return the committed offset per partition of ``group`` on ``topic`` (-1001 = none)."""
     consumer = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": group, "enable.auto.commit": False})
@@ -96,13 +102,9 @@ def committed_offsets(kafka: KafkaSettings, group: str, topic: str) -> dict[int,
 
 
 def end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
-    """Return the high watermark per partition of ``topic``."""
-    consumer = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": "probe", "enable.auto.commit": False})
-    try:
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in range(kafka.partitions)}
-    finally:
-        consumer.close()
+    """Return the end offset per partition of ``topic`` (exact on tansu, see infra.topics.end_offsets)."""
+    ends = topic_end_offsets(kafka.bootstrap, [TopicPartition(topic, p) for p in range(kafka.partitions)])
+    return {p: end for (_, p), (_, end) in ends.items()}
 
 
 def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.25) -> None:

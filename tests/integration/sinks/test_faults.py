@@ -1,0 +1,133 @@
+"""Fault drills: kill -9 of the sink mid-work, ClickHouse unavailable; nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from infra.broker import free_port
+from infra.settings import KafkaSettings
+from infra.warehouse.process import WarehouseProcess
+from tests.integration.sinks.conftest import (
+    Archive,
+    ThreadedSink,
+    committed_total,
+    end_offsets,
+    open_archive,
+    produce,
+    sink_env,
+    tickpipe_argv,
+    wait_for,
+)
+from tests.integration.sinks.records import T0
+
+# The documented count query (docs/analysts.md): distinct archived messages.
+COUNT_QUERY = "SELECT count() FROM v_md_trades"
+
+
+def _trades(count: int) -> list[dict]:
+    return [dict(venue="binance", symbol=("BTCUSDT", "ETHUSDT", "SOLUSDT")[i % 3], trade_id=i,
+                 price=f"{60000 + i % 977}.{i % 100:02d}", qty=f"0.{i % 99_999_999 + 1:08d}",
+                 side="buy" if i % 2 else "sell", ts_event=T0 + i * 1_000_000, ts_recv=T0 + i * 1_000_000 + 700)
+            for i in range(count)]
+
+
+def _assert_every_offset_once(archive: Archive, kafka: KafkaSettings, total: int) -> None:
+    assert archive.scalar(COUNT_QUERY) == total
+    ends = end_offsets(kafka, "md.trades")
+    per_partition = dict(archive.client.query(
+        "SELECT _partition, uniqExact(_offset) FROM v_md_trades GROUP BY _partition").result_rows)
+    bounds = {p: (lo, hi) for p, lo, hi in archive.client.query(
+        "SELECT _partition, min(_offset), max(_offset) FROM v_md_trades GROUP BY _partition").result_rows}
+    for partition, end in ends.items():
+        if end:
+            assert per_partition[partition] == end and bounds[partition] == (0, end - 1), (partition, ends, per_partition, bounds)
+    # the materialized views saw every message exactly once, too
+    assert archive.scalar("SELECT sum(trades) FROM ohlcv_1m") == total
+    assert archive.scalar("SELECT sum(records) FROM hop_latency_1m WHERE source = 'md_trades'") == total
+
+
+@pytest.mark.integration
+@pytest.mark.faults
+@pytest.mark.timeout(240)
+def test_kill_9_at_random_moments_loses_nothing_and_doubles_nothing(
+    private_kafka: KafkaSettings, archive: Archive, sink_processes: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    # Arrange
+    total = 100_000
+    produce(private_kafka, "md.trades", _trades(total))
+    env = sink_env(private_kafka, archive.warehouse, group_id="crash-drill", batch_max_rows=2_000,
+                   batch_max_ms=100, consume_max_messages=500, topics="md.trades")
+    rng = random.Random(5)
+    log = open(tmp_path / "sink.log", "ab")  # noqa: SIM115 (kept for the subprocesses)
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen([*tickpipe_argv(), "sink"], env=env, stdout=log, stderr=log)
+        sink_processes.append(proc)
+        return proc
+
+    # Act: four kill -9 while rows are flowing, each after a random pause once progress is seen
+    kills = 0
+    for _ in range(4):
+        before = archive.scalar("SELECT count() FROM md_trades")
+        proc = start()
+        wait_for(lambda b=before: archive.scalar("SELECT count() FROM md_trades") > b, 60, "the sink to make progress")
+        time.sleep(rng.uniform(0.1, 0.8))
+        if archive.scalar("SELECT count() FROM v_md_trades") >= total:
+            proc.kill()
+            proc.wait()
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+    proc = start()
+    wait_for(lambda: archive.scalar(COUNT_QUERY) >= total and committed_total(
+        private_kafka, "crash-drill", "md.trades") == total, 90, "catch-up after the last restart")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    # Assert
+    assert kills >= 3, "the sink finished before it could be killed mid-work; slow it down"
+    _assert_every_offset_once(archive, private_kafka, total)
+    raw_rows = archive.scalar("SELECT count() FROM md_trades")
+    assert raw_rows == total, f"{raw_rows - total} redelivered rows reached the table"
+
+
+@pytest.mark.integration
+@pytest.mark.faults
+@pytest.mark.timeout(180)
+def test_clickhouse_down_10s_retries_commits_nothing_then_catches_up(
+    private_kafka: KafkaSettings, threaded_sink: Callable[..., ThreadedSink], tmp_path: Path
+) -> None:
+    # Arrange: a warehouse of this test alone, so stopping it disturbs nobody
+    warehouse = WarehouseProcess(free_port(), tmp_path / "store", log_path=tmp_path / "warehouse.log").start()
+    try:
+        archive = open_archive(warehouse.url)
+        trades = _trades(20_000)
+        produce(private_kafka, "md.trades", trades[:10_000])
+        sink = threaded_sink(archive, topics=["md.trades"], group_id="outage-drill", retry_initial_ms=100,
+                             retry_max_ms=1_000, insert_timeout_s=5)
+        wait_for(lambda: committed_total(private_kafka, "outage-drill", "md.trades") == 10_000,
+                 60, "first half archived and committed")
+        # Act: ClickHouse goes away for 10 s while new trades arrive
+        warehouse.stop()
+        produce(private_kafka, "md.trades", trades[10_000:])
+        time.sleep(10)
+        healthy, detail = sink.loop.health()
+        committed_during_outage = committed_total(private_kafka, "outage-drill", "md.trades")
+        warehouse.start()
+        wait_for(lambda: archive.scalar(COUNT_QUERY) == 20_000 and committed_total(
+            private_kafka, "outage-drill", "md.trades") == 20_000, 60, "catch-up after the outage")
+        sink.stop()
+        # Assert
+        assert not healthy and detail["last_error"] and detail["retrying_s"] > 5
+        assert committed_during_outage == 10_000
+        _assert_every_offset_once(archive, private_kafka, 20_000)
+        assert archive.scalar("SELECT count() FROM md_trades") == 20_000
+    finally:
+        warehouse.stop()
