@@ -33,14 +33,17 @@ def bench_scripts(folder: Path, only: list[str] | None = None) -> list[Path]:
 
 
 def run_benchmarks(scripts: list[Path], console: Console, timeout_s: float) -> list[BenchResult]:
-    """Run each script with this interpreter, its output straight to the terminal; one never stops the rest."""
+    """Run each script (``python -m bench.<name>``), its output straight to the terminal; one never stops the rest."""
     results = []
     for i, script in enumerate(scripts, 1):
         console.rule(f"[{i}/{len(scripts)}] {script.name}")
         started = time.monotonic()
         try:
+            # As a module from the repository root: run as a file, bench/ would shadow the packages
+            # (bench/streams.py for `import streams`).
             rc = subprocess.run(
-                [sys.executable, str(script)], cwd=script.parent.parent, timeout=timeout_s, check=False
+                [sys.executable, "-m", f"{script.parent.name}.{script.stem}"],
+                cwd=script.parent.parent, timeout=timeout_s, check=False,
             ).returncode
         except subprocess.TimeoutExpired:
             console.print(f"[red]{script.name} exceeded {timeout_s:.0f}s and was stopped[/red]")
