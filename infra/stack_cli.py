@@ -154,10 +154,7 @@ def register(app: typer.Typer) -> None:
         once: bool = typer.Option(False, "--once", help="print one frame and exit (no terminal needed)"),
     ) -> None:
         """Live view: messages/s per topic, consumer lag, feed health, latest signals, open orders, positions and PnL."""
-        from infra.stack_control import StackController
-        from infra.top import Sampler, run_top
+        from infra.top import Sampler, run_top, stack_endpoints
 
         settings = settings_of(ctx)
-        controller = StackController(settings)
-        endpoints = controller.top_endpoints()
-        run_top(Sampler(endpoints, settings.stack.probe_timeout_s), Console(), interval_s, once)
+        run_top(Sampler(stack_endpoints(settings), settings.stack.probe_timeout_s), Console(), interval_s, once)

@@ -33,7 +33,6 @@ from infra.stack import (
     wired_settings,
 )
 from infra.supervision import ProcessInfo, Supervisor
-from infra.top import Endpoints
 from infra.topics import create_topics
 
 LOG_TAIL_LINES = 25
@@ -296,19 +295,6 @@ class StackController:
         return pids
 
     # -- status ---------------------------------------------------------------------------------
-
-    def top_endpoints(self) -> Endpoints:
-        """Where ``tickpipe top`` looks: the running stack's record, else the wired settings."""
-        path = record_path(self.paths)
-        record = StackRecord.load(path) if path.exists() else self.plan()
-        health = {s.name: s.health_url for s in record.services}
-        return Endpoints(
-            kafka=self.wired.kafka.model_copy(update={"bootstrap": record.bootstrap}),
-            warehouse_url=record.warehouse_url,
-            database=self.settings.warehouse.database,
-            feed_health=health.get("feed"),
-            executor_health=health.get("executor"),
-        )
 
     def service_states(self) -> list[tuple[Service, ProcessInfo, Health]]:
         """Each recorded service with supervisord's view and a fresh health probe."""

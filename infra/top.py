@@ -29,7 +29,8 @@ from rich.text import Text
 
 from executor.order import TERMINAL
 from infra.consumer_lag import group_lags
-from infra.settings import KafkaSettings
+from infra.settings import KafkaSettings, Settings
+from infra.stack_control import StackController, StackRecord, record_path
 from infra.topics import describe_topics
 
 LATEST_SIGNALS_SQL = """
@@ -68,6 +69,21 @@ class Endpoints:
     database: str
     feed_health: str | None
     executor_health: str | None
+
+
+def stack_endpoints(settings: Settings) -> Endpoints:
+    """Where to look: the running stack's record (``tickpipe up``), else the settings as ``up`` would wire them."""
+    controller = StackController(settings)
+    path = record_path(controller.paths)
+    record = StackRecord.load(path) if path.exists() else controller.plan()
+    health = {s.name: s.health_url for s in record.services}
+    return Endpoints(
+        kafka=controller.wired.kafka.model_copy(update={"bootstrap": record.bootstrap}),
+        warehouse_url=record.warehouse_url,
+        database=settings.warehouse.database,
+        feed_health=health.get("feed"),
+        executor_health=health.get("executor"),
+    )
 
 
 def topic_rates(before: dict[str, int], after: dict[str, int], seconds: float) -> dict[str, float]:
