@@ -12,6 +12,7 @@ first looked up on the venue by client order id (``Trader.recover``).
 from __future__ import annotations
 
 import logging
+import random
 import signal as os_signal
 import time
 from collections.abc import Callable
@@ -24,14 +25,14 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Pro
 from executor.commands import Side
 from executor.control import apply_control
 from executor.market import MarketView
-from executor.order import OrderTrigger
+from executor.order import InvalidStateTrigger, OrderTrigger
 from executor.metrics import ExecutorMetrics
 from executor.positions import Positions
 from executor.reconcile import reconcile
-from executor.risk import RiskEngine, RiskLimits, TokenBucket, TradingState, order_rate_from_rate_limits
+from executor.risk import RiskEngine, RiskLimits, TradingState, buckets_from_rate_limits
 from executor.trader import SignalRun, Trader, TraderConfig
 from executor.policy import PolicyParams
-from executor.venue import BinanceVenue, OutcomeUnknown, RateLimited
+from executor.venue import BinanceVenue, OutcomeUnknown, RateLimited, VenueError
 from infra.settings import ExecutorSettings, KafkaSettings
 from infra.topics import end_offsets
 from schemas.serde import AvroSerde, SerdeError
@@ -142,16 +143,32 @@ class Engine:
                 parts.append(TopicPartition(topic, p, max(low, high - back)))
         consumer.assign(parts)
 
+    def _until_answered(self, what: str, call: Callable[[], Any]) -> Any:
+        """Call the venue until it answers: retriable failures back off (capped, jittered, Retry-After)."""
+        delay = 0.2
+        while True:
+            try:
+                return call()
+            except VenueError as exc:
+                if not exc.retriable or self._stopping:
+                    raise
+                wait = exc.retry_after_s if isinstance(exc, RateLimited) else delay * random.uniform(0.5, 1.5)
+                log.warning("venue unavailable at start; retrying", extra={"call": what, "error": str(exc), "wait_s": wait})
+                time.sleep(wait)
+                delay = min(delay * 2, 5.0)
+
     def _setup(self) -> None:
         s = self.settings
-        info = self.venue.exchange_info()
+        info = self._until_answered("exchangeInfo", self.venue.exchange_info)
         self.rules = BinanceVenue.rules_of(info)
-        rate, burst = order_rate_from_rate_limits(info.get("rateLimits", []), s.rate_limit_fraction)
+        buckets = buckets_from_rate_limits(info.get("rateLimits", []), s.rate_limit_fraction, lambda: self.clock() / 1e9)
         limits = RiskLimits(s.max_order_notional, s.max_position, s.max_open_orders, s.price_band_bps,
                             s.max_throttle_wait_ms / 1000)
-        self.risk = RiskEngine(limits, TokenBucket(rate, burst, lambda: self.clock() / 1e9), TradingState(s.initial_state))
+        self.risk = RiskEngine(limits, buckets, TradingState(s.initial_state))
         symbols = [x for x in s.symbols.split(",") if x] or sorted(self.rules)
-        self.reconciliation = reconcile(self.venue, self.positions, symbols, s.reconcile_trades_limit)
+        self.reconciliation = self._until_answered(
+            "reconcile", lambda: reconcile(self.venue, self.positions, symbols, s.reconcile_trades_limit)
+        )
         self.last_venue_ok = self.clock()
         ms = 1_000_000
         policy = PolicyParams(
@@ -162,7 +179,8 @@ class Engine:
                               s.market_wait_ms * ms)
         self.trader = Trader(config, self.venue, self.risk, self.market, self.positions, self.rules, self.outbox,
                              self.clock, self._acked)
-        log.info("order rate from venue rateLimits", extra={"orders_per_s": rate, "burst": burst})
+        log.info("order rate buckets from venue rateLimits",
+                 extra={"buckets": [(round(b.rate, 3), b.burst) for b in buckets]})
         self.md = self._consumer(f"{s.group_id}-md-{self.clock()}")
         self._assign_tail(self.md, [Topic.BBO.value, Topic.BOOK.value], MD_BACKFILL)
         self.control = self._consumer(f"{s.group_id}-control-{self.clock()}")
@@ -258,11 +276,11 @@ class Engine:
             return True
         if run.offset < self.recover_below.get(run.partition, 0):
             try:
-                found = self.trader.recover(run)
+                self.trader.recover(run)
             except (OutcomeUnknown, RateLimited) as exc:
                 log.warning("recovery lookup failed; retrying", extra={"signal_id": run.signal_id, "error": str(exc)})
                 return False
-            if found:
+            if run.orders:
                 self.metrics.signals.labels("recovered").inc()
                 run.started = True
                 return True
@@ -330,8 +348,12 @@ class Engine:
             try:
                 self.trader.step(run)
                 self.last_venue_ok = self.clock()
-            except (OutcomeUnknown, RateLimited) as exc:
-                log.warning("venue call failed", extra={"signal_id": run.signal_id, "error": str(exc)})
+            except VenueError as exc:
+                log.warning("venue call failed; the run retries", extra={"signal_id": run.signal_id, "error": str(exc)})
+            except InvalidStateTrigger as exc:
+                log.error("illegal order transition; run stopped for inspection", exc_info=True,
+                          extra={"signal_id": run.signal_id, "error": str(exc)})
+                run.done, run.outcome = True, f"invalid transition {exc}"
             if run.done:
                 self.metrics.signals.labels("done").inc()
                 log.info("signal done", extra={"signal_id": run.signal_id, "outcome": run.outcome,

@@ -84,31 +84,36 @@ class TokenBucket:
         self._tokens -= 1
 
 
-def order_rate_from_rate_limits(rate_limits: list[dict[str, Any]], fraction: float) -> tuple[float, float]:
-    """Return ``(orders per second, burst)`` from Binance ``rateLimits``, scaled by ``fraction``.
+def buckets_from_rate_limits(
+    rate_limits: list[dict[str, Any]], fraction: float, clock: Callable[[], float]
+) -> list[TokenBucket]:
+    """One token bucket per Binance ``ORDERS`` rate limit, each holding ``fraction`` of its window's allowance.
 
-    The tightest ``ORDERS`` limit wins; the burst is the per-second allowance (at least 1).
+    A window of ``limit`` orders per ``interval`` becomes capacity ``limit * fraction`` refilled at
+    ``limit * fraction / interval`` per second, so short bursts use the short windows' allowance while
+    the long windows (per day) still bound the sustained rate.
     """
     seconds = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86_400}
-    best: tuple[float, float] | None = None
+    buckets = []
     for limit in rate_limits:
         if limit.get("rateLimitType") != "ORDERS":
             continue
         window = seconds[limit["interval"]] * int(limit.get("intervalNum", 1))
-        rate = int(limit["limit"]) / window * fraction
-        if best is None or rate < best[0]:
-            best = (rate, max(1.0, min(rate, int(limit["limit"]) * fraction)))
-    if best is None:
+        allowance = max(1.0, int(limit["limit"]) * fraction)
+        buckets.append(TokenBucket(allowance / window, allowance, clock))
+    if not buckets:
         raise ValueError(f"no ORDERS rate limit in exchangeInfo rateLimits: {rate_limits}")
-    return best
+    return buckets
 
 
 class RiskEngine:
     """Stateful pre-trade checks. The engine feeds it positions and open-order counts."""
 
-    def __init__(self, limits: RiskLimits, bucket: TokenBucket, state: TradingState = TradingState.ACTIVE) -> None:
+    def __init__(
+        self, limits: RiskLimits, buckets: list[TokenBucket], state: TradingState = TradingState.ACTIVE
+    ) -> None:
         self.limits = limits
-        self.bucket = bucket
+        self.buckets = buckets
         self.state = state
         self.state_reason = ""
 
@@ -135,10 +140,11 @@ class RiskEngine:
             return Denied(f"{open_orders} open orders, max {self.limits.max_open_orders}")
         if not reduces and abs(position + signed) > self.limits.max_position:
             return Denied(f"position would be {position + signed}, max {self.limits.max_position}")
-        wait = self.bucket.wait_s()
+        wait = max(bucket.wait_s() for bucket in self.buckets)
         if wait > self.limits.max_throttle_wait_s:
             return Denied(f"order rate limit: next slot in {wait:.3f}s")
         if wait > 0:
             return Throttled(wait)
-        self.bucket.take()
+        for bucket in self.buckets:
+            bucket.take()
         return Approved()

@@ -109,6 +109,8 @@ class Trader:
         self.on_ack = on_ack
         self.paused_until = 0  # venue-wide pause after a 429 (Retry-After)
         self.live: dict[str, Order] = {}  # client order id -> order resting or unsettled on the venue
+        self.published_trades: set[tuple[str, int]] = set()
+        self.fill_qty: dict[str, Decimal] = {}  # client order id -> quantity of its published Fills
 
     # ---- publishing -------------------------------------------------------------------------------
 
@@ -125,31 +127,40 @@ class Trader:
         now = self.clock()
         for trade in trades:
             record = fill_record(order, trade, now, now)
-            side = order.command.side
-            if self.positions.apply_fill(
-                record["symbol"], record["trade_id"], side, Decimal(record["price"]), Decimal(record["qty"]),
+            key = (record["symbol"], record["trade_id"])
+            if key in self.published_trades:
+                continue
+            self.published_trades.add(key)
+            qty = Decimal(record["qty"])
+            self.fill_qty[order.client_order_id] = self.fill_qty.get(order.client_order_id, Decimal(0)) + qty
+            # published even if positions already hold the trade (rebuilt at start): the Fill may never
+            # have reached Kafka before a crash; consumers dedupe on trade_id
+            self.positions.apply_fill(
+                record["symbol"], record["trade_id"], order.command.side, Decimal(record["price"]), qty,
                 Decimal(record["fee"]), record["fee_asset"],
-            ):
-                self.outbox.fill(record)
+            )
+            self.outbox.fill(record)
 
-    def _fetch_fills(self, order: Order) -> None:
-        if order.filled_qty and order.venue_order_id is not None:
+    def fills_missing(self, order: Order) -> bool:
+        """True while the venue reports more filled quantity than the Fills published for ``order``."""
+        return order.filled_qty > self.fill_qty.get(order.client_order_id, Decimal(0))
+
+    def fetch_fills(self, order: Order) -> None:
+        """Publish the order's executions not yet published (``myTrades`` of its venue order id)."""
+        if self.fills_missing(order) and order.venue_order_id is not None:
             self._fills(order, self.venue.my_trades(order.command.symbol, order.venue_order_id))
 
-    def _apply_venue_order(self, order: Order, payload: dict[str, Any], fetch_fills: bool = True) -> None:
-        before = order.filled_qty
+    def _apply_venue_order(self, order: Order, payload: dict[str, Any]) -> None:
         transitions = order.sync(
             payload["status"], Decimal(payload["executedQty"]), Decimal(payload["cummulativeQuoteQty"]),
             str(payload["orderId"]),
         )
         ts_event = int(payload.get("transactTime") or payload.get("updateTime") or 0) * 1_000_000 or None
-        if order.filled_qty > before:
-            full = payload.get("fills") or []
-            if full and all("tradeId" in f for f in full):
-                self._fills(order, [_full_fill(payload, f, order.command.side) for f in full])
-            elif fetch_fills:
-                self._fetch_fills(order)
         self._publish(order, transitions, ts_event)
+        full = payload.get("fills") or []
+        if full and all("tradeId" in f for f in full):
+            self._fills(order, [_full_fill(payload, f, order.command.side) for f in full])
+        self.fetch_fills(order)
 
     # ---- the step ---------------------------------------------------------------------------------
 
@@ -163,6 +174,8 @@ class Trader:
         now = self.clock()
         if run.done or now < run.next_action_at or now < self.paused_until:
             return
+        for done_order in run.orders:
+            self.fetch_fills(done_order)  # a failed myTrades call earlier: complete the Fills first
         order = run.working
         if order is not None and order.is_unsettled:
             self._settle(run, order)
@@ -188,7 +201,7 @@ class Trader:
             case Cancel(reason=reason):
                 self._cancel(run, reason)
             case Finish(reason=reason):
-                run.done, run.outcome = True, reason
+                run.done, run.outcome = True, reason  # fills are complete: checked at the top of step
             case Wait(reason="no market data") if now - run.received_at >= self.config.market_wait_ns:
                 self._deny_without_market(run, now)
             case Wait():
@@ -253,8 +266,8 @@ class Trader:
         self._accepted(run, order, payload)
 
     def _accepted(self, run: SignalRun, order: Order, payload: dict[str, Any]) -> None:
-        self._apply_venue_order(order, payload)
         run.attempt = order.command.attempt + 1  # the venue holds this id now: the next order is a new attempt
+        self._apply_venue_order(order, payload)
         if order.is_terminal:
             run.working = None
 
@@ -348,12 +361,14 @@ class Trader:
             except NotFound:
                 break
             order = self._adopted_order(run, cid, payload)
-            self._publish(order, [order.apply(OrderTrigger.SUBMIT)])
-            self._apply_venue_order(order, payload)
-            if not order.is_terminal:
-                run.working, run.placed_at = order, self.clock()
             run.attempt += 1
             found += 1
+            self._publish(order, [order.apply(OrderTrigger.SUBMIT)])
+            if not order.is_terminal:
+                run.working, run.placed_at = order, self.clock()
+            self._apply_venue_order(order, payload)
+            if order.is_terminal and run.working is order:
+                run.working = None
         return found
 
     def _adopted_order(self, run: SignalRun, cid: str, payload: dict[str, Any]) -> Order:

@@ -15,7 +15,7 @@ from executor.risk import (
     Throttled,
     TokenBucket,
     TradingState,
-    order_rate_from_rate_limits,
+    buckets_from_rate_limits,
 )
 
 D = Decimal
@@ -31,7 +31,7 @@ class Clock:
 
 def _engine(clock: Clock | None = None, rate: float = 100.0, burst: float = 100.0) -> RiskEngine:
     limits = RiskLimits(D("1000"), D("5"), 3, D("50"), 0.5)
-    return RiskEngine(limits, TokenBucket(rate, burst, clock or Clock()))
+    return RiskEngine(limits, [TokenBucket(rate, burst, clock or Clock())])
 
 
 def _order(side: Side = Side.BUY, price: str = "100", qty: str = "1") -> SubmitOrder:
@@ -106,19 +106,31 @@ def test_token_bucket_denies_when_the_wait_is_too_long() -> None:
     assert isinstance(verdict, Denied) and "rate limit" in verdict.reason
 
 
-def test_rate_comes_from_the_tightest_orders_limit() -> None:
+def test_every_orders_limit_is_a_bucket_holding_its_window_allowance() -> None:
     limits = [
         {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
         {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
         {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
     ]
 
-    rate, burst = order_rate_from_rate_limits(limits, 0.8)
+    ten_s, day = buckets_from_rate_limits(limits, 0.8, Clock())
 
-    assert rate == pytest.approx(200000 / 86400 * 0.8)
-    assert burst >= 1
+    assert (ten_s.rate, ten_s.burst) == (pytest.approx(8.0), 80.0)
+    assert (day.rate, day.burst) == (pytest.approx(160000 / 86400), 160000.0)
+
+
+def test_a_burst_is_bounded_by_the_short_window_and_refills_at_its_rate() -> None:
+    clock = Clock()
+    limits = RiskLimits(D("1000"), D("5"), 3, D("50"), 10.0)
+    risk = RiskEngine(limits, buckets_from_rate_limits(
+        [{"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 10}], 1.0, clock))
+
+    verdicts = [risk.check(_order(), D("100"), D(0), 0) for _ in range(11)]
+
+    assert verdicts[:10] == [Approved()] * 10
+    assert isinstance(verdicts[10], Throttled) and verdicts[10].wait_s == pytest.approx(1.0)
 
 
 def test_missing_orders_limit_is_an_error() -> None:
     with pytest.raises(ValueError, match="ORDERS"):
-        order_rate_from_rate_limits([], 1.0)
+        buckets_from_rate_limits([], 1.0, Clock())
