@@ -1,12 +1,22 @@
-"""CLI commands of the sink and the analyst's side: ``sink``, ``sql``, ``report``."""
+"""CLI commands of the sink and the analyst's side: ``sink``, ``sql``, ``report spread|latency``."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from infra.cli import settings_of
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+    from infra.settings import Settings
+
+URL_HELP = "ClickHouse HTTP URL (default: TICKPIPE_WAREHOUSE__URL, the local warehouse)"
+DB_HELP = "database (default: TICKPIPE_WAREHOUSE__DATABASE)"
 
 
 def register(app: typer.Typer) -> None:
@@ -28,3 +38,91 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--topics") from None
         run_sink(settings, names)
+
+    @app.command("sql")
+    def sql_command(
+        ctx: typer.Context,
+        query: str = typer.Argument(None, help="statement to run; omit for an interactive prompt with history"),
+        output: str = typer.Option("table", "--format", "-f", help="table, csv or json (one JSON object a line)"),
+        url: str = typer.Option(None, "--url", help=URL_HELP),
+        database: str = typer.Option(None, "--database", "-d", help=DB_HELP),
+    ) -> None:
+        """Query the archive: aligned table, CSV or JSON lines; no query opens a prompt."""
+        from sinks.sql_shell import OutputFormat, interactive, run_statement
+
+        settings = settings_of(ctx)
+        try:
+            fmt = OutputFormat(output)
+        except ValueError:
+            raise typer.BadParameter("choose table, csv or json", param_hint="--format") from None
+        client = _client(settings, url, database)
+        try:
+            if query is None:
+                interactive(client, fmt, settings.home / "sql_history")
+                return
+            try:
+                sys.stdout.write(run_statement(client, query, fmt))
+            except Exception as exc:  # noqa: BLE001 (the server's message is the useful part)
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(1) from None
+        finally:
+            client.close()
+
+    report = typer.Typer(help="Research reports (PNG) read from the archive.", no_args_is_help=True)
+    app.add_typer(report, name="report")
+
+    @report.command("spread")
+    def spread_command(
+        ctx: typer.Context,
+        symbol: str = typer.Option(..., "--symbol", help="instrument symbol, e.g. BTCUSDT"),
+        venue: str = typer.Option("binance", "--venue", help="venue id"),
+        since: str = typer.Option("1h", "--since", help="window ending now: 90s, 15m, 1h, 2d"),
+        out: Path = typer.Option(Path("spread.png"), "--out", help="PNG to write"),
+        outage_after_s: float = typer.Option(5.0, "--outage-after", help="seconds without BBO that count as outage"),
+        url: str = typer.Option(None, "--url", help=URL_HELP),
+        database: str = typer.Option(None, "--database", "-d", help=DB_HELP),
+    ) -> None:
+        """Plot the per-second spread with feed-gap and outage intervals shaded."""
+        from sinks.research.spread import spread_report
+
+        client = _client(settings_of(ctx), url, database)
+        try:
+            result = spread_report(client, venue, symbol, _since(since), out, outage_after_s)
+        finally:
+            client.close()
+        typer.echo(f"{result.path}: {result.seconds} s of BBO, {result.feed_gaps} feed gap(s), "
+                   f"{result.outages} outage(s)")
+
+    @report.command("latency")
+    def latency_command(
+        ctx: typer.Context,
+        since: str = typer.Option("1h", "--since", help="window ending now: 90s, 15m, 1h, 2d"),
+        out: Path = typer.Option(Path("latency.png"), "--out", help="PNG to write"),
+        url: str = typer.Option(None, "--url", help=URL_HELP),
+        database: str = typer.Option(None, "--database", "-d", help=DB_HELP),
+    ) -> None:
+        """Plot the latency distribution of every hop (box plot, log scale)."""
+        from sinks.research.latency import latency_report
+
+        client = _client(settings_of(ctx), url, database)
+        try:
+            result = latency_report(client, _since(since), out)
+        finally:
+            client.close()
+        hops = ", ".join(f"{label.replace(chr(10), ' ')}: {n}" for label, n in result.records.items()) or "no records"
+        typer.echo(f"{result.path}: {hops}")
+
+
+def _client(settings: Settings, url: str | None, database: str | None) -> Client:
+    from sinks.client import connect
+
+    return connect(settings.warehouse, url=url, database=database or "")
+
+
+def _since(text: str) -> int:
+    from sinks.research.window import parse_duration_s
+
+    try:
+        return parse_duration_s(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from None

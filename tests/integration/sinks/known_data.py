@@ -1,0 +1,92 @@
+"""A small, fully known market and trading history near now, written through the sink's own row path."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from sinks.batcher import Batcher
+from sinks.ddl import table_spec
+from sinks.rows import RowMapper
+from sinks.writer import ArchiveWriter, Backoff
+
+S = 1_000_000_000
+MINUTES = 10
+OUTAGE = (300, 320)  # seconds into the window without any BBO or trade (an outage)
+
+
+def known_history(now_ns: int | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Return ``{topic: records}``: 10 minutes ending ~1 minute ago with one outage and two feed gaps."""
+    end = (now_ns or time.time_ns()) - 60 * S
+    start = end - MINUTES * 60 * S
+    start -= start % S
+    base = {"venue": "binance", "symbol": "BTCUSDT"}
+    trades, bbo = [], []
+    for i in range(MINUTES * 60 * 4):  # every 250 ms
+        t = start + i * S // 4
+        if OUTAGE[0] * S <= t - start < OUTAGE[1] * S:
+            continue
+        bid = 64_000 + (i % 40) * 0.5
+        spread = "0.01" if i % 10 else "0.50"
+        ask = f"{bid + float(spread):.2f}"
+        bbo.append({**base, "update_id": i, "bid_price": f"{bid:.2f}", "bid_qty": "1.25", "ask_price": ask,
+                    "ask_qty": "0.5", "ts_event": t, "ts_recv": t + 800_000 + (i % 7) * 100_000})
+        trades.append({**base, "trade_id": i, "price": ask if i % 2 else f"{bid:.2f}", "qty": f"0.{i % 97 + 1:08d}",
+                       "side": "buy" if i % 2 else "sell", "ts_event": t, "ts_recv": t + 900_000})
+    health = [
+        {**base, "symbol": "", "event_id": "c1-1", "kind": "disconnect", "connection_id": "c1", "detail": "closed",
+         "ts_event": start + 120 * S, "ts_recv": start + 120 * S},
+        {**base, "symbol": "", "event_id": "c1-2", "kind": "connect", "connection_id": "c1", "detail": "open",
+         "ts_event": start + 125 * S, "ts_recv": start + 125 * S},
+        {**base, "event_id": "c1-3", "kind": "gap", "connection_id": "c1", "detail": "u 100..120 missing",
+         "first_update_id": 100, "last_update_id": 120, "count": 21,
+         "ts_event": start + 400 * S, "ts_recv": start + 400 * S},
+        {**base, "event_id": "c1-4", "kind": "resync", "connection_id": "c1", "detail": "snapshot",
+         "ts_event": start + 402 * S, "ts_recv": start + 402 * S},
+    ]
+    features, signals, orders, fills = [], [], [], []
+    for k in range(20):
+        t = start + (30 + k * 25) * S
+        features.append({**base, "update_id": k, "mid": 64_000.0, "spread": 0.01, "spread_bps": 0.0016,
+                         "microprice": 64_000.001, "imbalance_1": 0.2, "imbalance_5": 0.1, "imbalance_10": 0.0,
+                         "depth_bid_10bps": 3.0, "depth_ask_10bps": 2.0, "ts_event": t, "ts_recv": t + S // 1000,
+                         "ts_emit": t + S // 1000 + 150_000})
+        side = "buy" if k % 2 == 0 else "sell"
+        signal_id = f"sig-{k}"
+        emit = t + 2 * S // 1000
+        signals.append({**base, "signal_id": signal_id, "side": side, "strength": 0.5 if side == "buy" else -0.5,
+                        "target": "0.01", "urgency": 0.5, "model": "imbalance-v1", "expires_at": t + 2 * S,
+                        "reference_price": "64000.005", "inputs": [{"topic": "features.book", "partition": 0,
+                                                                    "offset": k}],
+                        "ts_event": t, "ts_recv": t + S // 1000, "ts_emit": emit})
+        cid = f"{signal_id}-0"
+        price = "64000.01" if side == "buy" else "64000.00"
+        for seq, (status, prev) in enumerate((("new", "pending_new"), ("filled", "new"))):
+            orders.append({**base, "client_order_id": cid, "seq": seq, "signal_id": signal_id, "side": side,
+                           "order_type": "LIMIT", "time_in_force": "GTC", "price": price, "qty": "0.01",
+                           "status": status, "previous_status": prev, "filled_qty": "0.01" if seq else "0",
+                           "avg_price": price if seq else None, "venue_order_id": f"v{k}", "reason": None,
+                           "error_code": None, "ts_event": t, "ts_recv": t + S // 1000,
+                           "ts_emit": emit + (seq + 1) * 400_000})
+        fills.append({**base, "trade_id": 10_000 + k, "client_order_id": cid, "venue_order_id": f"v{k}",
+                      "signal_id": signal_id, "side": side, "price": price, "qty": "0.01", "fee": "0.0000075",
+                      "fee_asset": "BTC" if side == "buy" else "USDT", "liquidity": "maker",
+                      "ts_event": emit + S // 100, "ts_recv": emit + S // 100 + 300_000,
+                      "ts_emit": emit + S // 100 + 500_000})
+    return {"md.trades": trades, "md.bbo": bbo, "md.health": health, "features.book": features,
+            "signals": signals, "orders": orders, "fills": fills}
+
+
+def write_history(client: Client, history: dict[str, list[dict[str, Any]]]) -> None:
+    """Insert ``history`` with the sink's row mapping and writer (offsets = list positions, partition 0)."""
+    specs = {topic: table_spec(topic) for topic in history}
+    batcher = Batcher(max_rows=10**9, max_age_ms=10**9)
+    for topic, records in history.items():
+        mapper = RowMapper(specs[topic])
+        for offset, record in enumerate(records):
+            batcher.add_row(specs[topic].name, mapper.row(record, topic, 0, offset), topic, 0, offset, 0)
+    writer = ArchiveWriter(client, {s.name: s for s in specs.values()}, Backoff())
+    assert writer.write(batcher.take(), threading.Event())
