@@ -18,9 +18,3 @@ class ParseError(FeedError):
         super().__init__(reason)
         self.reason = reason
         self.symbol = symbol
-
-
-class SnapshotFetchError(FeedError):
-    """The REST depth snapshot could not be fetched; the sync asks again after a pause."""
-
-    retriable = True

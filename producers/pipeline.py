@@ -184,12 +184,14 @@ class FeedPipeline:
             return
         self._on_sync_result(inst, inst.sync.apply_snapshot(snap), now)
 
-    def snapshot_failed(self, symbol: str, reason: str, now: int) -> None:
-        """The snapshot fetch for ``symbol`` failed; ask again."""
+    def snapshot_failed(self, symbol: str, reason: str, retriable: bool, now: int) -> None:
+        """The snapshot fetch for ``symbol`` failed; ask again unless no retry can help."""
         inst = self._instruments[symbol]
         inst.snapshot_wanted = False
-        self._health(FeedEventKind.OTHER, now, symbol=symbol, detail=f"snapshot fetch failed: {reason}")
-        self._want_snapshot(inst)
+        self._health(FeedEventKind.OTHER, now, symbol=symbol,
+                     detail=f"snapshot fetch failed ({'will retry' if retriable else 'not retriable'}): {reason}")
+        if retriable:
+            self._want_snapshot(inst)
 
     def tick(self, now: int) -> None:
         """Release held events whose peers did not deliver in time; replace stalled connections."""

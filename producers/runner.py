@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from producers.service import FeedService, producer_id
 log = logging.getLogger(__name__)
 
 
-def _on_signals(stop: Any) -> None:
+def _on_signals(stop: Callable[[], None]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop())
 

@@ -63,7 +63,7 @@ class FeedService:
         self._stop = threading.Event()
         self.events = events or FeedEvents(adapter.venue, producer_id())
         self._fetcher = SnapshotFetcher(
-            lambda s: adapter.snapshot_url(settings.rest_url, s), self._inbox, clock,
+            lambda s: adapter.snapshot_url(settings.rest_url, s), adapter.http_error, self._inbox, clock,
             timeout_s=settings.snapshot_timeout_s, min_interval_s=settings.snapshot_min_interval_s,
         )
         self.pipeline = FeedPipeline(
@@ -174,8 +174,8 @@ class FeedService:
             self._open.pop(conn, None)
             pipeline.close(conn, reason, t)
         elif kind == "rest_failed":
-            _, symbol, reason, t = item
-            pipeline.snapshot_failed(symbol, reason, t)
+            _, symbol, reason, retriable, t = item
+            pipeline.snapshot_failed(symbol, reason, retriable, t)
         elif kind == "rollover":
             _, conn, detail, t = item
             pipeline.rollover(conn, detail, t)

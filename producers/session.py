@@ -22,15 +22,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
-
 import websocket
 
 log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
-
-Inbox = "queue.SimpleQueue[tuple[Any, ...]]"
 
 
 class AttemptBudget:
@@ -173,7 +169,6 @@ class SessionSlot:
         self._wake = threading.Event()
         self._replace: str | None = None
         self._rollover = False
-        self.current: WsConnection | None = None
         self._thread = threading.Thread(target=self._supervise, name=f"slot:{name}", daemon=True)
 
     def start(self) -> None:
@@ -211,7 +206,6 @@ class SessionSlot:
     def _supervise(self) -> None:
         conn = self._connect()
         while conn is not None and not self._stop.is_set():
-            self.current = conn
             self._wake.wait(0.1)
             self._wake.clear()
             if self._stop.is_set():

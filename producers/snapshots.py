@@ -10,11 +10,16 @@ from collections.abc import Callable
 
 import requests
 
+from producers.errors import FeedError
+
 log = logging.getLogger(__name__)
 
 
 class SnapshotFetcher:
     """Fetch one snapshot per requested symbol; results go to the inbox as ``rest`` / ``rest_failed``.
+
+    A refused request is classified by the venue's ``http_error`` (retriable or not); the pipeline
+    asks again only for retriable ones.
 
     Requests for a symbol already queued are merged; fetches of one symbol are at least
     ``min_interval_s`` apart (a stale snapshot is fetched again, but not in a tight loop).
@@ -23,6 +28,7 @@ class SnapshotFetcher:
     def __init__(
         self,
         url_of: Callable[[str], str],
+        http_error: Callable[[int, bytes], FeedError],
         inbox: queue.SimpleQueue,
         clock: Callable[[], int],
         *,
@@ -30,6 +36,7 @@ class SnapshotFetcher:
         min_interval_s: float = 0.25,
     ) -> None:
         self._url_of = url_of
+        self._http_error = http_error
         self._inbox = inbox
         self._clock = clock
         self._timeout_s = timeout_s
@@ -71,12 +78,14 @@ class SnapshotFetcher:
                 resp = self._session.get(url, timeout=self._timeout_s)
                 body = resp.content
                 if resp.status_code != 200:
-                    retry_after = float(resp.headers.get("Retry-After", "0") or 0)
-                    self._inbox.put(("rest_failed", symbol, f"HTTP {resp.status_code}: {body[:200]!r}", self._clock()))
-                    if retry_after:
-                        time.sleep(min(retry_after, 60.0))
+                    error = self._http_error(resp.status_code, body)
+                    log.warning("snapshot refused", extra={"symbol": symbol, "error": str(error), "retriable": error.retriable})
+                    self._inbox.put(("rest_failed", symbol, str(error), error.retriable, self._clock()))
+                    retry_after = resp.headers.get("Retry-After", "")
+                    if retry_after.isdigit():
+                        time.sleep(min(float(retry_after), 60.0))  # 429/418: the venue says how long
                     continue
                 self._inbox.put(("rest", url, body, self._clock()))
             except requests.RequestException as exc:
                 log.warning("snapshot fetch failed", extra={"symbol": symbol, "error": str(exc)})
-                self._inbox.put(("rest_failed", symbol, f"{type(exc).__name__}: {exc}", self._clock()))
+                self._inbox.put(("rest_failed", symbol, f"{type(exc).__name__}: {exc}", True, self._clock()))

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
+from producers.errors import FeedError
+
 Levels = list[list[str]]
 """Price levels as the venue sent them: ``[[price, qty], ...]``, exact decimal strings."""
 
@@ -89,6 +91,10 @@ class VenueAdapter(Protocol):
 
     def parse_frame(self, data: str | bytes, ts_recv: int) -> Parsed:
         """Parse one websocket frame; raise :class:`producers.errors.ParseError` on anything undocumented."""
+        ...
+
+    def http_error(self, status: int, body: bytes) -> FeedError:
+        """Return the error a non-200 REST answer stands for; its ``retriable`` says whether to ask again."""
         ...
 
     def parse_snapshot(self, data: str | bytes, symbol: str, ts_recv: int) -> Snapshot:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import orjson
+
 from producers.errors import FeedError
 
 RETRIABLE_HTTP_STATUS = {408, 418, 429, 500, 502, 503, 504}
@@ -22,3 +24,13 @@ class BinanceHttpError(FeedError):
         self.status = status
         self.code = code
         self.retriable = code not in FATAL_CODES and (status in RETRIABLE_HTTP_STATUS or status >= 500)
+
+
+def http_error(status: int, body: bytes) -> BinanceHttpError:
+    """Return the error a non-200 REST answer stands for (body ``{"code": -1121, "msg": "Invalid symbol."}``)."""
+    try:
+        obj = orjson.loads(body)
+        code, msg = (obj.get("code"), str(obj.get("msg", ""))) if isinstance(obj, dict) else (None, "")
+    except orjson.JSONDecodeError:
+        code, msg = None, body[:200].decode("utf-8", "replace")
+    return BinanceHttpError(status, code if isinstance(code, int) else None, msg)

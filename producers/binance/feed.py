@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from producers.binance import parse, urls
+from producers.binance import errors, parse, urls
 from producers.binance.enums import VENUE
 from producers.binance.sync_rule import BinanceSpotSyncRule
+from producers.errors import FeedError
 from producers.venue import Snapshot
 
 
@@ -34,6 +35,10 @@ class BinanceSpotAdapter:
 
     parse_frame = staticmethod(parse.parse_frame)
     """Parse one websocket frame (the parser itself: no wrapper call on the hot path)."""
+
+    def http_error(self, status: int, body: bytes) -> FeedError:
+        """Return the error (retriable or not) a non-200 REST answer stands for."""
+        return errors.http_error(status, body)
 
     def parse_snapshot(self, data: str | bytes, symbol: str, ts_recv: int) -> Snapshot:
         """Parse one depth snapshot body."""

@@ -124,3 +124,11 @@ def test_garbage_snapshot_never_raises_anything_but_parse_error(data: bytes) -> 
         parse_snapshot(data, "BTCUSDT", RECV)
     except ParseError:
         pass
+
+
+def test_binance_rest_errors_are_classified_retriable_or_not() -> None:
+    from producers.binance.errors import http_error
+
+    assert not http_error(400, b'{"code":-1121,"msg":"Invalid symbol."}').retriable
+    assert http_error(429, b'{"code":-1003,"msg":"Too many requests"}').retriable
+    assert http_error(503, b"<html>").retriable
