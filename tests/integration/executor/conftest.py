@@ -22,7 +22,7 @@ def executor_sim_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``tickpipe sim-exchange`` subprocess on a free port (moderate flow); stopped by pid."""
     port = free_port()
     log = (tmp_path_factory.mktemp("sim") / "sim.log").open("wb")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKPIPE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKPIPE_")} | {"TICKPIPE_SIM__ORDERS_LIMIT_10S": "5000"}
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "tickpipe"), "sim-exchange", "--port", str(port), "--events-per-s", "40", "--weight-limit", "10000000"],
         stdout=log, stderr=subprocess.STDOUT, env=env,
