@@ -368,8 +368,11 @@ def print_up_summary(console: Console, controller: StackController, record: Stac
     """Print the services table and example commands after a successful ``up``."""
     console.print(services_table(controller.service_states(), controller.paths))
     console.print(f"Kafka bootstrap: {record.bootstrap}    warehouse: {record.warehouse_url}")
-    console.print(f"supervisorctl: {Path(sys.executable).with_name('supervisorctl')} -c {controller.paths.conf} status")
+    console.print(
+        f"supervisorctl: {Path(sys.executable).with_name('supervisorctl')} -c {controller.paths.conf} status",
+        soft_wrap=True,
+    )
     console.print("try:")
     for line in example_commands(record, controller.settings.warehouse.database):
-        console.print(f"  {line}", markup=False, highlight=False)
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
 
