@@ -97,14 +97,17 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1) from None
 
     @app.command("status")
-    def status(ctx: typer.Context) -> None:
+    def status(
+        ctx: typer.Context,
+        as_json: bool = typer.Option(False, "--json", help="one JSON document instead of tables"),
+    ) -> None:
         """Show each service's state, pid, uptime and health, topic end offsets and consumer-group lag.
 
         Exits 0 when every service runs and is healthy, 1 otherwise, 3 when no stack runs.
         """
         from infra.stack_status import print_status
 
-        raise typer.Exit(print_status(settings_of(ctx), Console()))
+        raise typer.Exit(print_status(settings_of(ctx), Console(), as_json))
 
     @app.command("settings")
     def settings_cmd(

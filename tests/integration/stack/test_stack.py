@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -87,6 +88,20 @@ def test_status_lists_services_topics_and_consumer_group_lag(stack: RunningStack
     assert any("md.trades" in line and "0,5,0,0" in line for line in lines), result.stdout
     group_line = next(line for line in lines if "status-test" in line)
     assert group_line.split("│")[-2].strip() == "3"  # lag = end 5 - committed 2
+
+
+@pytest.mark.timeout(60)
+def test_status_json_is_machine_readable(stack: RunningStack) -> None:
+    result = stack.tickpipe("status", "--json")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = json.loads(result.stdout)
+    assert document["running"] and document["healthy"]
+    services = {s["name"]: s for s in document["services"]}
+    assert services["broker"]["pid"] == stack.pid("broker") and services["broker"]["healthy"]
+    assert services["warehouse"]["port"] == int(stack.env["TICKPIPE_WAREHOUSE__PORT"])
+    assert {t["name"]: t["partitions"] for t in document["topics"]}["md.trades"] == 4
+    assert isinstance(document["consumer_groups"], list)
 
 
 @pytest.mark.timeout(60)
