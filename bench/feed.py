@@ -166,7 +166,7 @@ def bench_cryptofeed(path: Path, rounds: int) -> tuple[float | None, str]:
     if out.returncode != 0:
         return None, f"cryptofeed run failed: {out.stderr[-500:]}"
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    return result["frames"] / result["seconds"], f"cryptofeed {result['version']}"
+    return result["frames"] / result["seconds"], f"cryptofeed {result['version']}, callbacks/round {result['callbacks_per_round']}"
 
 
 def record_from_sim(seconds: float, events_per_s: float, out: Path) -> None:

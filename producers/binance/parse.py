@@ -146,12 +146,51 @@ def parse_book_ticker(msg: dict[str, Any], ts_recv: int) -> dict[str, Any]:
         raise ParseError(f"bookTicker without field {exc.args[0]}") from None
 
 
+# Fast path for the two hot frame types in Binance's exact compact layout (what the venue sends):
+# one regex both validates and extracts every field. Anything else - other key order, spaces,
+# escapes, out-of-range numbers - does not match and takes the general path below, which decides.
+_D = r"([0-9]{1,30}(?:\.[0-9]{1,30})?)"
+_ID = r"(0|[1-9][0-9]{0,14})"
+_MS = r"(0|[1-8][0-9]{12}|[1-9][0-9]{0,11})"
+_ENVELOPE = r'(\{"stream":"[a-z0-9]{1,30}@[A-Za-z0-9@]{1,30}","data":)?'
+_FAST_TRADE = re.compile(
+    _ENVELOPE + r'\{"e":"trade","E":' + _MS + r',"s":"([A-Z0-9]{1,30})","t":' + _ID + r',"p":"' + _D
+    + r'","q":"' + _D + r'","T":' + _MS + r',"m":(true|false),"M":(?:true|false)\}(?(1)\})'
+).fullmatch
+_FAST_TICKER = re.compile(
+    _ENVELOPE + r'\{"u":' + _ID + r',"s":"([A-Z0-9]{1,30})","b":"' + _D + r'","B":"' + _D + r'","a":"' + _D
+    + r'","A":"' + _D + r'"\}(?(1)\})'
+).fullmatch
+
+
+def _fast(data: str, ts_recv: int) -> Parsed | None:
+    m = _FAST_TRADE(data)
+    if m is not None:
+        _, _, symbol, tid, price, qty, trade_ms, maker = m.groups()
+        return Channel.TRADE, {
+            "venue": VENUE, "symbol": symbol, "trade_id": int(tid), "price": price, "qty": qty,
+            "side": "sell" if maker == "true" else "buy", "ts_event": int(trade_ms) * _MS_TO_NS, "ts_recv": ts_recv,
+        }
+    m = _FAST_TICKER(data)
+    if m is not None:
+        _, uid, symbol, b, bq, a, aq = m.groups()
+        return Channel.BBO, {
+            "venue": VENUE, "symbol": symbol, "update_id": int(uid), "bid_price": b, "bid_qty": bq,
+            "ask_price": a, "ask_qty": aq, "ts_event": ts_recv, "ts_recv": ts_recv,
+        }
+    return None
+
+
 def parse_frame(data: str | bytes, ts_recv: int) -> Parsed:
     """Parse one websocket frame (raw or combined envelope) into ``(Channel, payload)``.
 
     Control frames: ``{"result": null, "id": 1}`` (subscribe ack) -> CONTROL;
     ``{"e": "serverShutdown", "E": ...}`` (optionally under ``"event"``) -> SHUTDOWN.
     """
+    if type(data) is str:
+        fast = _fast(data, ts_recv)
+        if fast is not None:
+            return fast
     try:
         msg = orjson.loads(data)
     except orjson.JSONDecodeError as exc:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import json
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from producers.binance.parse import parse_frame, parse_snapshot
@@ -132,3 +133,53 @@ def test_binance_rest_errors_are_classified_retriable_or_not() -> None:
     assert not http_error(400, b'{"code":-1121,"msg":"Invalid symbol."}').retriable
     assert http_error(429, b'{"code":-1003,"msg":"Too many requests"}').retriable
     assert http_error(503, b"<html>").retriable
+
+
+_num = st.one_of(
+    st.integers(0, 9_000_000_000_000), st.integers(0, 9_000_000_000_000), st.integers(-5, 2**64),
+    st.sampled_from([0, 2**53, 2**53 + 1, 9_000_000_000_000, 9_000_000_000_001, 10**15, 10**15 - 1]),
+)
+_valid_dec = st.from_regex(r"[0-9]{1,30}(\.[0-9]{1,30})?", fullmatch=True)
+_dec = st.one_of(_valid_dec, _valid_dec, _valid_dec, _valid_dec, st.text(max_size=6), st.integers())
+_sym = st.one_of(st.from_regex(r"[A-Z0-9]{1,31}", fullmatch=True), st.text(max_size=5))
+
+
+def _same_outcome(frame: dict[str, Any], envelope: bool) -> None:
+    if envelope:
+        frame = {"stream": "btcusdt@trade", "data": frame}
+    text = json.dumps(frame, separators=(",", ":"))
+    try:
+        slow = parse_frame(text.encode(), RECV)  # bytes: the general path
+    except ParseError:
+        slow = None
+    try:
+        fast = parse_frame(text, RECV)  # str: the fast path when the layout matches
+    except ParseError:
+        fast = None
+    event(f"parsed: {slow is not None}")
+    assert fast == slow
+
+
+@settings(max_examples=300, deadline=None)
+@given(_num, _sym, _num, _dec, _dec, _num, st.booleans(), st.booleans())
+def test_fast_trade_path_agrees_with_the_general_parser(
+    e: int, s: str, t: int, p: Any, q: Any, tt: int, m: bool, envelope: bool
+) -> None:
+    _same_outcome({"e": "trade", "E": e, "s": s, "t": t, "p": p, "q": q, "T": tt, "m": m, "M": True}, envelope)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_num, _sym, _dec, _dec, _dec, _dec, st.booleans())
+def test_fast_book_ticker_path_agrees_with_the_general_parser(
+    u: int, s: str, b: Any, bq: Any, a: Any, aq: Any, envelope: bool
+) -> None:
+    _same_outcome({"u": u, "s": s, "b": b, "B": bq, "a": a, "A": aq}, envelope)
+
+
+def test_fast_path_parses_every_recorded_simulator_frame_like_the_general_parser() -> None:
+    from producers.recording import read_recording
+
+    frames = [data for _, kind, _, data in read_recording(FIXTURES / "sim_recording.jsonl") if kind == "ws"]
+    assert len(frames) > 100
+    for data in frames:
+        assert parse_frame(data, RECV) == parse_frame(data.encode(), RECV)
