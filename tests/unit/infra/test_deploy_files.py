@@ -63,6 +63,16 @@ def test_compose_creates_topics_before_kafka_clients_start(compose: dict[str, An
             assert compose[spec.name]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
 
 
+def test_compose_dependencies_name_existing_services_and_wait_on_real_healthchecks(compose: dict[str, Any]) -> None:
+    conditions = {"service_started", "service_healthy", "service_completed_successfully"}
+    for name, service in compose.items():
+        for target, rule in (service.get("depends_on") or {}).items():
+            assert target in compose, f"{name} depends on unknown service {target}"
+            assert rule["condition"] in conditions, (name, target, rule)
+            if rule["condition"] == "service_healthy":
+                assert "healthcheck" in compose[target], f"{name} waits for {target}, which has no healthcheck"
+
+
 def test_compose_sets_only_known_settings(compose: dict[str, Any]) -> None:
     used = {k for s in compose.values() for k in (s.get("environment") or {}) if k.startswith("TICKPIPE_")}
 
