@@ -84,25 +84,41 @@ class BookFeatureValues:
 
 @dataclass
 class BookSide:
-    """One side of the book: exact quantities by price, prices kept sorted ascending."""
+    """One side of the book, prices ascending.
+
+    Three aligned lists beside the exact ``qty`` dict: the sorted ``prices``, their quantities as
+    floats (so depth sums over thousands of levels are one C-level ``sum`` of a slice) and the
+    ``(price, qty)`` strings as received (so saving the state needs no Decimal formatting).
+    """
 
     qty: dict[Decimal, Decimal] = field(default_factory=dict)
     prices: list[Decimal] = field(default_factory=list)
+    fqty: list[float] = field(default_factory=list)
+    text: list[tuple[str, str]] = field(default_factory=list)
 
-    def set(self, price: Decimal, qty: Decimal) -> None:
+    def set(self, price: Decimal, qty: Decimal, price_text: str, qty_text: str) -> None:
         """Set a level; quantity zero removes it."""
+        i = bisect_left(self.prices, price)
+        present = i < len(self.prices) and self.prices[i] == price
         if qty == 0:
-            if self.qty.pop(price, None) is not None:
-                del self.prices[bisect_left(self.prices, price)]
+            if present:
+                del self.qty[price], self.prices[i], self.fqty[i], self.text[i]
             return
-        if price not in self.qty:
-            insort(self.prices, price)
         self.qty[price] = qty
+        if present:
+            self.fqty[i] = float(qty)
+            self.text[i] = (price_text, qty_text)
+        else:
+            self.prices.insert(i, price)
+            self.fqty.insert(i, float(qty))
+            self.text.insert(i, (price_text, qty_text))
 
     def clear(self) -> None:
         """Drop every level."""
         self.qty.clear()
         self.prices.clear()
+        self.fqty.clear()
+        self.text.clear()
 
 
 @dataclass
@@ -127,10 +143,9 @@ class OrderBook:
         elif first > self.last_update_id + 1:
             self.synced = False
             return Gap(f"update ids {self.last_update_id + 1}..{first - 1} missing")
-        for level in delta["bids"]:
-            self.bids.set(Decimal(level["price"]), Decimal(level["qty"]))
-        for level in delta["asks"]:
-            self.asks.set(Decimal(level["price"]), Decimal(level["qty"]))
+        for side, levels in ((self.bids, delta["bids"]), (self.asks, delta["asks"])):
+            for level in levels:
+                side.set(Decimal(level["price"]), Decimal(level["qty"]), level["price"], level["qty"])
         self.last_update_id = last
         self.synced = True
         return Applied()
@@ -140,14 +155,13 @@ class OrderBook:
         bid_prices, ask_prices = self.bids.prices, self.asks.prices
         if not bid_prices or not ask_prices or bid_prices[-1] >= ask_prices[0]:
             return None
-        bq, aq = self.bids.qty, self.asks.qty
-        best_bid, best_ask = bid_prices[-1], ask_prices[0]
-        bid, ask = float(best_bid), float(best_ask)
-        bid_qty, ask_qty = float(bq[best_bid]), float(aq[best_ask])
+        bq, aq = self.bids.fqty, self.asks.fqty
+        bid, ask = float(bid_prices[-1]), float(ask_prices[0])
+        bid_qty, ask_qty = bq[-1], aq[0]
         mid = (bid + ask) / 2.0
         spread = ask - bid
-        top_bids = [float(bq[p]) for p in bid_prices[-1:-11:-1]]
-        top_asks = [float(aq[p]) for p in ask_prices[:10]]
+        top_bids = bq[-1:-11:-1]
+        top_asks = aq[:10]
         band = mid * depth_band_bps / 1e4
         lo = bisect_left(bid_prices, Decimal(repr(mid - band)))
         hi = bisect_right(ask_prices, Decimal(repr(mid + band)))
@@ -159,16 +173,16 @@ class OrderBook:
             imbalance_1=imbalance(top_bids[:1], top_asks[:1]),
             imbalance_5=imbalance(top_bids[:5], top_asks[:5]),
             imbalance_10=imbalance(top_bids, top_asks),
-            depth_bid_10bps=sum(float(bq[p]) for p in bid_prices[lo:]),
-            depth_ask_10bps=sum(float(aq[p]) for p in ask_prices[:hi]),
+            depth_bid_10bps=sum(bq[lo:]),
+            depth_ask_10bps=sum(aq[:hi]),
             top=TopOfBook(bid, bid_qty, ask, ask_qty),
         )
 
     def to_state(self) -> dict[str, Any]:
-        """Return a JSON-able form for the changelog (exact decimal strings)."""
+        """Return a JSON-able form for the changelog (the venue's decimal strings)."""
         return {
-            "bids": [[str(p), str(self.bids.qty[p])] for p in self.bids.prices],
-            "asks": [[str(p), str(self.asks.qty[p])] for p in self.asks.prices],
+            "bids": self.bids.text,
+            "asks": self.asks.text,
             "last_update_id": self.last_update_id,
             "synced": self.synced,
         }
@@ -178,8 +192,10 @@ class OrderBook:
         """Rebuild a book saved by :meth:`to_state`."""
         book = cls(last_update_id=state["last_update_id"], synced=state["synced"])
         for side, levels in ((book.bids, state["bids"]), (book.asks, state["asks"])):
+            side.text = [(p, q) for p, q in levels]
             side.prices = [Decimal(p) for p, _ in levels]
-            side.qty = {Decimal(p): Decimal(q) for p, q in levels}
+            side.qty = {price: Decimal(q) for price, (_, q) in zip(side.prices, levels, strict=True)}
+            side.fqty = [float(side.qty[price]) for price in side.prices]
         return book
 
 

@@ -114,6 +114,8 @@ def test_book_matches_naive_dicts_and_features_match_naive_formulas(updates):
         # Assert
         assert book.bids.qty == ref_b and book.asks.qty == ref_a
         assert book.bids.prices == sorted(ref_b) and book.asks.prices == sorted(ref_a)
+        assert book.bids.fqty == [float(ref_b[p]) for p in sorted(ref_b)]
+        assert [Decimal(p) for p, _ in book.asks.text] == sorted(ref_a)
         f = book.features()
         if not ref_b or not ref_a:
             assert f is None
