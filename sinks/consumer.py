@@ -17,7 +17,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -26,7 +28,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, T
 from infra.settings import KafkaSettings, SinkSettings
 from schemas.serde import AvroSerde, SerdeError
 from sinks import metrics
-from sinks.batcher import Batcher
+from sinks.batcher import Batch, Batcher
 from sinks.ddl import TableSpec, table_spec
 from sinks.frontier import read_frontier
 from sinks.rows import RowError, RowMapper
@@ -77,12 +79,25 @@ class SinkLoop:
         self._assigned: set[tuple[str, int]] = set()
         self._stopping = threading.Event()
         self._give_up = threading.Event()
+        self._give_up_timer: threading.Timer | None = None
+        # one batch in flight: the writer thread inserts batch k while this thread decodes batch k+1
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-writer")
+        self._inflight: tuple[Batch, Future[bool]] | None = None
+        self._consumed: Counter[str] = Counter()
         self.committed_batches = 0
 
     # --- lifecycle -------------------------------------------------------------------------
     def stop(self) -> None:
-        """Stop consuming; the loop flushes, commits and closes (used by the SIGTERM handler)."""
+        """Stop consuming; the loop flushes, commits and closes (used by the SIGTERM handler).
+
+        Inserts still failing ``shutdown_timeout_s`` later are abandoned uncommitted (read again on restart).
+        """
+        if self._stopping.is_set():
+            return
         self._stopping.set()
+        self._give_up_timer = threading.Timer(self._sink.shutdown_timeout_s, self._give_up.set)
+        self._give_up_timer.daemon = True
+        self._give_up_timer.start()
 
     def run(self) -> None:
         """Consume until :meth:`stop`; then flush the last batch, commit and close the consumer."""
@@ -96,23 +111,19 @@ class SinkLoop:
                 for message in messages:
                     self._ingest(message, now)
                 metrics.PENDING_ROWS.set(self._batcher.pending_rows)
+                if self._inflight is not None and self._inflight[1].done():
+                    self._drain()
                 if self._batcher.due(self._clock()):
-                    self._flush(self._give_up)
-            self._shutdown()
-        finally:
-            self._consumer.close()
-            log.info("sink stopped", extra={"batches": self.committed_batches})
-
-    def _shutdown(self) -> None:
-        deadline = threading.Timer(self._sink.shutdown_timeout_s, self._give_up.set)
-        deadline.daemon = True
-        deadline.start()
-        try:
-            if not self._batcher.empty and not self._flush(self._give_up):
+                    self._flush()
+            if not (self._flush() and self._drain()):
                 log.warning("shutdown before ClickHouse acknowledged the last batch; nothing committed, "
                             "the messages are read again on restart")
         finally:
-            deadline.cancel()
+            self._consumer.close()
+            self._executor.shutdown(wait=True)
+            if self._give_up_timer is not None:
+                self._give_up_timer.cancel()
+            log.info("sink stopped", extra={"batches": self.committed_batches})
 
     # --- health ----------------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
@@ -120,7 +131,7 @@ class SinkLoop:
         retrying = self._writer.retrying_since_ns
         detail = {
             "assigned_partitions": len(self._assigned),
-            "pending_rows": self._batcher.pending_rows,
+            "pending_rows": self._batcher.pending_rows + (self._inflight[0].row_count if self._inflight else 0),
             "committed_batches": self.committed_batches,
             "last_ack_ns": self._writer.last_ack_ns,
             "last_error": self._writer.last_error,
@@ -137,7 +148,7 @@ class SinkLoop:
             log.warning("consumer error", extra={"error": str(error), "code": error.code()})
             return
         topic, partition, offset = message.topic(), message.partition(), message.offset()
-        metrics.MESSAGES.labels(topic).inc()
+        self._consumed[topic] += 1
         raw = message.value()
         try:
             name, record = self._serde.decode(raw if raw is not None else b"")
@@ -163,10 +174,28 @@ class SinkLoop:
         self._batcher.add_row(mapper.spec.name, row, topic, partition, offset, now)
 
     # --- batches ---------------------------------------------------------------------------
-    def _flush(self, give_up: threading.Event) -> bool:
+    def _flush(self) -> bool:
+        """Hand the current batch to the writer once the previous one is acknowledged and committed."""
+        if not self._drain():
+            return False
+        for topic, count in self._consumed.items():
+            metrics.MESSAGES.labels(topic).inc(count)
+        self._consumed.clear()
+        if self._batcher.empty:
+            return True
         batch = self._batcher.take()
         metrics.BATCH_ROWS.observe(batch.row_count)
-        if not self._writer.write(batch, give_up):
+        self._inflight = (batch, self._executor.submit(self._writer.write, batch, self._give_up))
+        return True
+
+    def _drain(self) -> bool:
+        """Wait for the batch in flight; commit its offsets once ClickHouse acknowledged it."""
+        if self._inflight is None:
+            return True
+        batch, future = self._inflight
+        acknowledged = future.result()
+        self._inflight = None
+        if not acknowledged:
             return False
         positions = batch.commit_positions()
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items() if (t, p) in self._assigned]
@@ -207,8 +236,9 @@ class SinkLoop:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
-        if not self._batcher.empty and not self._stopping.is_set():
-            self._flush(self._give_up)
+        if not self._stopping.is_set():
+            self._flush()
+        self._drain()
         self._forget(revoked)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
