@@ -170,7 +170,11 @@ class FeedPipeline:
 
     def snapshot(self, url: str, body: str | bytes, now: int) -> None:
         """Process a REST depth snapshot body received at ``now``."""
-        symbol = self.adapter.snapshot_symbol(url)
+        try:
+            symbol = self.adapter.snapshot_symbol(url)
+        except ValueError as exc:
+            self._dead_letter("rest", body, f"snapshot url without symbol: {exc}", now, source=url)
+            return
         inst = self._instruments.get(symbol)
         if inst is None:
             self._dead_letter("rest", body, f"snapshot of unknown symbol {symbol!r}", now, symbol, source=url)
@@ -214,6 +218,10 @@ class FeedPipeline:
             self._stalls.closed(conn)
             self._health(FeedEventKind.STALLED, now, connection_id=str(conn), detail="silent (while peers receive, or all for too long); replacing")
             self._cb.replace_connection(str(conn))
+
+    def internal_error(self, connection_id: str, data: str | bytes, error: Exception, now: int) -> None:
+        """An input broke the pipeline itself (a bug): keep it in dlq with the error, and go on."""
+        self._dead_letter(connection_id, data, f"internal error: {type(error).__name__}: {error}", now)
 
     # --- views ----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ with the recorded receive times as its clock, so the output is deterministic.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -18,6 +19,8 @@ import orjson
 
 from producers.errors import ParseError
 from producers.pipeline import FeedPipeline
+
+log = logging.getLogger(__name__)
 
 PLAYBACK_CONNECTION = "playback"
 _TICK_NS = 20_000_000
@@ -66,6 +69,18 @@ def play(path: Path, pipeline: FeedPipeline) -> int:
     for t, kind, url, data in read_recording(path):
         lines += 1
         last_t = t
+        _play_line(pipeline, t, kind, url, data, connection_open)
+        connection_open = connection_open or kind == "open"
+        if t >= next_tick:
+            pipeline.tick(t)
+            next_tick = t + _TICK_NS
+    # release anything still held, as the live feed would once its hold ran out
+    pipeline.tick(last_t + 3_600_000_000_000)
+    return lines
+
+
+def _play_line(pipeline: FeedPipeline, t: int, kind: str, url: str, data: str, connection_open: bool) -> None:
+    try:
         if kind == "ws":
             pipeline.frame(PLAYBACK_CONNECTION, data, t)
         elif kind == "rest":
@@ -75,10 +90,6 @@ def play(path: Path, pipeline: FeedPipeline) -> int:
                 pipeline.close(PLAYBACK_CONNECTION, "reconnect in recording", t)
             pipeline.add_symbols(pipeline.adapter.stream_symbols(url))
             pipeline.open(PLAYBACK_CONNECTION, url, t)
-            connection_open = True
-        if t >= next_tick:
-            pipeline.tick(t)
-            next_tick = t + _TICK_NS
-    # release anything still held, as the live feed would once its hold ran out
-    pipeline.tick(last_t + 3_600_000_000_000)
-    return lines
+    except Exception as exc:  # noqa: BLE001 (task boundary, as in the live feed thread)
+        log.exception("playback input failed", extra={"kind": kind, "raw": data[:500]})
+        pipeline.internal_error(PLAYBACK_CONNECTION, data, exc, t)

@@ -151,6 +151,15 @@ class FeedService:
                     break
 
     def _dispatch(self, item: tuple[Any, ...], pipeline: FeedPipeline, tap: Tap | None) -> None:
+        # task boundary: one input that trips a bug must not stop the feed
+        try:
+            self._process(item, pipeline, tap)
+        except Exception as exc:  # noqa: BLE001
+            raw = item[2] if len(item) > 2 and isinstance(item[2], str | bytes) else repr(item)
+            log.exception("feed input failed", extra={"kind": item[0], "raw": str(raw)[:500]})
+            pipeline.internal_error(str(item[1]), raw, exc, self._clock())
+
+    def _process(self, item: tuple[Any, ...], pipeline: FeedPipeline, tap: Tap | None) -> None:
         kind = item[0]
         if kind == "frame":
             _, conn, data, t = item

@@ -196,3 +196,14 @@ def test_two_connections_with_random_losses_never_publish_a_wrong_book(truth: Tr
                 else:
                     side[level["price"]] = level["qty"]
         assert (bids, asks) == truth.books[delta["last_update_id"]]
+
+
+def test_snapshot_without_symbol_or_unparseable_goes_to_dlq_and_is_asked_again() -> None:
+    run = _Run()
+    p = run.pipeline
+    p.snapshot("http://x/api/v3/depth", b"{}", MS)
+    p.frame("c0#1", _depth(10, 12, "99.00"), MS)
+    p.snapshot(SNAP_URL, b'{"lastUpdateId": "x"}', 2 * MS)
+    errors = [d["error"] for d in run.of(Topic.DLQ)]
+    assert errors[0].startswith("snapshot url without symbol") and "invalid integer in lastUpdateId" in errors[1]
+    assert run.snapshot_requests == ["BTCUSDT", "BTCUSDT"]
