@@ -30,7 +30,6 @@ from streams.tables import StreamTables, declare_tables
 from streams.topics import StreamTopics, declare_topics
 from streams.transport import Transport
 
-
 # outputs whose records carry this stage's emit time
 STAMPED = frozenset({Topic.FEATURES_BOOK, Topic.FEATURES_FLOW, Topic.BARS_1S, Topic.BARS_1M, Topic.SIGNALS})
 

@@ -6,8 +6,8 @@ and write them through :class:`InstrumentStates`, once per instrument and batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import faust

@@ -12,7 +12,7 @@ A delta with ``snapshot=true`` replaces the book: the feed sends one as the firs
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
@@ -90,7 +89,7 @@ def produce(kafka: KafkaSettings, items: list) -> list[Produced]:
     def report(i: int):
         def cb(err, msg) -> None:
             assert err is None, err
-            topic, key, value, ev = items[i]
+            _, key, value, ev = items[i]
             landed[i] = Produced(msg.topic(), msg.partition(), msg.offset(), key, value, ev)
         return cb
 

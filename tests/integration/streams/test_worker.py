@@ -14,9 +14,16 @@ import pytest
 import requests
 
 from infra.broker import free_port
-
 from tests.integration.streams.harness import (
-    OutputReader, complete, fixed_input, fresh_broker, produce, reference, same, start_worker, stop,
+    OutputReader,
+    complete,
+    fixed_input,
+    fresh_broker,
+    produce,
+    reference,
+    same,
+    start_worker,
+    stop,
 )
 
 COOLDOWN_MS = 500

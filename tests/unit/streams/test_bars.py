@@ -140,10 +140,17 @@ def test_restoring_state_mid_stream_gives_the_same_bars(raw, cut):
     trades = [trade(i + 1, T0 + ts, p, q) for i, (ts, p, q) in enumerate(raw)]
     cut = min(cut, len(trades))
     whole, split = BarBuilder(S, S), BarBuilder(S, S)
+
+    def feed(builder: BarBuilder, batch: list[dict]) -> list[dict]:
+        out = []
+        for t in batch:
+            released = builder.add(t)
+            out.extend([] if isinstance(released, TooLate) else released)
+        return out
+
     # Act
-    a = [x for t in trades for x in (lambda r: [] if isinstance(r, TooLate) else r)(whole.add(t))]
-    b = [x for t in trades[:cut] for x in (lambda r: [] if isinstance(r, TooLate) else r)(split.add(t))]
-    restored = BarBuilder.from_state(S, S, split.to_state())
-    b += [x for t in trades[cut:] for x in (lambda r: [] if isinstance(r, TooLate) else r)(restored.add(t))]
+    a = feed(whole, trades)
+    b = feed(split, trades[:cut])
+    b += feed(BarBuilder.from_state(S, S, split.to_state()), trades[cut:])
     # Assert
     assert a == b

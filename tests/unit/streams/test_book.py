@@ -41,7 +41,7 @@ def test_old_update_is_out_of_order_and_leaves_book_unchanged():
     book.apply(delta(10, 10, [("100", "1")], [("101", "1")], snapshot=True))
     result = book.apply(delta(9, 10, [("100", "5")]))
     assert isinstance(result, OutOfOrder)
-    assert book.bids.qty[Decimal("100")] == Decimal("1")
+    assert book.bids.qty[Decimal(100)] == Decimal(1)
 
 
 def test_gap_unsyncs_until_next_snapshot():
@@ -51,7 +51,7 @@ def test_gap_unsyncs_until_next_snapshot():
     assert not book.synced
     assert isinstance(book.apply(delta(13, 13, [("100", "2")])), NotSynced)
     assert isinstance(book.apply(delta(20, 20, [("100", "3")], [("101", "1")], snapshot=True)), Applied)
-    assert book.synced and book.bids.qty[Decimal("100")] == Decimal("3")
+    assert book.synced and book.bids.qty[Decimal(100)] == Decimal(3)
 
 
 def test_overlapping_first_delta_after_snapshot_applies():
