@@ -317,8 +317,11 @@ def _cmdline(pid: int) -> str:
 def services_table(rows: list[tuple[Service, ProcessInfo, Health]], paths: StackPaths) -> Table:
     """The "what runs where" table."""
     table = Table("service", "state", "pid", "uptime", "health", "port", "URL", "log", title="services")
-    for column in table.columns[-2:]:
+    # Short columns never wrap; URL and log path fold instead, so an 80-column terminal stays readable.
+    for column in table.columns[:-2]:
         column.no_wrap = True
+    for column in table.columns[-2:]:
+        column.overflow = "fold"
     for service, info, health in rows:
         table.add_row(
             service.name,
