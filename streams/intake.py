@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from schemas.serde import AvroSerde, SerdeError
@@ -51,7 +52,28 @@ def check_input(
         return Rejected("unknown_instrument", f"key {key!r} does not match record instrument {own_key!r}", venue, symbol, ts)
     if allowed and own_key not in allowed and not (venue_wide_ok and symbol == ""):
         return Rejected("unknown_instrument", f"instrument {own_key.decode()} is not configured", venue, symbol, ts)
+    problem = invalid_numbers(expected, record)
+    if problem:
+        return Rejected("invalid_record", problem, venue, symbol, ts)
     return Accepted(expected, record)
+
+
+def invalid_numbers(record_name: str, record: dict[str, Any]) -> str | None:
+    """Return why a Trade's or BookDelta's decimal strings are unusable (not finite, price <= 0, qty < 0)."""
+    if record_name == "Trade":
+        pairs = [(record["price"], record["qty"])]
+    elif record_name == "BookDelta":
+        pairs = [(lv["price"], lv["qty"]) for lv in (*record["bids"], *record["asks"])]
+    else:
+        return None
+    for price, qty in pairs:
+        try:
+            p, q = Decimal(price), Decimal(qty)
+        except InvalidOperation:
+            return f"not a decimal: price {price!r}, qty {qty!r}"
+        if not (p.is_finite() and q.is_finite()) or p <= 0 or q < 0 or (record_name == "Trade" and q == 0):
+            return f"unusable price {price!r} or qty {qty!r}"
+    return None
 
 
 def dead_letter(

@@ -6,6 +6,7 @@ offsets, which stay the same when the worker replays after a crash.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from faust.types import StreamT
@@ -16,9 +17,11 @@ from streams.app import Runtime
 from streams.intake import Accepted, check_input
 from streams.models.base import InputRef
 from streams.models.ofi_microprice import OfiMicropriceModel
-from streams.pipelines.book import BookConfig, BookInstrument
+from streams.pipelines.book import BookConfig, BookInstrument, BookOutcome
 
 MS = 1_000_000
+
+log = logging.getLogger(__name__)
 
 
 def book_config(rt: Runtime) -> BookConfig:
@@ -40,7 +43,9 @@ def attach(rt: Runtime) -> None:
     s = rt.settings.streams
     expected = {Topic.BOOK.value: "BookDelta", Topic.HEALTH.value: "FeedEvent"}
 
-    states = tables.InstrumentStates(rt.tables.book, lambda saved: BookInstrument.from_state(saved) if saved else BookInstrument())
+    states = tables.InstrumentStates(
+        rt.tables.book, lambda saved: BookInstrument.from_state(saved) if saved else BookInstrument()
+    )
 
     @rt.app.agent(rt.topics.book_input, name="book")
     async def book_agent(stream: StreamT) -> None:
@@ -54,7 +59,7 @@ def attach(rt: Runtime) -> None:
                 checked = check_input(rt.serde, msg.key, msg.value, expected[msg.topic], rt.allowed, is_health)
                 if not isinstance(checked, Accepted):
                     await rt.reject(checked.reason, checked.error, checked.venue, checked.symbol, msg.topic,
-                              msg.partition, msg.offset, msg.value, checked.ts_event)
+                                    msg.partition, msg.offset, msg.value, checked.ts_event)
                     continue
                 record = checked.record
                 if is_health and not record["symbol"]:
@@ -65,13 +70,18 @@ def attach(rt: Runtime) -> None:
                 if inst.seen(ref):
                     metrics.REPLAYED.labels(msg.topic).inc()
                     continue
-                if is_health:
-                    inst.on_health(record)
-                else:
-                    out = inst.on_delta(record, ref, cfg)
+                try:
+                    out = None if is_health else inst.on_delta(record, ref, cfg)
+                    if is_health:
+                        inst.on_health(record)
+                except Exception as exc:  # one record must not stop the agent
+                    log.exception("book record failed", extra={"topic": msg.topic, "partition": msg.partition,
+                                                               "offset": msg.offset, "raw": msg.value})
+                    out = BookOutcome(error=repr(exc), reason="processing_error")
+                if out is not None:
                     if out.error:
-                        await rt.reject("out_of_order", out.error, record["venue"], record["symbol"], msg.topic,
-                                  msg.partition, msg.offset, msg.value, record["ts_event"])
+                        await rt.reject(out.reason, out.error, record["venue"], record["symbol"], msg.topic,
+                                        msg.partition, msg.offset, msg.value, record["ts_event"])
                     elif out.note:
                         metrics.BOOK_NOTES.labels(out.note.split(":")[0]).inc()
                     if out.features is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from faust.types import StreamT
@@ -11,7 +12,9 @@ from streams import metrics, tables
 from streams.app import Runtime
 from streams.intake import Accepted, check_input
 from streams.models.base import InputRef
-from streams.pipelines.trades import TradeInstrument
+from streams.pipelines.trades import TradeInstrument, TradeOutcome
+
+log = logging.getLogger(__name__)
 
 BAR_TOPIC = {"1s": Topic.BARS_1S, "1m": Topic.BARS_1M}
 
@@ -37,7 +40,7 @@ def attach(rt: Runtime) -> None:
                 checked = check_input(rt.serde, msg.key, msg.value, "Trade", rt.allowed)
                 if not isinstance(checked, Accepted):
                     await rt.reject(checked.reason, checked.error, checked.venue, checked.symbol, msg.topic,
-                              msg.partition, msg.offset, msg.value, checked.ts_event)
+                                    msg.partition, msg.offset, msg.value, checked.ts_event)
                     continue
                 trade = checked.record
                 key = f"{trade['venue']}:{trade['symbol']}".encode()
@@ -46,11 +49,15 @@ def attach(rt: Runtime) -> None:
                 if inst.seen(ref):
                     metrics.REPLAYED.labels(msg.topic).inc()
                     continue
-                out = inst.on_trade(trade)
-                for error in out.errors:
-                    reason = "late_trade" if error.startswith("late") else "out_of_order"
+                try:
+                    out = inst.on_trade(trade)
+                except Exception as exc:  # one record must not stop the agent
+                    log.exception("trade record failed", extra={"topic": msg.topic, "partition": msg.partition,
+                                                                "offset": msg.offset, "raw": msg.value})
+                    out = TradeOutcome(errors=[("processing_error", repr(exc))])
+                for reason, error in out.errors:
                     await rt.reject(reason, error, trade["venue"], trade["symbol"], msg.topic,
-                              msg.partition, msg.offset, msg.value, trade["ts_event"])
+                                    msg.partition, msg.offset, msg.value, trade["ts_event"])
                 if out.flow is not None:
                     await rt.send(Topic.FEATURES_FLOW, key, out.flow)
                 for label, bar in out.bars:

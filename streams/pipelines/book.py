@@ -36,6 +36,7 @@ class BookOutcome:
     features: dict[str, Any] | None = None
     signal: dict[str, Any] | None = None
     error: str | None = None
+    reason: str = "out_of_order"  # dlq reason when ``error`` is set
     note: str | None = None
 
 

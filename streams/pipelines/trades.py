@@ -16,7 +16,7 @@ class TradeOutcome:
 
     flow: dict[str, Any] | None = None
     bars: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (dlq reason, message)
 
 
 class TradeInstrument:
@@ -40,7 +40,8 @@ class TradeInstrument:
     def on_trade(self, trade: dict[str, Any]) -> TradeOutcome:
         """Apply one Trade record."""
         if trade["trade_id"] <= self.last_trade_id:
-            return TradeOutcome(errors=[f"out-of-order trade id {trade['trade_id']} <= {self.last_trade_id}"])
+            message = f"out-of-order trade id {trade['trade_id']} <= {self.last_trade_id}"
+            return TradeOutcome(errors=[("out_of_order", message)])
         self.last_trade_id = trade["trade_id"]
         out = TradeOutcome()
         values = self.flow.add(trade)
@@ -51,7 +52,7 @@ class TradeInstrument:
         for label, builder in self.bars.items():
             released = builder.add(trade)
             if isinstance(released, TooLate):
-                out.errors.append(f"late trade for {label} bar: {released.reason}")
+                out.errors.append(("late_trade", f"late trade for {label} bar: {released.reason}"))
                 continue
             for bar in released:
                 out.bars.append((label, {"venue": trade["venue"], "symbol": trade["symbol"], "interval": label, **bar}))

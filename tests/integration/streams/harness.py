@@ -22,8 +22,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from infra.broker import free_port, start_broker
 from infra.settings import KafkaSettings
 from infra.topics import create_topics
-from schemas.serde import AvroSerde, SerdeError
+from schemas.serde import AvroSerde
 from schemas.topics import Topic
+from streams.intake import Accepted, check_input
 from streams.models.base import InputRef
 from streams.models.ofi_microprice import OfiMicropriceModel
 from streams.pipelines.book import BookConfig, BookInstrument
@@ -70,6 +71,10 @@ def fixed_input() -> list[tuple[Topic, bytes, bytes, MarketEvent | None]]:
         items.append((ev.topic, ev.key, serde.encode(ev.record_name, ev.record), ev))
         if i == 500:
             items.append((Topic.TRADES, b"binance:BTCUSDT", b"not avro at all", None))
+        if i == 700:
+            # a trade whose price is not a usable decimal
+            last_trade = next(e for e in reversed(events[:i]) if e.topic == Topic.TRADES)
+            items.append((Topic.TRADES, last_trade.key, serde.encode("Trade", {**last_trade.record, "price": "NaN"}), None))
         if i == 900:
             # a trade of another instrument under BTC's key
             last_trade = next(e for e in reversed(events[:i]) if e.topic == Topic.TRADES)
@@ -111,14 +116,11 @@ def reference(landed: list[Produced], signal_cooldown_ms: int) -> Outputs:
     trades: dict[bytes, TradeInstrument] = defaultdict(lambda: TradeInstrument(LATENESS_MS * MS))
     out = Outputs()
     for p in sorted(landed, key=lambda p: (p.topic, p.partition, p.offset)):
-        try:
-            record = serde.decode_as("Trade" if p.topic == Topic.TRADES else "BookDelta", p.value)
-        except SerdeError:
+        checked = check_input(serde, p.key, p.value, "Trade" if p.topic == Topic.TRADES else "BookDelta", frozenset())
+        if not isinstance(checked, Accepted):
             out.dlq.add((p.topic, p.partition, p.offset))
             continue
-        if p.key != f"{record['venue']}:{record['symbol']}".encode():
-            out.dlq.add((p.topic, p.partition, p.offset))
-            continue
+        record = checked.record
         if p.topic == Topic.TRADES:
             res = trades[p.key].on_trade(record)
             if res.errors:

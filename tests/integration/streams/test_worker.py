@@ -61,6 +61,7 @@ def test_one_worker_writes_exactly_the_reference_outputs(tmp_path: Path, items: 
         assert health.status_code == 200 and len(health.json()["assigned"]) > 0
         assert 'tickpipe_streams_dead_letters_total{reason="undecodable"} 1.0' in metrics
         assert 'tickpipe_streams_dead_letters_total{reason="unknown_instrument"} 1.0' in metrics
+        assert 'tickpipe_streams_dead_letters_total{reason="invalid_record"} 1.0' in metrics
         # no duplicates in an uninterrupted run
         assert reader.raw_counts["features.flow"] == len(expected.flow)
         assert reader.raw_counts["signals"] == len(expected.signals)

@@ -90,9 +90,9 @@ def test_trade_pipeline_rejects_out_of_order_ids_and_reports_too_late_trades():
     dup = inst.on_trade({**t, "trade_id": 1, "ts_event": 5_000_000_000})
     late = inst.on_trade({**t, "trade_id": 2, "ts_event": 1_000_000_000})
     assert ok.flow is not None and not ok.errors
-    assert dup.errors and dup.flow is None
+    assert [r for r, _ in dup.errors] == ["out_of_order"] and dup.flow is None
     # too late for its 1 s bar, but its 1 m bar is still open
-    assert len(late.errors) == 1 and late.errors[0].startswith("late trade for 1s")
+    assert len(late.errors) == 1 and late.errors[0][0] == "late_trade" and "1s" in late.errors[0][1]
     assert [label for label, _ in late.bars] == []
     assert late.flow is not None  # still a real trade for the flow windows
 
@@ -122,3 +122,18 @@ def test_intake_accepts_venue_wide_health_events_only_when_asked():
     allowed = parse_instruments("binance:BTCUSDT")
     assert isinstance(check_input(serde, b"binance:", raw, "FeedEvent", allowed, venue_wide_ok=True), Accepted)
     assert check_input(serde, b"binance:", raw, "FeedEvent", allowed).reason == "unknown_instrument"
+
+
+def test_intake_rejects_unusable_numbers():
+    serde = AvroSerde()
+    key = instrument_key("binance", "BTCUSDT")
+    trade = {"venue": "binance", "symbol": "BTCUSDT", "trade_id": 1, "price": "1", "qty": "1", "side": "buy",
+             "ts_event": 1, "ts_recv": 2}
+    for price, qty in (("NaN", "1"), ("abc", "1"), ("0", "1"), ("1", "0"), ("1", "-2"), ("Infinity", "1")):
+        raw = serde.encode("Trade", {**trade, "price": price, "qty": qty})
+        assert check_input(serde, key, raw, "Trade", frozenset()).reason == "invalid_record", (price, qty)
+    delta = {"venue": "binance", "symbol": "BTCUSDT", "snapshot": False, "first_update_id": 1, "last_update_id": 1,
+             "bids": [{"price": "1", "qty": "0"}], "asks": [{"price": "x", "qty": "1"}], "ts_event": 1, "ts_recv": 1}
+    assert check_input(serde, key, serde.encode("BookDelta", delta), "BookDelta", frozenset()).reason == "invalid_record"
+    delta["asks"] = [{"price": "2", "qty": "0"}]
+    assert isinstance(check_input(serde, key, serde.encode("BookDelta", delta), "BookDelta", frozenset()), Accepted)
