@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal as os_signal
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from decimal import Decimal
@@ -64,7 +66,7 @@ def test_kill_9_under_faults_acts_on_every_signal_exactly_once(
         "TICKPIPE_EXECUTOR__SYMBOLS": "BTCUSDT,ETHUSDT",
         "TICKPIPE_EXECUTOR__MAX_SIGNAL_AGE_MS": "600000",
         "TICKPIPE_EXECUTOR__SIGNALS_OFFSET_RESET": "earliest",
-        "TICKPIPE_EXECUTOR__REQUEST_TIMEOUT_MS": "1500",
+        "TICKPIPE_EXECUTOR__REQUEST_TIMEOUT_MS": "800",
         "TICKPIPE_LOG_LEVEL": "WARNING",
     }
     rng = random.Random(7)
@@ -76,9 +78,21 @@ def test_kill_9_under_faults_acts_on_every_signal_exactly_once(
     for s in signals:
         if s["symbol"] == "ETHUSDT":
             s["target"] = "0.01"
-    faults = {"rest_error": {"count": 1, "path": "/api/v3/order", "after_execution": True, "every_s": 0.25},
-              "http_429": {"seconds": 0.2, "probability": 0.3, "retry_after_s": 1, "after_s": 3}}
-    requests.post(f"{executor_sim_url}/_sim/faults", json=faults, timeout=5).raise_for_status()
+    requests.post(f"{executor_sim_url}/_sim/faults", timeout=5,
+                  json={"http_429": {"seconds": 0.2, "probability": 0.3, "retry_after_s": 1, "after_s": 3}}
+                  ).raise_for_status()
+    stop_faults = threading.Event()
+
+    def inject_lost_answers() -> None:
+        # alternately a 5xx after execution and an answer held past the executor's timeout (a lost response)
+        for mode in itertools.cycle(["error", "error", "timeout"]):
+            fault = {"mode": mode, "count": 1, "path": "/api/v3/order", "method": "POST", "after_execution": True,
+                     "delay_s": 1.5}
+            requests.post(f"{executor_sim_url}/_sim/faults", json={"rest_error": fault}, timeout=5)
+            if stop_faults.wait(0.5):
+                return
+
+    injector = threading.Thread(target=inject_lost_answers, daemon=True)
     log = tmp_path / "executor.log"
 
     # Act: kill -9 at random points of the progress (fractions of signals with an OrderEvent)
@@ -90,6 +104,7 @@ def test_kill_9_under_faults_acts_on_every_signal_exactly_once(
     proc = _start(env, log)
     kill_points = sorted(rng.uniform(0.05, 0.9) for _ in range(KILLS))
     seen_at_kill = []
+    injector.start()
     try:
         produce_signals(kafka_settings, signals)
         for fraction in kill_points:
@@ -98,6 +113,8 @@ def test_kill_9_under_faults_acts_on_every_signal_exactly_once(
             proc.send_signal(os_signal.SIGKILL)
             proc.wait(10)
             proc = _start(env, log)
+        stop_faults.set()
+        injector.join(10)
         requests.delete(f"{executor_sim_url}/_sim/faults", timeout=5)
 
         def settled() -> bool:
@@ -110,6 +127,7 @@ def test_kill_9_under_faults_acts_on_every_signal_exactly_once(
         wait_for(settled, 150, "every signal's orders terminal", interval_s=2.0)
         time.sleep(2.0)
     finally:
+        stop_faults.set()
         proc.terminate()
         try:
             proc.wait(20)
@@ -121,7 +139,9 @@ def test_kill_9_under_faults_acts_on_every_signal_exactly_once(
     # Assert: the kills hit mid-stream and the faults left orders unknown
     assert all(0 < n < N_SIGNALS for n in seen_at_kill), seen_at_kill
     events = [e for e in records(kafka_settings, Topic.ORDERS, "OrderEvent") if e["signal_id"] in ids]
-    assert any(e["status"] == "unknown" for e in events)
+    unknown = [e for e in events if e["status"] == "unknown"]
+    assert any(e["error_code"] is None for e in unknown)  # lost answer: client timeout, no venue code
+    assert any(e["error_code"] == -1007 for e in unknown)  # 5xx after execution
     # every signal acted on exactly once on the venue
     venue_order_ids: set[str] = set()
     for s in signals:
