@@ -100,34 +100,45 @@ def test_kill_9_at_random_moments_loses_nothing_and_doubles_nothing(
 
 @pytest.mark.integration
 @pytest.mark.faults
-@pytest.mark.timeout(180)
-def test_clickhouse_down_10s_retries_commits_nothing_then_catches_up(
+@pytest.mark.timeout(200)
+def test_clickhouse_paused_then_down_10s_retries_commits_nothing_then_catches_up(
     private_kafka: KafkaSettings, threaded_sink: Callable[..., ThreadedSink], tmp_path: Path
 ) -> None:
-    # Arrange: a warehouse of this test alone, so stopping it disturbs nobody
+    # Arrange: a warehouse of this test alone, so freezing and stopping it disturbs nobody
     warehouse = WarehouseProcess(free_port(), tmp_path / "store", log_path=tmp_path / "warehouse.log").start()
     try:
         archive = open_archive(warehouse.url)
-        trades = _trades(20_000)
+        trades = _trades(30_000)
         produce(private_kafka, "md.trades", trades[:10_000])
         sink = threaded_sink(archive, topics=["md.trades"], group_id="outage-drill", retry_initial_ms=100,
-                             retry_max_ms=1_000, insert_timeout_s=5)
+                             retry_max_ms=1_000, insert_timeout_s=3)
         wait_for(lambda: committed_total(private_kafka, "outage-drill", "md.trades") == 10_000,
-                 60, "first half archived and committed")
-        # Act: ClickHouse goes away for 10 s while new trades arrive
+                 60, "first third archived and committed")
+        # Act 1: the warehouse freezes (SIGSTOP) for 8 s while trades arrive: inserts time out and are
+        # retried; the frozen server may still apply the first attempt when it thaws
+        warehouse.pause()
+        produce(private_kafka, "md.trades", trades[10_000:20_000])
+        time.sleep(8)
+        paused_health = sink.loop.health()
+        committed_while_paused = committed_total(private_kafka, "outage-drill", "md.trades")
+        warehouse.resume()
+        wait_for(lambda: committed_total(private_kafka, "outage-drill", "md.trades") == 20_000, 60,
+                 "catch-up after the freeze")
+        # Act 2: the warehouse is stopped for 10 s, then started again on the same data dir
         warehouse.stop()
-        produce(private_kafka, "md.trades", trades[10_000:])
+        produce(private_kafka, "md.trades", trades[20_000:])
         time.sleep(10)
-        healthy, detail = sink.loop.health()
-        committed_during_outage = committed_total(private_kafka, "outage-drill", "md.trades")
+        down_health = sink.loop.health()
+        committed_while_down = committed_total(private_kafka, "outage-drill", "md.trades")
         warehouse.start()
-        wait_for(lambda: archive.scalar(COUNT_QUERY) == 20_000 and committed_total(
-            private_kafka, "outage-drill", "md.trades") == 20_000, 60, "catch-up after the outage")
+        wait_for(lambda: archive.scalar(COUNT_QUERY) == 30_000 and committed_total(
+            private_kafka, "outage-drill", "md.trades") == 30_000, 60, "catch-up after the outage")
         sink.stop()
         # Assert
-        assert not healthy and detail["last_error"] and detail["retrying_s"] > 5
-        assert committed_during_outage == 10_000
-        _assert_every_offset_once(archive, private_kafka, 20_000)
-        assert archive.scalar("SELECT count() FROM md_trades") == 20_000
+        assert committed_while_paused == 10_000 and committed_while_down == 20_000
+        for healthy, detail in (paused_health, down_health):
+            assert not healthy and detail["last_error"] and detail["retrying_s"] > 3
+        _assert_every_offset_once(archive, private_kafka, 30_000)
+        assert archive.scalar("SELECT count() FROM md_trades") == 30_000, "a retried insert landed twice"
     finally:
         warehouse.stop()
