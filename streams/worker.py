@@ -26,7 +26,8 @@ def run_worker(settings: Settings) -> None:
 
     def health() -> tuple[bool, dict[str, Any]]:
         assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in rt.app.consumer.assignment()) if rt.app.started else []
-        return rt.app.started, {"app_id": settings.streams.app_id, "assigned": assigned, "stale": sorted(rt.stale)}
+        ok = rt.app.started and not rt.app.crashed
+        return ok, {"app_id": settings.streams.app_id, "assigned": assigned, "stale": sorted(rt.stale)}
 
     server = serve_observability(settings.streams.web_port, health)
     log.info("streams worker starting", extra={"web_port": server.server_address[1], "app_id": settings.streams.app_id})
