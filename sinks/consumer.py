@@ -222,7 +222,7 @@ class SinkLoop:
             try:
                 rows, dead = read_frontier(self._client, starts)
                 break
-            except Exception as exc:  # noqa: BLE001 (ClickHouse down at assignment: wait for it)
+            except Exception as exc:
                 log.warning("cannot read the resume frontier; retrying", extra={"error": str(exc)[:300]})
                 if self._give_up.wait(backoff.delay(attempt)) or self._stopping.is_set():
                     raise

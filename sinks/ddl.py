@@ -171,7 +171,7 @@ class _SchemaWalker:
             avro = others[0]
         ch_type, kind, members = self._type(name, field.get("doc", ""), avro)
         if nullable:
-            ch_type = (f"LowCardinality(Nullable(String))" if ch_type == "LowCardinality(String)"
+            ch_type = ("LowCardinality(Nullable(String))" if ch_type == "LowCardinality(String)"
                        else f"Nullable({ch_type})")
         default = _sql_literal(field["default"]) if "default" in field else None
         if default is not None and kind in (ColumnKind.DECIMAL, ColumnKind.DERIVED_DECIMAL) and default != "NULL":

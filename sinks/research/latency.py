@@ -8,9 +8,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 (backend first)
-import pandas as pd  # noqa: E402
-from clickhouse_connect.driver.client import Client  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+from clickhouse_connect.driver.client import Client
 
 HOP_ORDER = ("event->recv", "recv->emit", "signal->order", "order->fill")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pandas as pd
@@ -16,10 +15,6 @@ from schemas.topics import Topic
 from sinks.ddl import table_name
 from tests.integration.sinks.conftest import Archive, ThreadedSink, produce, wait_for
 from tests.integration.sinks.records import T0, sample_records
-
-
-def _ns(value: datetime) -> int:
-    return int(pd.Timestamp(value).value)
 
 
 @pytest.mark.integration
@@ -49,7 +44,7 @@ def test_every_topic_lands_typed_and_exact_and_bad_messages_go_to_dead_letters(
                      "LowCardinality(String)", "md.trades", 0)
     book = client.query("SELECT bids, asks, snapshot FROM md_book").result_rows[0]
     assert [tuple(level.values()) if isinstance(level, dict) else level for level in book[0]] == [
-        (Decimal("64000.01"), Decimal("1.5")), (Decimal("63999.99"), Decimal("0"))]
+        (Decimal("64000.01"), Decimal("1.5")), (Decimal("63999.99"), Decimal(0))]
     assert book[2] is False
     order = client.query("SELECT price, avg_price, time_in_force, previous_status, toTypeName(price) "
                          "FROM orders").result_rows[0]
