@@ -76,9 +76,9 @@ def test_kill_9_part_way_then_restart_gives_the_same_signals_and_final_bars(tmp_
         reader = OutputReader(kafka)
         worker = start_worker(kafka, "streams-crash", tmp_path, "crash-1", COOLDOWN_MS)
         try:
-            # Act: kill -9 once about a third of the flow features are out
+            # Act: kill -9 once a fifth of the flow features are out (the worker is a little ahead)
             deadline = time.monotonic() + 60
-            while len(reader.out.flow) < len(expected.flow) // 3 and time.monotonic() < deadline:
+            while len(reader.out.flow) < len(expected.flow) // 5 and time.monotonic() < deadline:
                 reader.poll(0.05)
             stop(worker, signal.SIGKILL)
             seen_at_kill = len(reader.out.flow)
