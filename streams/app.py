@@ -52,13 +52,13 @@ class Runtime:
     serde: AvroSerde = field(default_factory=AvroSerde)
     allowed: frozenset[bytes] = frozenset()
     stale: set[str] = field(default_factory=set)
-    started_ns: int = field(default_factory=time.time_ns)
 
     async def send(self, topic: Topic, key: bytes, record: dict[str, Any]) -> None:
         """Stamp ``ts_emit`` (when the record has one), encode and hand ``record`` to the producer.
 
         The producer queues it ahead of the batch's changelog writes, and Faust flushes the producer
-        before it commits input offsets: an output is never lost to a crash, at worst repeated.
+        before it commits input offsets, so after a crash an output is repeated rather than lost
+        (see "Crash semantics" in docs/architecture.md for the one producer-side exception).
         """
         if topic in STAMPED:
             record["ts_emit"] = time.time_ns()
@@ -66,8 +66,10 @@ class Runtime:
         await self.app.producer.send(topic.value, key, value, None, None, None)
         metrics.RECORDS_OUT.labels(topic.value).inc()
 
-    async def reject(self, reason: str, error: str, venue: str, symbol: str, source: str,
-               partition: int, offset: int, raw: bytes | None, ts_event: int | None) -> None:
+    async def reject(
+        self, reason: str, error: str, venue: str, symbol: str, source: str,
+        partition: int, offset: int, raw: bytes | None, ts_event: int | None,
+    ) -> None:
         """Count a refused input and send it to ``dlq``; processing goes on."""
         metrics.DEAD_LETTERS.labels(reason).inc()
         record = dead_letter(error, venue, symbol, str(source), partition, offset, raw or b"", ts_event, time.time_ns())
