@@ -74,7 +74,7 @@ def _check_true(sync: bs.BookSync, truth: Truth) -> None:
         assert book_as_dicts(sync.book.top()) == truth.books[sync.book.last_update_id]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(truths(), st.data())
 def test_any_delivery_pattern_gives_the_true_book_or_a_resync_never_a_wrong_book(truth: Truth, data: st.DataObject) -> None:
     # Arrange: deliver each event 0-2 times, in a shuffled-but-mostly-forward order, snapshots at random points
@@ -97,7 +97,7 @@ def test_any_delivery_pattern_gives_the_true_book_or_a_resync_never_a_wrong_book
         _check_true(sync, truth)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(truths(), st.data())
 def test_in_order_delivery_with_one_snapshot_reaches_the_final_true_book(truth: Truth, data: st.DataObject) -> None:
     at = data.draw(st.integers(-1, len(truth.diffs) - 1))

@@ -104,7 +104,7 @@ _json = st.recursive(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.one_of(st.binary(max_size=200), _json.map(lambda v: json.dumps(v).encode())))
 def test_garbage_never_raises_anything_but_parse_error(data: bytes) -> None:
     try:
@@ -118,7 +118,7 @@ def test_garbage_never_raises_anything_but_parse_error(data: bytes) -> None:
         AvroSerde().encode("BBO", payload)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.one_of(st.binary(max_size=100), _json.map(lambda v: json.dumps(v).encode())))
 def test_garbage_snapshot_never_raises_anything_but_parse_error(data: bytes) -> None:
     try:

@@ -52,7 +52,7 @@ def _connections(draw: st.DrawFn) -> tuple[int, list[list[int]]]:
     return n, streams
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(_connections(), st.data())
 def test_interleaved_lossy_connections_merge_to_every_event_once_in_order(
     case: tuple[int, list[list[int]]], data: st.DataObject
