@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import requests
 
 from infra.broker import free_port
 from infra.settings import KafkaSettings
@@ -26,8 +27,8 @@ from tests.integration.sinks.conftest import (
     wait_for,
 )
 from tests.integration.sinks.records import T0
+from tests.integration.sinks.test_analyst_queries import analyst_queries
 
-# The documented count query (docs/analysts.md): distinct archived messages.
 COUNT_QUERY = "SELECT count() FROM v_md_trades"
 
 
@@ -39,6 +40,9 @@ def _trades(count: int) -> list[dict]:
 
 
 def _assert_every_offset_once(archive: Archive, kafka: KafkaSettings, total: int) -> None:
+    # the documented count query (docs/analysts.md, query 1): messages and missing offsets per partition
+    documented = archive.client.query(analyst_queries()[0]).result_rows
+    assert sum(r[1] for r in documented) == total and all(r[4] == 0 for r in documented)
     assert archive.scalar(COUNT_QUERY) == total
     ends = end_offsets(kafka, "md.trades")
     per_partition = dict(archive.client.query(
@@ -86,13 +90,20 @@ def test_kill_9_at_random_moments_loses_nothing_and_doubles_nothing(
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += 1
+    metrics_port = free_port()
+    env["TICKPIPE_SINK__METRICS_PORT"] = str(metrics_port)
     proc = start()
     wait_for(lambda: archive.scalar(COUNT_QUERY) >= total and committed_total(
         private_kafka, "crash-drill", "md.trades") == total, 90, "catch-up after the last restart")
+    health = requests.get(f"http://127.0.0.1:{metrics_port}/health", timeout=5)
+    exposition = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     # Assert
     assert kills >= 3, "the sink finished before it could be killed mid-work; slow it down"
+    assert health.status_code == 200 and health.json()["ok"] is True and health.json()["assigned_partitions"] == 4
+    assert 'tickpipe_sink_rows_inserted_total{table="md_trades"}' in exposition
+    assert "tickpipe_sink_redelivered_skipped_total" in exposition
     _assert_every_offset_once(archive, private_kafka, total)
     raw_rows = archive.scalar("SELECT count() FROM md_trades")
     assert raw_rows == total, f"{raw_rows - total} redelivered rows reached the table"
