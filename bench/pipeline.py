@@ -1,0 +1,504 @@
+"""Whole-pipeline benchmark: the highest simulated-exchange event rate the local stack sustains, and
+tick-to-order latency at half of it.
+
+One ``tickpipe up`` of every service (broker, warehouse, sim-exchange, feed with 2 connections,
+streams, sink, executor) on a private ``TICKPIPE_HOME`` and free ports. Then:
+
+1. **Rate steps.** The exchange's background flow is set (``POST /_sim/flow``) to each rate of
+   ``--rates`` in turn and held ``--step-s`` seconds. Every ``--sample-s`` the backlog of each stage
+   is sampled: the feed (exchange trades not yet in ``md.trades``, and frames queued on the
+   exchange's side of each websocket), and every consumer group's lag (streams, sink, executor:
+   committed offsets against end offsets). A step is *sustained* when every stage's lag stays
+   bounded (``bench/_pipeline_verdict.py``: no upward trend, at most a few seconds of input
+   behind). Stepping stops at the first step that is not sustained; each step also shows the CPU
+   share of every service, so the stage that saturates first shows itself.
+2. **Latency.** The flow is set to half the highest sustained rate; once the backlog has drained,
+   signals and orders are collected for ``--latency-s``. Tick-to-order = the ``ts_recv`` of the
+   market-data input that produced a signal (stamped by the feed) -> the ``ts_emit`` of the first
+   order the executor sent for it (``pending_new``); also tick -> signal, signal -> order and
+   tick -> venue answer.
+
+The stack is stopped by pid at the end, also on Ctrl-C or SIGTERM.
+
+    .venv/bin/python -m bench.pipeline [--rates 200,500,1000,2000,3000,4000,6000] [--step-s 25]
+        [--latency-s 40] [--signal-cooldown-ms 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from bench._local_stack import LocalStack, local_stack
+from bench._pipeline_verdict import LagSeries, LagVerdict, judge, percentile
+from infra.settings import ExecutorSettings, KafkaSettings, SinkSettings, StreamsSettings
+from infra.topics import end_offsets
+from schemas.serde import AvroSerde
+from schemas.topics import Topic
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+GROUP_STAGE = {  # the stages' consumer groups (default settings: the bench sets no group ids)
+    StreamsSettings().app_id: "streams",
+    SinkSettings().group_id: "sink",
+    ExecutorSettings().group_id: "executor",
+}
+# Verdict thresholds (see bench._pipeline_verdict.judge).
+MAX_BEHIND_S = 3.0  # Faust commits every second, the sink after each 0.5 s batch: ~1-2 s is normal
+MAX_GROWTH_FRAC = 0.08
+FLOOR_MSGS = 500
+
+
+# ----------------------------------------------------------------------------------- sampling
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One look at every stage."""
+
+    t_start: float  # monotonic seconds when sampling began
+    t: float  # monotonic seconds when it ended
+    flow_steps: int  # background events the exchange has run
+    venue_trades: int
+    md_trades: int
+    ws_frames: int  # frames the exchange has sent, all connections
+    ws_queued: int  # frames waiting on the exchange's side, worst connection
+    group_lag: dict[str, int]
+    group_end: dict[str, int]
+    cpu_ticks: dict[str, int]
+    machine_ticks: tuple[int, int]  # (busy, total) of every core, from /proc/stat
+
+
+class Prober:
+    """Reads the exchange's counters, topic ends, consumer-group lags and per-service CPU time."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.sim = stack.url("sim-exchange")
+        self.kafka = KafkaSettings(bootstrap=stack.record.bootstrap)
+        self.http = requests.Session()
+        self.serde = AvroSerde()
+        self.admin = AdminClient({"bootstrap.servers": self.kafka.bootstrap, "log_level": 0})
+        parts = Consumer({"bootstrap.servers": self.kafka.bootstrap, "group.id": "bench-pipeline-meta", "log_level": 0})
+        try:
+            meta = parts.list_topics(Topic.TRADES.value, timeout=10).topics[Topic.TRADES.value].partitions
+        finally:
+            parts.close()
+        self.trades_partitions = [TopicPartition(Topic.TRADES.value, p) for p in sorted(meta)]
+        self.missed_trades = self.trades_before_feed()
+
+    def set_rate(self, events_per_s: float) -> None:
+        self.http.post(f"{self.sim}/_sim/flow", json={"events_per_s": events_per_s}, timeout=10).raise_for_status()
+
+    def group_lags(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Lag and summed end offsets per stage, in a few batched admin requests.
+
+        ``infra.consumer_lag.group_lags`` is exact on tansu but costs a round trip and a fetch per
+        partition (seconds per sample on this loaded box, for ~60 partitions); here one
+        ListOffsets request covers them all. tansu answers it with the base offset of each
+        partition's last record batch + 1, so a lag may read short by at most one producer batch
+        per partition: a constant bias, not a trend, which is what the verdict looks at.
+        """
+        groups = [g.group_id for g in self.admin.list_consumer_groups(request_timeout=10).result().valid]
+        committed: dict[str, list[TopicPartition]] = {}
+        for group in groups:
+            future = self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)], request_timeout=10)
+            committed[group] = [tp for tp in future[group].result().topic_partitions if tp.offset >= 0]
+        partitions = {(tp.topic, tp.partition) for tps in committed.values() for tp in tps}
+        ends: dict[tuple[str, int], int] = {}
+        if partitions:
+            futures = self.admin.list_offsets(
+                {TopicPartition(t, p): OffsetSpec.latest() for t, p in partitions}, request_timeout=10
+            )
+            ends = {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+        lag: dict[str, int] = defaultdict(int)
+        end: dict[str, int] = defaultdict(int)
+        for group, tps in committed.items():
+            stage = GROUP_STAGE.get(group, group)
+            for tp in tps:
+                high = ends[(tp.topic, tp.partition)]
+                lag[stage] += max(0, high - tp.offset)
+                end[stage] += high
+        return dict(lag), dict(end)
+
+    def trades_before_feed(self, timeout_s: float = 60.0) -> int:
+        """Trades the exchange made before the feed's first published one (never on the websocket).
+
+        Trade ids are contiguous per symbol from 1, so the first id of each symbol in ``md.trades``
+        says how many went by before the feed subscribed.
+        """
+        symbols = set(self.http.get(f"{self.sim}/_sim/health", timeout=10).json()["symbols"])
+        first: dict[str, int] = {}
+        deadline = time.monotonic() + timeout_s
+        while set(first) != symbols and time.monotonic() < deadline:
+            for value in read_topic(self.kafka.bootstrap, Topic.TRADES.value):
+                trade = self.serde.decode_as("Trade", value)
+                first[trade["symbol"]] = min(first.get(trade["symbol"], trade["trade_id"]), trade["trade_id"])
+            time.sleep(1.0)
+        if set(first) != symbols:
+            raise SystemExit(f"no trade of {sorted(symbols - set(first))} in md.trades within {timeout_s:.0f}s")
+        return sum(i - 1 for i in first.values())
+
+    def sample(self) -> Sample:
+        started = time.monotonic()
+        # md.trades' end first, the exchange's count after: in-flight trades count as feed lag.
+        md_trades = sum(high for _, high in end_offsets(self.kafka.bootstrap, self.trades_partitions).values())
+        health = self.http.get(f"{self.sim}/_sim/health", timeout=10).json()
+        conns = self.http.get(f"{self.sim}/_sim/connections", timeout=10).json()
+        lag, end = self.group_lags()
+        return Sample(
+            t_start=started,
+            t=time.monotonic(),
+            flow_steps=int(health["flow_steps"]),
+            venue_trades=sum(health["trades"].values()) - self.missed_trades,
+            md_trades=md_trades,
+            ws_frames=sum(c["frames_sent"] for c in conns),
+            ws_queued=max((c["queued"] for c in conns), default=0),
+            group_lag=dict(lag),
+            group_end=dict(end),
+            cpu_ticks={name: _cpu_ticks(pids) for name, pids in self.stack.pids().items()},
+            machine_ticks=_machine_ticks(),
+        )
+
+
+def _machine_ticks() -> tuple[int, int]:
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def _cpu_ticks(pids: set[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total
+
+
+# ----------------------------------------------------------------------------------- rate steps
+
+
+@dataclass
+class StepResult:
+    """What one rate step measured."""
+
+    target: float
+    samples: list[Sample] = field(default_factory=list)
+    verdicts: list[LagVerdict] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return self.samples[-1].t - self.samples[0].t
+
+    def per_s(self, value: Callable[[Sample], int]) -> float:
+        first, last = self.samples[0], self.samples[-1]
+        return (value(last) - value(first)) / max(self.seconds, 1e-9)
+
+    @property
+    def achieved(self) -> float:
+        return self.per_s(lambda s: s.flow_steps)
+
+    @property
+    def sustained(self) -> bool:
+        return all(v.bounded for v in self.verdicts)
+
+    def cpu_percent(self) -> dict[str, float]:
+        first, last = self.samples[0], self.samples[-1]
+        return {
+            name: 100.0 * (last.cpu_ticks[name] - first.cpu_ticks.get(name, 0)) / CLK_TCK / max(self.seconds, 1e-9)
+            for name in last.cpu_ticks
+        }
+
+    def machine_busy_percent(self) -> float:
+        """Share of all cores busy during the step (the stack and everything else on the machine)."""
+        (b0, t0), (b1, t1) = self.samples[0].machine_ticks, self.samples[-1].machine_ticks
+        return 100.0 * (b1 - b0) / max(t1 - t0, 1)
+
+    def stack_percent(self) -> float:
+        """CPU of every service together, in % of one core."""
+        return sum(self.cpu_percent().values())
+
+    def series(self) -> list[LagSeries]:
+        t0 = self.samples[0].t
+        out = [
+            LagSeries("feed", tuple((s.t - t0, s.venue_trades - s.md_trades) for s in self.samples),
+                      self.per_s(lambda s: s.venue_trades)),
+            LagSeries("feed-ws", tuple((s.t - t0, s.ws_queued) for s in self.samples),
+                      self.per_s(lambda s: s.ws_frames)),
+        ]
+        groups = sorted({g for s in self.samples for g in s.group_lag})
+        for group in groups:
+            out.append(LagSeries(
+                group, tuple((s.t - t0, s.group_lag.get(group, 0)) for s in self.samples),
+                self.per_s(lambda s, g=group: s.group_end.get(g, 0)),
+            ))
+        return out
+
+
+def run_step(prober: Prober, target: float, step_s: float, sample_s: float, settle_s: float) -> StepResult:
+    """Hold ``target`` events/s for ``step_s`` seconds, sampling every ``sample_s``; judge every stage."""
+    prober.set_rate(target)
+    result = StepResult(target)
+    started = time.monotonic()
+    while True:
+        sample = prober.sample()
+        result.samples.append(sample)
+        lags = " ".join(f"{k}={v:,}" for k, v in sorted(sample.group_lag.items()))
+        print(f"  {target:>6,.0f} ev/s  t={sample.t - started:5.1f}s  feed lag={sample.venue_trades - sample.md_trades:,} "
+              f"ws queued={sample.ws_queued:,}  {lags}  (sampled in {sample.t - sample.t_start:.1f}s)", flush=True)
+        if sample.t - started >= step_s:
+            break
+        time.sleep(max(0.0, sample_s - (time.monotonic() - sample.t)))
+    result.verdicts = [judge(s, settle_s, MAX_BEHIND_S, MAX_GROWTH_FRAC, FLOOR_MSGS) for s in result.series()]
+    return result
+
+
+def print_step(result: StepResult) -> None:
+    verdicts = ", ".join(
+        f"{v.stage} {'ok' if v.bounded else 'GROWING'} (lag {v.final_lag:,}, {v.growth_per_s:+,.0f}/s, {v.behind_s:.1f}s behind)"
+        for v in result.verdicts
+    )
+    cpu = ", ".join(f"{k} {v:.0f}%" for k, v in sorted(result.cpu_percent().items(), key=lambda kv: -kv[1]))
+    print(f"  -> target {result.target:,.0f}, achieved {result.achieved:,.0f} ev/s, "
+          f"md.trades {result.per_s(lambda s: s.md_trades):,.0f}/s: "
+          f"{'SUSTAINED' if result.sustained else 'NOT sustained'}\n     {verdicts}\n"
+          f"     cpu (% of one core): {cpu}; stack {result.stack_percent():.0f}%, "
+          f"machine {result.machine_busy_percent():.0f}% busy of {os.cpu_count()} cores", flush=True)
+
+
+def wait_drained(prober: Prober, timeout_s: float) -> float:
+    """Wait until every stage's backlog is small again; return the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        s = prober.sample()
+        if s.venue_trades - s.md_trades <= FLOOR_MSGS and s.ws_queued <= FLOOR_MSGS and all(
+            v <= FLOOR_MSGS for v in s.group_lag.values()
+        ):
+            break
+        time.sleep(1.0)
+    return time.monotonic() - started
+
+
+# ----------------------------------------------------------------------------------- latency
+
+
+@dataclass(frozen=True)
+class Latencies:
+    """Per-signal latencies (ms) of the signals emitted in the latency window."""
+
+    signals: int
+    denied: int  # by the executor's risk checks
+    stale: int  # expired before the executor got them (signal TTL after the input's receive time) -> dlq
+    tick_to_signal: list[float]
+    signal_to_order: list[float]
+    tick_to_order: list[float]
+    venue_event_to_order: list[float]
+    tick_to_venue_answer: list[float]
+
+
+def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[bytes]:
+    """Every value in ``topic`` from the beginning to its current end (no consumer group)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-pipeline-reader",
+                         "enable.auto.commit": False, "enable.partition.eof": True, "log_level": 0})
+    try:
+        parts = consumer.list_topics(topic, timeout=timeout_s).topics[topic].partitions
+        tps = [TopicPartition(topic, p) for p in parts]
+        ends = end_offsets(bootstrap, tps, timeout_s)
+        pending = {(t, p) for (t, p), (low, high) in ends.items() if high > low}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        values: list[bytes] = []
+        deadline = time.monotonic() + timeout_s
+        while pending and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            key = (msg.topic(), msg.partition())
+            if msg.error() is not None:
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    pending.discard(key)
+                continue
+            values.append(msg.value())
+            if msg.offset() + 1 >= ends[key][1]:
+                pending.discard(key)
+        return values
+    finally:
+        consumer.close()
+
+
+def collect_latencies(bootstrap: str, window_ns: tuple[int, int]) -> Latencies:
+    """Join the window's signals with the executor's order events by signal id."""
+    serde = AvroSerde()
+    signals = [serde.decode_as("Signal", v) for v in read_topic(bootstrap, Topic.SIGNALS.value)]
+    signals = [s for s in signals if window_ns[0] <= s["ts_emit"] <= window_ns[1]]
+    sent: dict[str, int] = {}
+    denied: set[str] = set()
+    answered: dict[str, int] = {}
+    for value in read_topic(bootstrap, Topic.ORDERS.value):
+        o = serde.decode_as("OrderEvent", value)
+        sid = o["signal_id"]
+        if o["status"] == "pending_new":
+            sent[sid] = min(sent.get(sid, o["ts_emit"]), o["ts_emit"])
+        elif o["status"] == "denied":
+            denied.add(sid)
+        elif o["previous_status"] == "pending_new":
+            answered[sid] = min(answered.get(sid, o["ts_emit"]), o["ts_emit"])
+    stale = set()
+    for value in read_topic(bootstrap, Topic.DLQ.value):
+        dead = serde.decode_as("DeadLetter", value)
+        if dead["source_topic"] == Topic.SIGNALS.value and dead["error"].startswith("stale"):
+            stale.add(serde.decode_as("Signal", dead["raw"])["signal_id"])
+    ms = 1e-6
+    with_order = [s for s in signals if s["signal_id"] in sent]
+    return Latencies(
+        signals=len(signals),
+        denied=sum(1 for s in signals if s["signal_id"] in denied and s["signal_id"] not in sent),
+        stale=sum(1 for s in signals if s["signal_id"] in stale),
+        tick_to_signal=[(s["ts_emit"] - s["ts_recv"]) * ms for s in signals],
+        signal_to_order=[(sent[s["signal_id"]] - s["ts_emit"]) * ms for s in with_order],
+        tick_to_order=[(sent[s["signal_id"]] - s["ts_recv"]) * ms for s in with_order],
+        venue_event_to_order=[(sent[s["signal_id"]] - s["ts_event"]) * ms for s in with_order],
+        tick_to_venue_answer=[
+            (answered[s["signal_id"]] - s["ts_recv"]) * ms for s in with_order if s["signal_id"] in answered
+        ],
+    )
+
+
+# ----------------------------------------------------------------------------------- report
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal")))
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{os.cpu_count()} cores ({cpu}), {mem_kb / 2**20:.0f} GiB RAM, Python {platform.python_version()}, "
+            f"load average {load} (shared with other engineers' work)")
+
+
+def print_steps_table(steps: list[StepResult]) -> None:
+    stages = [v.stage for v in steps[0].verdicts] if steps else []
+    header = ["target ev/s", "achieved ev/s", "md.trades/s", *(f"{st} lag (growth/s)" for st in stages),
+              "busiest (% of a core)", "stack cpu", "machine busy", "verdict"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for r in steps:
+        by_stage = {v.stage: v for v in r.verdicts}
+        cells = [f"{by_stage[st].final_lag:,} ({by_stage[st].growth_per_s:+,.0f})" if st in by_stage else "-"
+                 for st in stages]
+        cpu = sorted(r.cpu_percent().items(), key=lambda kv: -kv[1])[:3]
+        print(f"| {r.target:,.0f} | {r.achieved:,.0f} | {r.per_s(lambda s: s.md_trades):,.0f} | " + " | ".join(cells)
+              + f" | {', '.join(f'{k} {v:.0f}%' for k, v in cpu)} | {r.stack_percent():.0f}% | "
+              f"{r.machine_busy_percent():.0f}% | {'sustained' if r.sustained else 'lag grows'} |")
+
+
+def print_latency(lat: Latencies, rate: float, seconds: float) -> None:
+    print(f"\ntick-to-order at {rate:,.0f} events/s for {seconds:.0f} s: {lat.signals} signals, "
+          f"{len(lat.tick_to_order)} with an order sent, {lat.denied} denied by risk, "
+          f"{lat.stale} stale on arrival at the executor (dlq)")
+    print("| hop | n | p50 ms | p99 ms | max ms |")
+    print("|---|---|---|---|---|")
+    for name, values in (
+        ("md ts_recv -> signal ts_emit", lat.tick_to_signal),
+        ("signal ts_emit -> order sent", lat.signal_to_order),
+        ("**md ts_recv -> order sent (tick-to-order)**", lat.tick_to_order),
+        ("venue ts_event -> order sent", lat.venue_event_to_order),
+        ("md ts_recv -> venue answer", lat.tick_to_venue_answer),
+    ):
+        if values:
+            print(f"| {name} | {len(values)} | {percentile(values, 0.5):.1f} | {percentile(values, 0.99):.1f} | "
+                  f"{max(values):.1f} |")
+        else:
+            print(f"| {name} | 0 | - | - | - |")
+
+
+# ----------------------------------------------------------------------------------- main
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rates", default="200,500,1000,2000,3000,4000,6000",
+                        help="comma-separated background event rates (events/s), stepped up in order")
+    parser.add_argument("--step-s", type=float, default=25.0, help="how long each rate is held")
+    parser.add_argument("--settle-s", type=float, default=8.0,
+                        help="start of each step not judged (the previous backlog drains there)")
+    parser.add_argument("--sample-s", type=float, default=2.5, help="lag sampling interval")
+    parser.add_argument("--latency-s", type=float, default=40.0, help="how long signals are collected at half rate")
+    parser.add_argument("--drain-s", type=float, default=30.0, help="longest wait for backlogs to drain before it")
+    parser.add_argument("--all-steps", action="store_true", help="keep stepping after a step is not sustained")
+    parser.add_argument("--signal-cooldown-ms", type=int, default=1000,
+                        help="streams signal cooldown per instrument (default 5000 gives too few signals to rank)")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    print(f"machine: {machine()}", flush=True)
+    overrides = {
+        "TICKPIPE_SIM__EVENTS_PER_S": str(rates[0]),
+        "TICKPIPE_STREAMS__SIGNAL_COOLDOWN_MS": str(args.signal_cooldown_ms),
+        # the executor should meet the venue's order limit only if the pipeline is that fast
+        "TICKPIPE_SIM__ORDERS_LIMIT_10S": "1000",
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp, local_stack(Path(tmp), overrides) as stack:
+        prober = Prober(stack)
+        steps: list[StepResult] = []
+        for rate in rates:
+            print(f"step {len(steps) + 1}/{len(rates)}: {rate:,.0f} events/s for {args.step_s:.0f} s", flush=True)
+            steps.append(run_step(prober, rate, args.step_s, args.sample_s, args.settle_s))
+            print_step(steps[-1])
+            if not steps[-1].sustained and not args.all_steps:
+                break
+        sustained = [r for r in steps if r.sustained]
+        best = max(sustained, key=lambda r: r.target) if sustained else None
+        print("\nrate steps (lag at the end of the step; growth = least-squares slope after the settle time):")
+        print_steps_table(steps)
+        if best is None:
+            print("no step was sustained; latency measured at half the lowest rate")
+        half = (best.target if best else rates[0]) / 2
+        print(f"\nhighest sustained: {best.target:,.0f} events/s (achieved {best.achieved:,.0f})" if best else "")
+        print(f"latency phase: {half:,.0f} events/s; draining backlogs", flush=True)
+        prober.set_rate(half)
+        drained = wait_drained(prober, args.drain_s)
+        print(f"  drained in {drained:.1f} s; collecting signals for {args.latency_s:.0f} s", flush=True)
+        window_start = time.time_ns()
+        latency_step = run_step(prober, half, args.latency_s, max(args.sample_s, 5.0), 0.0)
+        window_end = time.time_ns()
+        print_step(latency_step)
+        time.sleep(5.0)  # orders of the window's last signals
+        lat = collect_latencies(stack.record.bootstrap, (window_start, window_end))
+        print(f"\nmachine: {machine()}")
+        print("rate steps:")
+        print_steps_table(steps)
+        if best:
+            print(f"\nhighest sustained rate: {best.target:,.0f} events/s target, {best.achieved:,.0f} achieved")
+        print_latency(lat, half, args.latency_s)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted; the stack was stopped", file=sys.stderr)
+        sys.exit(130)
