@@ -128,6 +128,9 @@ class FeedSettings(_Section):
     snapshot_min_interval_s: float = Field(0.25, ge=0, description="least time between two REST snapshots of a symbol")
     snapshot_timeout_s: float = Field(10.0, gt=0, description="HTTP timeout of a REST depth snapshot")
     max_book_buffer: int = Field(100_000, ge=1, description="depth diffs buffered per symbol while syncing")
+    max_backfill_trades: int = Field(
+        100_000, ge=0, description="most trades of one gap (or of a restart's downtime) fetched from the venue's trade history"
+    )
     delivery_timeout_ms: int = Field(
         300_000, ge=1000, description="a record Kafka has not acknowledged after this long counts as failed"
     )
@@ -216,6 +219,9 @@ class ExecutorSettings(_Section):
     max_signal_age_ms: int = Field(5000, ge=1, description="a signal older than this (ts_emit) is stale -> dlq")
     market_wait_ms: int = Field(3000, ge=0, description="wait this long for market data before denying a signal")
     max_inflight_signals: int = Field(200, ge=1, description="pause consuming signals while this many are in progress")
+    signals_fetch_wait_ms: int = Field(
+        5, ge=0, description="longest the broker may hold a signals fetch (latency vs. broker load)"
+    )
     signals_offset_reset: str = Field(
         "latest", description="where a new consumer group starts on `signals`: latest (skip history) or earliest"
     )

@@ -3,15 +3,15 @@
 One thread owns a :class:`FeedPipeline`; live sessions, the snapshot fetcher and playback all feed
 it the same inputs (``open``, ``frame``, ``snapshot``, ``close``, ``tick``), so live and playback
 run the same parser, merge and book code. It performs no I/O: records go to ``sink``, and what it
-needs from the outside world (a REST snapshot, replacing a stalled connection, rolling a
-connection over) it asks through callbacks.
+needs from the outside world (a REST snapshot, a page of trade history to fill a trade gap,
+replacing a stalled connection, rolling a connection over) it asks through callbacks.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from producers import book_sync as bs
@@ -56,6 +56,9 @@ class _Instrument:
     bbo: MonotonicFilter
     sync: bs.BookSync
     last_trade_id: int | None = None
+    missing_trades: list[list[int]] = field(default_factory=list)
+    """Trade id ranges awaiting backfill from the venue's REST history: ``[next id, last id, first id]``."""
+    trades_wanted: bool = False
     snapshot_wanted: bool = False
     synced_once: bool = False
     buffer_gauge: Any = None
@@ -68,6 +71,7 @@ class Callbacks:
     request_snapshot: Callable[[str], None] = lambda symbol: None
     replace_connection: Callable[[str], None] = lambda connection_id: None
     rollover_connection: Callable[[str], None] = lambda connection_id: None
+    request_trades: Callable[[str, int], None] = lambda symbol, from_id: None
 
 
 class FeedPipeline:
@@ -86,6 +90,7 @@ class FeedPipeline:
         stall_timeout_ns: int = 2_000_000_000,
         silence_timeout_ns: int | None = None,
         max_book_buffer: int = 100_000,
+        max_backfill_trades: int = 100_000,
     ) -> None:
         self.adapter = adapter
         self.venue = adapter.venue
@@ -97,6 +102,7 @@ class FeedPipeline:
         self._urls: dict[str, str] = {}
         self._hold_ns = hold_ns
         self._max_book_buffer = max_book_buffer
+        self._max_backfill = max_backfill_trades
         self._instruments: dict[str, _Instrument] = {}
         self.add_symbols(symbols)
         self.dead_letters = 0
@@ -167,6 +173,65 @@ class FeedPipeline:
             self._metrics.frame(connection_id, symbol, None)
             if inst.bbo.accept(payload["update_id"]):
                 self._sink(Topic.BBO, inst.key, "BBO", payload)
+
+    def rest(self, url: str, body: str | bytes, now: int) -> None:
+        """Process a REST answer received at ``now``: historical trades or a depth snapshot, by its URL."""
+        if self.adapter.is_trades_url(url):
+            self.trades(url, body, now)
+        else:
+            self.snapshot(url, body, now)
+
+    def resume_trades(self, symbol: str, last_trade_id: int) -> None:
+        """Continue after ``last_trade_id``, the last trade an earlier run published (a restart backfills the rest)."""
+        inst = self._instruments[symbol]
+        if inst.last_trade_id is None:
+            inst.last_trade_id = last_trade_id
+
+    def trades(self, url: str, body: str | bytes, now: int) -> None:
+        """Process a page of the venue's trade history: publish the trades of the ranges missing on every connection."""
+        symbol = self.adapter.snapshot_symbol(url)
+        inst = self._instruments.get(symbol)
+        if inst is None:
+            self._dead_letter("rest", body, f"trades of unknown symbol {symbol!r}", now, symbol, source=url)
+            return
+        inst.trades_wanted = False
+        try:
+            page = self.adapter.parse_trades(body, symbol, now)
+        except ParseError as exc:
+            self._dead_letter("rest", body, exc.reason, now, symbol, source=url)
+            self._want_trades(inst)
+            return
+        if not inst.missing_trades:
+            return
+        head = inst.missing_trades[0][0]
+        for trade in page:
+            tid = trade["trade_id"]
+            span = next((r for r in inst.missing_trades if r[0] <= tid <= r[1]), None)
+            if span is not None:
+                span[0] = tid + 1
+                self._sink(Topic.TRADES, inst.key, "Trade", trade)
+        for _, last, first in [r for r in inst.missing_trades if r[0] > r[1]]:
+            self._health(
+                FeedEventKind.RECOVERED, now, symbol=symbol, first_update_id=first, last_update_id=last,
+                count=last - first + 1, detail=f"trades {first}..{last} backfilled from the venue's trade history",
+            )
+        inst.missing_trades = [r for r in inst.missing_trades if r[0] <= r[1]]
+        if inst.missing_trades and inst.missing_trades[0][0] == head:
+            nxt, last, _ = inst.missing_trades.pop(0)
+            self._health(FeedEventKind.OTHER, now, symbol=symbol, first_update_id=nxt, last_update_id=last,
+                         count=last - nxt + 1, detail=f"trades {nxt}..{last} not in the venue's trade history; lost")
+        self._want_trades(inst)
+
+    def trades_failed(self, symbol: str, reason: str, retriable: bool, now: int) -> None:
+        """A trade history fetch for ``symbol`` failed; ask again unless no retry can help."""
+        inst = self._instruments[symbol]
+        inst.trades_wanted = False
+        self._health(FeedEventKind.OTHER, now, symbol=symbol,
+                     detail=f"trade backfill failed ({'will retry' if retriable else 'not retriable; lost'}): {reason}")
+        if retriable:
+            self._want_trades(inst)
+        else:
+            inst.missing_trades.clear()
 
     def snapshot(self, url: str, body: str | bytes, now: int) -> None:
         """Process a REST depth snapshot body received at ``now``."""
@@ -251,12 +316,16 @@ class FeedPipeline:
     def _publish_trade(self, inst: _Instrument, trade: dict[str, Any], now: int) -> None:
         tid = trade["trade_id"]
         last = inst.last_trade_id
+        if last is not None and tid <= last:
+            inst.trades.duplicates += 1  # published before this process resumed
+            return
         if last is not None and tid != last + 1:
             self._metrics.gaps.labels(inst.symbol, "trade").inc()
             self._health(
                 FeedEventKind.GAP, now, symbol=inst.symbol, first_update_id=last + 1, last_update_id=tid - 1,
-                count=tid - last - 1, detail=f"trades {last + 1}..{tid - 1} missing on every connection",
+                count=tid - last - 1, detail=f"trades {last + 1}..{tid - 1} missing on every connection; backfilling",
             )
+            self._backfill(inst, last + 1, tid - 1, now)
         inst.last_trade_id = tid
         self._sink(Topic.TRADES, inst.key, "Trade", trade)
 
@@ -331,6 +400,22 @@ class FeedPipeline:
             FeedEventKind.RECOVERED, now, symbol=inst.symbol, last_update_id=inst.sync.book.last_update_id,
             count=len(result.applied), detail=f"book true from snapshot {sid} (+{len(result.applied)} buffered diffs)",
         )
+
+    def _backfill(self, inst: _Instrument, first: int, last: int, now: int) -> None:
+        if last - first + 1 > self._max_backfill:
+            kept = last - self._max_backfill + 1
+            self._health(FeedEventKind.OTHER, now, symbol=inst.symbol, first_update_id=first, last_update_id=kept - 1,
+                         count=kept - first, detail=f"trades {first}..{kept - 1} lost: backfill keeps the newest {self._max_backfill}")
+            first = kept
+            if first > last:
+                return
+        inst.missing_trades.append([first, last, first])
+        self._want_trades(inst)
+
+    def _want_trades(self, inst: _Instrument) -> None:
+        if inst.missing_trades and not inst.trades_wanted:
+            inst.trades_wanted = True
+            self._cb.request_trades(inst.symbol, inst.missing_trades[0][0])
 
     def _want_snapshot(self, inst: _Instrument) -> None:
         if not inst.snapshot_wanted:

@@ -84,7 +84,7 @@ def _play_line(pipeline: FeedPipeline, t: int, kind: str, url: str, data: str, c
         if kind == "ws":
             pipeline.frame(PLAYBACK_CONNECTION, data, t)
         elif kind == "rest":
-            pipeline.snapshot(url, data, t)
+            pipeline.rest(url, data, t)
         else:
             if connection_open:
                 pipeline.close(PLAYBACK_CONNECTION, "reconnect in recording", t)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from confluent_kafka import KafkaException
 from prometheus_client import CollectorRegistry
 
 from infra.logs import configure_logging
@@ -23,6 +24,7 @@ from producers.pipeline import FeedPipeline
 from producers.publisher import KafkaPublisher
 from producers.recording import Recorder, play
 from producers.registry import adapter_for
+from producers.resume import last_trade_ids
 from producers.service import FeedService, producer_id
 
 log = logging.getLogger(__name__)
@@ -43,12 +45,19 @@ def run_feed(settings: Settings, feed: FeedSettings, symbols: list[str]) -> int:
         settings.kafka, events, metrics, time.time_ns, buffer_max_records=feed.buffer_max_records,
         delivery_timeout_ms=feed.delivery_timeout_ms, backpressure_after_s=feed.backpressure_after_s,
     )
-    service = FeedService(adapter, feed, symbols, publisher.publish, metrics, poll=publisher.poll, events=events)
+    try:
+        resume = last_trade_ids(settings.kafka, adapter.venue, symbols)
+    except KafkaException as exc:
+        log.warning("could not read md.trades to resume; trades missed while down stay missing", extra={"error": str(exc)})
+        resume = {}
+    service = FeedService(
+        adapter, feed, symbols, publisher.publish, metrics, poll=publisher.poll, events=events, resume=resume,
+    )
     server = serve_observability(feed.metrics_port, service.health)
     log.info("feed starting", extra={
         "venue": adapter.venue, "symbols": symbols, "connections": feed.connections,
         "ws_url": feed.ws_url, "rest_url": feed.rest_url, "bootstrap": settings.kafka.bootstrap,
-        "metrics_port": server.server_address[1],
+        "metrics_port": server.server_address[1], "resume_after_trade_ids": resume,
     })
     _on_signals(service.stop)
     try:

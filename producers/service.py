@@ -55,6 +55,7 @@ class FeedService:
         tap: Tap | None = None,
         connections: int | None = None,
         events: FeedEvents | None = None,
+        resume: dict[str, int] | None = None,
     ) -> None:
         self._clock = clock
         self._poll = poll
@@ -66,14 +67,25 @@ class FeedService:
             lambda s: adapter.snapshot_url(settings.rest_url, s), adapter.http_error, self._inbox, clock,
             timeout_s=settings.snapshot_timeout_s, min_interval_s=settings.snapshot_min_interval_s,
         )
+        self._history = SnapshotFetcher(
+            lambda s: adapter.trades_url(settings.rest_url, s, 0), adapter.http_error, self._inbox, clock,
+            timeout_s=settings.snapshot_timeout_s, min_interval_s=settings.snapshot_min_interval_s,
+            failed_kind="trades_failed",
+        )
         self.pipeline = FeedPipeline(
             adapter, symbols, sink, self.events, metrics,
-            callbacks=Callbacks(self._fetcher.request, self._replace, self._rollover),
+            callbacks=Callbacks(
+                self._fetcher.request, self._replace, self._rollover,
+                lambda s, from_id: self._history.request(s, adapter.trades_url(settings.rest_url, s, from_id)),
+            ),
             hold_ns=settings.reorder_hold_ms * 1_000_000,
             stall_timeout_ns=int(settings.stall_timeout_s * 1e9),
             silence_timeout_ns=int(settings.silence_timeout_s * 1e9),
             max_book_buffer=settings.max_book_buffer,
+            max_backfill_trades=settings.max_backfill_trades,
         )
+        for symbol, last_id in (resume or {}).items():
+            self.pipeline.resume_trades(symbol, last_id)
         url = adapter.stream_url(settings.ws_url, symbols)
         budget = AttemptBudget(settings.max_attempts, settings.attempt_window_s, clock)
         self.slots = [
@@ -113,6 +125,7 @@ class FeedService:
     def run(self, until: Callable[[], bool] = lambda: False) -> None:
         """Process inputs until :meth:`stop` or ``until()``; then close every connection."""
         self._fetcher.start()
+        self._history.start()
         for slot in self.slots:
             slot.start()
         pipeline, inbox, tap, clock = self.pipeline, self._inbox, self._tap, self._clock
@@ -144,6 +157,7 @@ class FeedService:
             for slot in self.slots:
                 slot.stop()
             self._fetcher.stop()
+            self._history.stop()
             while True:
                 try:
                     self._dispatch(inbox.get_nowait(), pipeline, None)
@@ -171,7 +185,7 @@ class FeedService:
             _, url, body, t = item
             if tap is not None:
                 tap("rest", url, body, t)
-            pipeline.snapshot(url, body, t)
+            pipeline.rest(url, body, t)
         elif kind == "open":
             _, conn, url, t = item
             self._open[conn] = url
@@ -185,6 +199,9 @@ class FeedService:
         elif kind == "rest_failed":
             _, symbol, reason, retriable, t = item
             pipeline.snapshot_failed(symbol, reason, retriable, t)
+        elif kind == "trades_failed":
+            _, symbol, reason, retriable, t = item
+            pipeline.trades_failed(symbol, reason, retriable, t)
         elif kind == "rollover":
             _, conn, detail, t = item
             pipeline.rollover(conn, detail, t)

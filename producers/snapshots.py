@@ -1,4 +1,4 @@
-"""REST depth snapshots fetched off the feed thread, so diffs keep flowing (and buffering) meanwhile."""
+"""REST requests fetched off the feed thread (depth snapshots, trade history pages), so frames keep flowing meanwhile."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 class SnapshotFetcher:
-    """Fetch one snapshot per requested symbol; results go to the inbox as ``rest`` / ``rest_failed``.
+    """Fetch one REST answer per requested symbol; results go to the inbox as ``rest`` / ``failed_kind``.
 
     A refused request is classified by the venue's ``http_error`` (retriable or not); the pipeline
     asks again only for retriable ones.
@@ -34,6 +34,7 @@ class SnapshotFetcher:
         *,
         timeout_s: float = 10.0,
         min_interval_s: float = 0.25,
+        failed_kind: str = "rest_failed",
     ) -> None:
         self._url_of = url_of
         self._http_error = http_error
@@ -41,6 +42,8 @@ class SnapshotFetcher:
         self._clock = clock
         self._timeout_s = timeout_s
         self._min_interval_s = min_interval_s
+        self._failed_kind = failed_kind
+        self._urls: dict[str, str] = {}
         self._requests: queue.Queue[str | None] = queue.Queue()
         self._queued: set[str] = set()
         self._last_fetch: dict[str, float] = {}
@@ -57,9 +60,11 @@ class SnapshotFetcher:
         self._requests.put(None)
         self._thread.join(self._timeout_s + 1)
 
-    def request(self, symbol: str) -> None:
-        """Ask for a snapshot of ``symbol`` (thread-safe)."""
+    def request(self, symbol: str, url: str | None = None) -> None:
+        """Ask for ``url`` (default ``url_of(symbol)``) on behalf of ``symbol`` (thread-safe; the newest url wins)."""
         with self._lock:
+            if url is not None:
+                self._urls[symbol] = url
             if symbol in self._queued:
                 return
             self._queued.add(symbol)
@@ -69,18 +74,18 @@ class SnapshotFetcher:
         while (symbol := self._requests.get()) is not None:
             with self._lock:
                 self._queued.discard(symbol)
+                url = self._urls.pop(symbol, None) or self._url_of(symbol)
             wait = self._last_fetch.get(symbol, 0.0) + self._min_interval_s - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
             self._last_fetch[symbol] = time.monotonic()
-            url = self._url_of(symbol)
             try:
                 resp = self._session.get(url, timeout=self._timeout_s)
                 body = resp.content
                 if resp.status_code != 200:
                     error = self._http_error(resp.status_code, body)
                     log.warning("snapshot refused", extra={"symbol": symbol, "error": str(error), "retriable": error.retriable})
-                    self._inbox.put(("rest_failed", symbol, str(error), error.retriable, self._clock()))
+                    self._inbox.put((self._failed_kind, symbol, str(error), error.retriable, self._clock()))
                     retry_after = resp.headers.get("Retry-After", "")
                     if retry_after.isdigit():
                         time.sleep(min(float(retry_after), 60.0))  # 429/418: the venue says how long
@@ -88,4 +93,4 @@ class SnapshotFetcher:
                 self._inbox.put(("rest", url, body, self._clock()))
             except requests.RequestException as exc:
                 log.warning("snapshot fetch failed", extra={"symbol": symbol, "error": str(exc)})
-                self._inbox.put(("rest_failed", symbol, f"{type(exc).__name__}: {exc}", True, self._clock()))
+                self._inbox.put((self._failed_kind, symbol, f"{type(exc).__name__}: {exc}", True, self._clock()))

@@ -81,6 +81,14 @@ class VenueAdapter(Protocol):
         """Return the REST URL of the depth snapshot of ``symbol``."""
         ...
 
+    def trades_url(self, base: str, symbol: str, from_id: int) -> str:
+        """Return the REST URL of the venue's trades of ``symbol`` from trade id ``from_id`` on."""
+        ...
+
+    def is_trades_url(self, url: str) -> bool:
+        """Return True when a REST URL asks for trades (else it is a depth snapshot)."""
+        ...
+
     def stream_symbols(self, url: str) -> list[str]:
         """Return the symbols a stream URL subscribes to (playback reads them from the recording)."""
         ...
@@ -99,4 +107,8 @@ class VenueAdapter(Protocol):
 
     def parse_snapshot(self, data: str | bytes, symbol: str, ts_recv: int) -> Snapshot:
         """Parse a REST depth snapshot body; raise :class:`producers.errors.ParseError` if malformed."""
+        ...
+
+    def parse_trades(self, data: str | bytes, symbol: str, ts_recv: int) -> list[dict[str, Any]]:
+        """Parse a REST trades body into Trade records in id order; raise ``ParseError`` if malformed."""
         ...

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from producers.binance import errors, parse, urls
 from producers.binance.enums import VENUE
 from producers.binance.sync_rule import BinanceSpotSyncRule
@@ -25,6 +27,14 @@ class BinanceSpotAdapter:
         """Return the depth snapshot URL of ``symbol``."""
         return urls.depth_snapshot_url(base, symbol)
 
+    def trades_url(self, base: str, symbol: str, from_id: int) -> str:
+        """Return the historical trades URL of ``symbol`` from ``from_id`` on (gap backfill)."""
+        return urls.historical_trades_url(base, symbol, from_id)
+
+    def is_trades_url(self, url: str) -> bool:
+        """Return True when a REST URL asks for historical trades (else a depth snapshot)."""
+        return urls.is_historical_trades_url(url)
+
     def stream_symbols(self, url: str) -> list[str]:
         """Return the symbols of a combined-stream URL."""
         return urls.symbols_of_stream_url(url)
@@ -43,3 +53,7 @@ class BinanceSpotAdapter:
     def parse_snapshot(self, data: str | bytes, symbol: str, ts_recv: int) -> Snapshot:
         """Parse one depth snapshot body."""
         return parse.parse_snapshot(data, symbol, ts_recv)
+
+    def parse_trades(self, data: str | bytes, symbol: str, ts_recv: int) -> list[dict[str, Any]]:
+        """Parse one historical trades body."""
+        return parse.parse_historical_trades(data, symbol, ts_recv)

@@ -243,3 +243,37 @@ def parse_snapshot(data: str | bytes, symbol: str, ts_recv: int) -> Snapshot:
         raise ParseError(f"snapshot without field {exc.args[0]}", symbol) from None
     except ParseError as exc:
         raise ParseError(exc.reason, symbol) from None
+
+
+def parse_historical_trades(data: str | bytes, symbol: str, ts_recv: int) -> list[dict[str, Any]]:
+    """Parse a ``GET /api/v3/historicalTrades`` body into Trade records, in the venue's (id) order.
+
+    Sample (trimmed)::
+
+        [{"id": 28457, "price": "4.00000100", "qty": "12.00000000", "quoteQty": "48.000012",
+          "time": 1499865549590, "isBuyerMaker": true, "isBestMatch": true}]
+
+    Same meaning as the ``@trade`` stream: ``isBuyerMaker`` true -> the aggressor sold.
+    """
+    try:
+        msg = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError(f"historical trades are not JSON: {exc}", symbol) from None
+    if type(msg) is not list:
+        raise ParseError("historical trades are not a JSON list", symbol)
+    trades = []
+    try:
+        for item in msg:
+            maker = item["isBuyerMaker"]
+            if type(maker) is not bool:
+                raise ParseError(f"invalid isBuyerMaker: {maker!r}", symbol)
+            trades.append({
+                "venue": VENUE, "symbol": symbol, "trade_id": _int(item["id"], "id"),
+                "price": _decimal(item["price"], "price"), "qty": _decimal(item["qty"], "qty"),
+                "side": "sell" if maker else "buy", "ts_event": _ms(item["time"], "time"), "ts_recv": ts_recv,
+            })
+    except (KeyError, TypeError) as exc:
+        raise ParseError(f"historical trade without field {exc.args[0]}", symbol) from None
+    except ParseError as exc:
+        raise ParseError(exc.reason, symbol) from None
+    return trades

@@ -19,6 +19,10 @@ DEPTH_PATH = "/api/v3/depth"
 SNAPSHOT_LIMIT = 5000
 """Deepest REST snapshot Binance serves (request weight 250)."""
 
+HISTORICAL_TRADES_PATH = "/api/v3/historicalTrades"
+HISTORICAL_TRADES_LIMIT = 1000
+"""Most trades one ``historicalTrades`` call returns (request weight 25)."""
+
 MAX_STREAMS_PER_CONNECTION = 1024
 
 
@@ -40,8 +44,18 @@ def depth_snapshot_url(base: str, symbol: str, limit: int = SNAPSHOT_LIMIT) -> s
     return f"{base.rstrip('/')}{DEPTH_PATH}?symbol={symbol.upper()}&limit={limit}"
 
 
+def historical_trades_url(base: str, symbol: str, from_id: int, limit: int = HISTORICAL_TRADES_LIMIT) -> str:
+    """Return the REST URL of up to ``limit`` trades of ``symbol`` from trade id ``from_id`` on."""
+    return f"{base.rstrip('/')}{HISTORICAL_TRADES_PATH}?symbol={symbol.upper()}&fromId={from_id}&limit={limit}"
+
+
+def is_historical_trades_url(url: str) -> bool:
+    """Return True for a ``historicalTrades`` URL (a recording holds both kinds of REST answer)."""
+    return urlsplit(url).path.endswith(HISTORICAL_TRADES_PATH)
+
+
 def symbol_of_snapshot_url(url: str) -> str:
-    """Return the ``symbol`` query parameter of a depth snapshot URL."""
+    """Return the ``symbol`` query parameter of a depth snapshot (or historical trades) URL."""
     values = parse_qs(urlsplit(url).query).get("symbol")
     if not values:
         raise ValueError(f"no symbol in snapshot url {url!r}")
