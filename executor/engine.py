@@ -181,11 +181,13 @@ class Engine:
                              self.clock, self._acked)
         log.info("order rate buckets from venue rateLimits",
                  extra={"buckets": [(round(b.rate, 3), b.burst) for b in buckets]})
-        self.md = self._consumer(f"{s.group_id}-md-{self.clock()}")
+        self.md = self._consumer(f"{s.group_id}-md-{self.clock()}", **{"fetch.wait.max.ms": s.signals_fetch_wait_ms})
         self._assign_tail(self.md, [Topic.BBO.value, Topic.BOOK.value], MD_BACKFILL)
         self.control = self._consumer(f"{s.group_id}-control-{self.clock()}")
         self.control.assign([TopicPartition(s.control_topic, 0, OFFSET_BEGINNING)])
-        self.signals = self._consumer(s.group_id, **{"auto.offset.reset": s.signals_offset_reset})
+        self.signals = self._consumer(
+            s.group_id, **{"auto.offset.reset": s.signals_offset_reset, "fetch.wait.max.ms": s.signals_fetch_wait_ms}
+        )
         if self.start_at is None:
             self.signals.subscribe([Topic.SIGNALS.value], on_assign=self._on_assign, on_revoke=self._on_revoke)
         else:
@@ -404,24 +406,27 @@ class Engine:
                 self._drain_control()
                 self._drain_market()
                 inflight = sum(1 for r in self.runs.values() if not r.done)
-                timeout = 0.0 if inflight else 0.05
+                msgs: list[Message] = []
                 if inflight < self.settings.max_inflight_signals:
-                    for msg in self.signals.consume(self.settings.max_inflight_signals - inflight, timeout):
+                    msgs = self.signals.consume(self.settings.max_inflight_signals - inflight, 0)
+                    if not msgs and not inflight:
+                        msgs = self.signals.consume(1, 0.02)  # idle: block until the next signal, briefly
+                    for msg in msgs:
                         if msg.error():
                             if msg.error().code() != KafkaError._PARTITION_EOF:
                                 log.warning("signals consumer error", extra={"error": str(msg.error())})
                             continue
                         self._take(msg)
-                elif inflight:
-                    time.sleep(0.001)
+                else:
+                    msgs = []
                 self._step_runs()
                 now = self.clock()
                 if now - last_commit > 50_000_000:
                     self._commit()
                     self._update_gauges()
                     last_commit = now
-                if inflight:
-                    time.sleep(0.0005)
+                if inflight and not msgs:
+                    time.sleep(0.002)  # runs are waiting on timers (TTL, poll, backoff): don't spin
         finally:
             self.close()
 
