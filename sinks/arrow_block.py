@@ -73,19 +73,21 @@ def column_array(column: Column, values: Sequence[Any]) -> pa.Array:
     return pa.array(values, _PLAIN_TYPES[base]) if base in _PLAIN_TYPES else pa.array(values)
 
 
-def arrow_table(spec: TableSpec, rows: Sequence[tuple[Any, ...]]) -> pa.Table:
-    """Return ``rows`` of ``spec`` as an Arrow table with the columns of :attr:`TableSpec.column_names`."""
+def arrow_table(spec: TableSpec, rows: Sequence[tuple[Any, ...]], topic_id: str) -> pa.Table:
+    """Return ``rows`` of ``spec`` as an Arrow table with the columns of :attr:`TableSpec.insert_columns`."""
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(spec.column_names)
     arrays = [column_array(c, columns[i]) for i, c in enumerate(spec.columns)]
     arrays += [pa.array(columns[len(spec.columns) + i], t) for i, t in enumerate(_META_TYPES)]
-    return pa.Table.from_arrays(arrays, names=list(spec.column_names))
+    arrays.append(pa.array([topic_id] * len(rows), pa.string()))
+    return pa.Table.from_arrays(arrays, names=list(spec.insert_columns))
 
 
-def dead_letter_table(rows: Sequence[tuple[str, int, int, bytes, str]]) -> pa.Table:
+def dead_letter_table(rows: Sequence[tuple[str, int, int, bytes, str]], topic_ids: dict[str, str]) -> pa.Table:
     """Return dead-letter rows ``(topic, partition, offset, raw, error)`` as an Arrow table."""
     topic, partition, offset, raw, error = (list(c) for c in zip(*rows, strict=True)) if rows else ([],) * 5
     return pa.Table.from_arrays(
         [pa.array(topic, pa.string()), pa.array(partition, pa.int32()), pa.array(offset, pa.int64()),
-         pa.array(raw, pa.binary()), pa.array(error, pa.string())],
+         pa.array(raw, pa.binary()), pa.array(error, pa.string()),
+         pa.array([topic_ids.get(t, "") for t in topic], pa.string())],
         names=list(DEAD_LETTER_COLUMNS),
     )

@@ -22,6 +22,7 @@ class Batch:
     dead_letters: list[tuple[str, int, int, bytes, str]] = field(default_factory=list)
     offsets: dict[TopicPartition, tuple[int, int]] = field(default_factory=dict)
     messages: int = 0
+    topic_ids: dict[str, str] = field(default_factory=dict)  # broker topic UUIDs, "" when unknown
 
     @property
     def row_count(self) -> int:
@@ -38,7 +39,8 @@ class Batch:
         The same batch retried after a timeout carries the same token, so ClickHouse drops it
         if the first attempt did land.
         """
-        ranges = ",".join(f"{t}/{p}/{first}-{last}" for (t, p), (first, last) in sorted(self.offsets.items()))
+        ranges = ",".join(f"{t}@{self.topic_ids.get(t, '')}/{p}/{first}-{last}"
+                          for (t, p), (first, last) in sorted(self.offsets.items()))
         return f"{table}:{ranges}"
 
     def without(self, partitions: set[TopicPartition]) -> Batch:
@@ -50,6 +52,7 @@ class Batch:
                 kept.rows[table] = kept_rows
         kept.dead_letters = [d for d in self.dead_letters if (d[0], d[1]) not in partitions]
         kept.messages = self.messages
+        kept.topic_ids = dict(self.topic_ids)
         return kept
 
 
@@ -112,7 +115,8 @@ class Batcher:
             return False
         return self._rows >= self.max_rows or now_ns - self._started_ns >= self.max_age_ns
 
-    def take(self) -> Batch:
-        """Return the current batch and start an empty one."""
+    def take(self, topic_ids: dict[str, str] | None = None) -> Batch:
+        """Return the current batch (stamped with the topics' broker ids) and start an empty one."""
         batch, self._batch, self._rows, self._started_ns = self._batch, Batch(), 0, None
+        batch.topic_ids = dict(topic_ids or {})
         return batch

@@ -23,7 +23,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, TopicCollection, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from infra.settings import KafkaSettings, SinkSettings
 from schemas.serde import AvroSerde, SerdeError
@@ -74,6 +75,8 @@ class SinkLoop:
                                      Backoff(sink.retry_initial_ms / 1000, sink.retry_max_ms / 1000))
         self._batcher = Batcher(sink.batch_max_rows, sink.batch_max_ms)
         self._consumer = Consumer(consumer_config(kafka, sink))
+        self._admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+        self._topic_ids: dict[str, str] = {}
         self._frontier_rows: dict[tuple[str, int], int] = {}
         self._frontier_dead: dict[tuple[str, int], int] = {}
         self._assigned: set[tuple[str, int]] = set()
@@ -183,7 +186,7 @@ class SinkLoop:
         self._consumed.clear()
         if self._batcher.empty:
             return True
-        batch = self._batcher.take()
+        batch = self._batcher.take(self._topic_ids)
         metrics.BATCH_ROWS.observe(batch.row_count)
         self._inflight = (batch, self._executor.submit(self._writer.write, batch, self._give_up))
         return True
@@ -212,7 +215,22 @@ class SinkLoop:
         return True
 
     # --- rebalance -------------------------------------------------------------------------
+    def _refresh_topic_ids(self, topics: set[str]) -> None:
+        # a new id means the topic was recreated (the local broker forgets all on restart): its
+        # offsets start again at 0 and must not match the archived rows of its previous life
+        try:
+            described = self._admin.describe_topics(TopicCollection(sorted(topics)), request_timeout=15)
+            ids = {name: str(future.result().topic_id) for name, future in described.items()}
+        except Exception as exc:  # noqa: BLE001 (broker without topic ids: one incarnation assumed)
+            log.warning("topic ids unavailable; assuming topics are never recreated", extra={"error": str(exc)})
+            ids = {t: self._topic_ids.get(t, "") for t in topics}
+        changed = {t: (self._topic_ids[t], i) for t, i in ids.items() if t in self._topic_ids and self._topic_ids[t] != i}
+        if changed:
+            log.warning("topic recreated since last assignment", extra={"topics": changed})
+        self._topic_ids.update(ids)
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._refresh_topic_ids({tp.topic for tp in partitions})
         committed = consumer.committed(partitions, timeout=30)
         starts = {(tp.topic, tp.partition): (tp.offset if tp.offset != OFFSET_INVALID and tp.offset >= 0 else 0)
                   for tp in committed}
@@ -220,7 +238,7 @@ class SinkLoop:
         backoff = Backoff(self._sink.retry_initial_ms / 1000, self._sink.retry_max_ms / 1000)
         while True:
             try:
-                rows, dead = read_frontier(self._client, starts)
+                rows, dead = read_frontier(self._client, starts, self._topic_ids)
                 break
             except Exception as exc:
                 log.warning("cannot read the resume frontier; retrying", extra={"error": str(exc)[:300]})

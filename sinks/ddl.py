@@ -14,10 +14,12 @@ Type mapping (why):
 * arrays of records (book levels) -> ``Array(Tuple(name type, ...))``;
 * ``["null", X]`` unions -> ``Nullable(X)``.
 
-Every table also has ``_topic``, ``_partition``, ``_offset`` and ``_ingested_at``. The engine is
-``ReplacingMergeTree ORDER BY (_partition, _offset)``: a redelivered message has the same
-partition and offset, so it collapses at merge time and never shows under ``FINAL`` (the ``v_*``
-views). No ``PARTITION BY``: every insert then writes exactly one part, which is atomic; the
+Every table also has ``_topic``, ``_topic_id``, ``_partition``, ``_offset`` and ``_ingested_at``.
+The engine is ``ReplacingMergeTree ORDER BY (_topic_id, _partition, _offset)``: a redelivered
+message has the same topic id, partition and offset, so it collapses at merge time and never shows
+under ``FINAL`` (the ``v_*`` views). ``_topic_id`` is the broker's topic UUID: a recreated topic
+(the local broker forgets everything on restart) starts again at offset 0, and its messages must
+not collapse with, or be skipped as, the archived messages of the topic's previous life. No ``PARTITION BY``: every insert then writes exactly one part, which is atomic; the
 sink's resume logic relies on that. ``non_replicated_deduplication_window`` makes the engine honour
 ``insert_deduplication_token`` so a retried batch is dropped whole, in the views' targets too.
 """
@@ -53,6 +55,7 @@ LOW_CARDINALITY_FIELDS = frozenset({
 })
 META_COLUMNS: tuple[tuple[str, str], ...] = (
     ("_topic", "LowCardinality(String)"),
+    ("_topic_id", "LowCardinality(String)"),
     ("_partition", "Int32"),
     ("_offset", "Int64"),
     ("_ingested_at", f"{TIME} DEFAULT now64(9)"),
@@ -101,8 +104,13 @@ class TableSpec:
 
     @property
     def column_names(self) -> tuple[str, ...]:
-        """Record columns followed by the metadata columns, the sink's insert order."""
+        """Record columns then ``_topic``, ``_partition``, ``_offset``: the row layout of :mod:`sinks.rows`."""
         return tuple(c.name for c in self.columns) + ("_topic", "_partition", "_offset")
+
+    @property
+    def insert_columns(self) -> tuple[str, ...]:
+        """:attr:`column_names` plus ``_topic_id`` (constant per insert): the writer's insert order."""
+        return (*self.column_names, "_topic_id")
 
     def create_sql(self) -> str:
         """Return the idempotent ``CREATE TABLE IF NOT EXISTS`` statement."""
@@ -112,7 +120,7 @@ class TableSpec:
         body = ",\n    ".join(lines)
         return (
             f"CREATE TABLE IF NOT EXISTS {self.name}\n(\n    {body}\n)\n"
-            f"ENGINE = ReplacingMergeTree\nORDER BY (_partition, _offset)\n"
+            f"ENGINE = ReplacingMergeTree\nORDER BY (_topic_id, _partition, _offset)\n"
             f"SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}\n"
         )
 
@@ -222,6 +230,7 @@ def all_table_specs() -> tuple[TableSpec, ...]:
 DEAD_LETTERS_SQL = f"""CREATE TABLE IF NOT EXISTS {DEAD_LETTERS}
 (
     `topic` LowCardinality(String),
+    `topic_id` LowCardinality(String),
     `partition` Int32,
     `offset` Int64,
     `raw` String,
@@ -229,10 +238,10 @@ DEAD_LETTERS_SQL = f"""CREATE TABLE IF NOT EXISTS {DEAD_LETTERS}
     `_ingested_at` {TIME} DEFAULT now64(9)
 )
 ENGINE = ReplacingMergeTree
-ORDER BY (topic, partition, offset)
+ORDER BY (topic, topic_id, partition, offset)
 SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}
 """
-DEAD_LETTER_COLUMNS = ("topic", "partition", "offset", "raw", "error")
+DEAD_LETTER_COLUMNS = ("topic", "partition", "offset", "raw", "error", "topic_id")
 
 
 def ddl_files() -> dict[str, str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
-from sinks.ddl import DEAD_LETTERS_SQL, TableSpec, all_table_specs
+from sinks.ddl import DEAD_LETTERS_SQL, META_COLUMNS, TableSpec, all_table_specs
 
 log = logging.getLogger(__name__)
 VIEWS_SQL = Path(__file__).parent / "views.sql"
@@ -80,9 +80,16 @@ def migrate(client: Client, database: str) -> MigrationReport:
             elif _normalise(have) != _normalise(column.type):
                 report.type_mismatches.append(f"{spec.name}.{column.name}: table {have}, schema {column.type}")
             previous = column.name
+        for name, definition in META_COLUMNS:
+            if name not in existing[spec.name]:
+                client.command(f"ALTER TABLE {spec.name} ADD COLUMN IF NOT EXISTS `{name}` {definition}")
+                report.added_columns.append(f"{spec.name}.{name}")
     if "dead_letters" not in existing:
         client.command(DEAD_LETTERS_SQL)
         report.created_tables.append("dead_letters")
+    elif "topic_id" not in existing["dead_letters"]:
+        client.command("ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS `topic_id` LowCardinality(String) AFTER topic")
+        report.added_columns.append("dead_letters.topic_id")
     for spec in all_table_specs():
         client.command(dedup_view_sql(spec))
         report.views.append(f"v_{spec.name}")

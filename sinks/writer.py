@@ -51,9 +51,10 @@ class ArchiveWriter:
         self.retrying_since_ns: int | None = None
 
     def _blocks(self, batch: Batch) -> list[tuple[str, pa.Table]]:
-        blocks = [(table, arrow_table(self._specs[table], rows)) for table, rows in batch.rows.items() if rows]
+        blocks = [(table, arrow_table(self._specs[table], rows, batch.topic_ids.get(self._specs[table].topic, "")))
+                  for table, rows in batch.rows.items() if rows]
         if batch.dead_letters:
-            blocks.append((DEAD_LETTERS, dead_letter_table(batch.dead_letters)))
+            blocks.append((DEAD_LETTERS, dead_letter_table(batch.dead_letters, batch.topic_ids)))
         return blocks
 
     def write(self, batch: Batch, give_up: threading.Event) -> bool:

@@ -2,6 +2,7 @@
 CREATE TABLE IF NOT EXISTS dead_letters
 (
     `topic` LowCardinality(String),
+    `topic_id` LowCardinality(String),
     `partition` Int32,
     `offset` Int64,
     `raw` String,
@@ -9,5 +10,5 @@ CREATE TABLE IF NOT EXISTS dead_letters
     `_ingested_at` DateTime64(9, 'UTC') DEFAULT now64(9)
 )
 ENGINE = ReplacingMergeTree
-ORDER BY (topic, partition, offset)
+ORDER BY (topic, topic_id, partition, offset)
 SETTINGS non_replicated_deduplication_window = 10000

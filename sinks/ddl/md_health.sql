@@ -13,11 +13,12 @@ CREATE TABLE IF NOT EXISTS md_health
     `ts_event` DateTime64(9, 'UTC'),
     `ts_recv` DateTime64(9, 'UTC'),
     `_topic` LowCardinality(String),
+    `_topic_id` LowCardinality(String),
     `_partition` Int32,
     `_offset` Int64,
     `_ingested_at` DateTime64(9, 'UTC') DEFAULT now64(9),
     INDEX ts_event_minmax ts_event TYPE minmax GRANULARITY 4
 )
 ENGINE = ReplacingMergeTree
-ORDER BY (_partition, _offset)
+ORDER BY (_topic_id, _partition, _offset)
 SETTINGS non_replicated_deduplication_window = 10000

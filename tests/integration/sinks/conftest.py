@@ -147,13 +147,14 @@ class ThreadedSink:
 
 
 @pytest.fixture
-def threaded_sink(private_kafka: KafkaSettings) -> Iterator[Callable[..., ThreadedSink]]:
-    """Start in-process sinks on the private broker; every one is stopped at teardown."""
+def threaded_sink_factory() -> Iterator[Callable[..., ThreadedSink]]:
+    """Start in-process sinks on any broker; every one still running is stopped at teardown."""
     started: list[ThreadedSink] = []
 
-    def start(archive: Archive, topics: list[str] | None = None, **sink_fields: Any) -> ThreadedSink:
+    def start(kafka: KafkaSettings, archive: Archive, topics: list[str] | None = None,
+              **sink_fields: Any) -> ThreadedSink:
         fields = {"group_id": f"sink-{uuid.uuid4().hex[:8]}", "metrics_port": 0, "batch_max_ms": 200, **sink_fields}
-        sink = ThreadedSink(private_kafka, archive, SinkSettings(**fields), topics or [t.value for t in Topic]).start()
+        sink = ThreadedSink(kafka, archive, SinkSettings(**fields), topics or [t.value for t in Topic]).start()
         started.append(sink)
         return sink
 
@@ -162,6 +163,13 @@ def threaded_sink(private_kafka: KafkaSettings) -> Iterator[Callable[..., Thread
         if sink._thread.is_alive():
             sink.loop.stop()
             sink._thread.join(30)
+
+
+@pytest.fixture
+def threaded_sink(private_kafka: KafkaSettings,
+                  threaded_sink_factory: Callable[..., ThreadedSink]) -> Callable[..., ThreadedSink]:
+    """Start in-process sinks on the private broker; every one is stopped at teardown."""
+    return lambda archive, topics=None, **fields: threaded_sink_factory(private_kafka, archive, topics, **fields)
 
 
 def sink_env(kafka: KafkaSettings, warehouse: WarehouseSettings, **sink_fields: Any) -> dict[str, str]:

@@ -55,7 +55,7 @@ def test_documented_answers_match_the_known_history(history_archive: tuple[Archi
     archive, history = history_archive
     queries = analyst_queries()
     counts = archive.client.query(queries[0]).result_rows
-    assert sum(r[1] for r in counts) == len(history["md.trades"]) and all(r[4] == 0 for r in counts)
+    assert sum(r[2] for r in counts) == len(history["md.trades"]) and all(r[5] == 0 for r in counts)
     gaps = archive.client.query(queries[6]).result_rows
     assert [(g[2], g[6]) for g in gaps] == [("disconnect", 5.0), ("gap", 2.0)]
     outages = archive.client.query(queries[7]).result_rows

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from infra.broker import free_port
+from infra.broker import free_port, start_broker
 from infra.settings import KafkaSettings
+from infra.topics import create_topics
 from infra.warehouse.process import WarehouseProcess
 from tests.integration.sinks.conftest import (
     Archive,
@@ -42,7 +43,7 @@ def _trades(count: int) -> list[dict]:
 def _assert_every_offset_once(archive: Archive, kafka: KafkaSettings, total: int) -> None:
     # the documented count query (docs/analysts.md, query 1): messages and missing offsets per partition
     documented = archive.client.query(analyst_queries()[0]).result_rows
-    assert sum(r[1] for r in documented) == total and all(r[4] == 0 for r in documented)
+    assert sum(r[2] for r in documented) == total and all(r[5] == 0 for r in documented)
     assert archive.scalar(COUNT_QUERY) == total
     ends = end_offsets(kafka, "md.trades")
     per_partition = dict(archive.client.query(
@@ -153,3 +154,41 @@ def test_clickhouse_paused_then_down_10s_retries_commits_nothing_then_catches_up
         assert archive.scalar("SELECT count() FROM md_trades") == 30_000, "a retried insert landed twice"
     finally:
         warehouse.stop()
+
+
+@pytest.mark.integration
+@pytest.mark.faults
+@pytest.mark.timeout(120)
+def test_recreated_topic_starting_again_at_offset_0_is_archived_not_skipped(
+    archive: Archive, threaded_sink_factory: Callable[..., ThreadedSink], tmp_path: Path
+) -> None:
+    # Arrange: the local broker forgets everything on restart; the archive does not
+    port = free_port()
+    first_life, second_life = _trades(1_000), _trades(1_600)[1_000:]
+    broker = start_broker("127.0.0.1", port, log_path=tmp_path / "tansu-1.log")
+    try:
+        kafka = KafkaSettings(bootstrap=f"127.0.0.1:{port}", partitions=4)
+        create_topics(kafka)
+        produce(kafka, "md.trades", first_life)
+        sink = threaded_sink_factory(kafka, archive, topics=["md.trades"], group_id="reset-drill")
+        wait_for(lambda: committed_total(kafka, "reset-drill", "md.trades") == 1_000, 60, "first life archived")
+        sink.stop()
+    finally:
+        broker.kill()
+        broker.wait()
+    broker = start_broker("127.0.0.1", port, log_path=tmp_path / "tansu-2.log")
+    try:
+        create_topics(kafka)
+        produce(kafka, "md.trades", second_life)
+        # Act
+        sink = threaded_sink_factory(kafka, archive, topics=["md.trades"], group_id="reset-drill")
+        wait_for(lambda: committed_total(kafka, "reset-drill", "md.trades") == 600, 60, "second life archived")
+        sink.stop()
+    finally:
+        broker.kill()
+        broker.wait()
+    # Assert: both lives archived, nothing collapsed or skipped, bars count every trade once
+    assert archive.scalar(COUNT_QUERY) == 1_600
+    assert archive.scalar("SELECT uniqExact(trade_id) FROM v_md_trades") == 1_600
+    assert archive.scalar("SELECT uniqExact(_topic_id) FROM v_md_trades") == 2
+    assert archive.scalar("SELECT sum(trades) FROM ohlcv_1m") == 1_600

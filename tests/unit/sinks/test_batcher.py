@@ -46,9 +46,11 @@ def test_dedup_token_depends_on_table_and_offset_ranges_only() -> None:
         b.add_row("md_trades", ("r", "md.trades", 0, 4), "md.trades", 0, 4, 99)
         return b
 
-    first, second = build().take(), build().take()
-    assert first.dedup_token("md_trades") == second.dedup_token("md_trades") == "md_trades:md.trades/0/3-4"
+    first, second = build().take({"md.trades": "id1"}), build().take({"md.trades": "id1"})
+    assert first.dedup_token("md_trades") == second.dedup_token("md_trades") == "md_trades:md.trades@id1/0/3-4"
     assert first.dedup_token("dead_letters") != first.dedup_token("md_trades")
+    # the same offsets of a recreated topic are new messages, not a retry
+    assert build().take({"md.trades": "id2"}).dedup_token("md_trades") != first.dedup_token("md_trades")
 
 
 def test_revoked_partitions_are_dropped_with_their_rows() -> None:

@@ -32,7 +32,7 @@ def test_trade_row_keeps_decimal_strings_times_and_metadata() -> None:
 def test_decimal_strings_that_fit_are_exact_after_arrow_cast(text: str) -> None:
     spec = table_spec("md.trades")
     row = RowMapper(spec).row({**TRADE, "price": text}, "md.trades", 0, 0)
-    price = arrow_table(spec, [row]).column("price")[0].as_py()
+    price = arrow_table(spec, [row], "id").column("price")[0].as_py()
     assert price == Decimal(text)
 
 
@@ -54,7 +54,7 @@ def test_any_decimal38_18_value_round_trips_through_row_and_arrow(value: Decimal
     text = format(value, "f")
     spec = table_spec("md.trades")
     row = RowMapper(spec).row({**TRADE, "price": text}, "md.trades", 0, 0)
-    assert arrow_table(spec, [row]).column("price")[0].as_py() == value
+    assert arrow_table(spec, [row], "id").column("price")[0].as_py() == value
 
 
 def test_book_levels_become_list_of_structs_with_exact_decimals() -> None:
@@ -62,7 +62,7 @@ def test_book_levels_become_list_of_structs_with_exact_decimals() -> None:
     record = dict(venue="binance", symbol="ETHUSDT", snapshot=True, first_update_id=1, last_update_id=3,
                   bids=[{"price": "3000.01", "qty": "0.5"}], asks=[{"price": "3000.02", "qty": "0"}],
                   ts_event=1, ts_recv=2)
-    table = arrow_table(spec, [RowMapper(spec).row(record, "md.book", 1, 9)])
+    table = arrow_table(spec, [RowMapper(spec).row(record, "md.book", 1, 9)], "id")
     assert table.column("bids")[0].as_py() == [{"price": Decimal("3000.01"), "qty": Decimal("0.5")}]
     assert table.schema.field("asks").type == pa.list_(pa.struct([("price", pa.decimal128(38, 18)),
                                                                   ("qty", pa.decimal128(38, 18))]))
