@@ -116,7 +116,11 @@ def register(app: typer.Typer) -> None:
 def _client(settings: Settings, url: str | None, database: str | None) -> Client:
     from sinks.client import connect
 
-    return connect(settings.warehouse, url=url, database=database or "")
+    try:
+        return connect(settings.warehouse, url=url, database=database or "")
+    except Exception as exc:  # noqa: BLE001 (unreachable server, unknown database, bad credentials)
+        typer.echo(f"error: cannot use ClickHouse at {url or settings.warehouse.url}: {str(exc)[:300]}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _since(text: str) -> int:

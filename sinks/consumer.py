@@ -122,6 +122,7 @@ class SinkLoop:
                 log.warning("shutdown before ClickHouse acknowledged the last batch; nothing committed, "
                             "the messages are read again on restart")
         finally:
+            self._give_up.set()  # after an error, a batch still failing is abandoned uncommitted
             self._consumer.close()
             self._executor.shutdown(wait=True)
             if self._give_up_timer is not None:
