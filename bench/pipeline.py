@@ -16,12 +16,14 @@ streams, sink, executor) on a private ``TICKPIPE_HOME`` and free ports. Then:
    signals and orders are collected for ``--latency-s``. Tick-to-order = the ``ts_recv`` of the
    market-data input that produced a signal (stamped by the feed) -> the ``ts_emit`` of the first
    order the executor sent for it (``pending_new``); also tick -> signal, signal -> order and
-   tick -> venue answer.
+   tick -> venue answer. Signals come faster than by default (cooldown 1 s instead of 5 s) and
+   with a target every symbol can trade (0.01), so that the window holds enough of them.
 
-The stack is stopped by pid at the end, also on Ctrl-C or SIGTERM.
+The stack is stopped by pid at the end, also on Ctrl-C or SIGTERM (and by a watchdog when the
+benchmark is killed). The whole run takes 3-6 minutes.
 
     .venv/bin/python -m bench.pipeline [--rates 200,500,1000,2000,3000,4000,6000] [--step-s 25]
-        [--latency-s 40] [--signal-cooldown-ms 1000]
+        [--latency-s 50] [--signal-cooldown-ms 1000] [--signal-target-qty 0.01] [--all-steps]
 """
 
 from __future__ import annotations
@@ -274,8 +276,10 @@ def run_step(prober: Prober, target: float, step_s: float, sample_s: float, sett
 
 
 def print_step(result: StepResult) -> None:
+    inputs = {s.stage: s.input_per_s for s in result.series()}
     verdicts = ", ".join(
-        f"{v.stage} {'ok' if v.bounded else 'GROWING'} (lag {v.final_lag:,}, {v.growth_per_s:+,.0f}/s, {v.behind_s:.1f}s behind)"
+        f"{v.stage} {'ok' if v.bounded else 'GROWING'} (in {inputs[v.stage]:,.0f}/s, lag {v.final_lag:,}, "
+        f"{v.growth_per_s:+,.0f}/s, {v.behind_s:.1f}s behind)"
         for v in result.verdicts
     )
     cpu = ", ".join(f"{k} {v:.0f}%" for k, v in sorted(result.cpu_percent().items(), key=lambda kv: -kv[1]))
@@ -415,7 +419,8 @@ def print_steps_table(steps: list[StepResult]) -> None:
 def print_latency(lat: Latencies, rate: float, seconds: float) -> None:
     print(f"\ntick-to-order at {rate:,.0f} events/s for {seconds:.0f} s: {lat.signals} signals, "
           f"{len(lat.tick_to_order)} with an order sent, {lat.denied} denied by risk, "
-          f"{lat.stale} stale on arrival at the executor (dlq)")
+          f"{lat.stale} stale on arrival at the executor (dlq), "
+          f"{lat.signals - len(lat.tick_to_order) - lat.denied - lat.stale} finished or still working without an order")
     print("| hop | n | p50 ms | p99 ms | max ms |")
     print("|---|---|---|---|---|")
     for name, values in (
@@ -443,11 +448,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--settle-s", type=float, default=8.0,
                         help="start of each step not judged (the previous backlog drains there)")
     parser.add_argument("--sample-s", type=float, default=2.5, help="lag sampling interval")
-    parser.add_argument("--latency-s", type=float, default=40.0, help="how long signals are collected at half rate")
+    parser.add_argument("--latency-s", type=float, default=50.0, help="how long signals are collected at half rate")
     parser.add_argument("--drain-s", type=float, default=30.0, help="longest wait for backlogs to drain before it")
     parser.add_argument("--all-steps", action="store_true", help="keep stepping after a step is not sustained")
     parser.add_argument("--signal-cooldown-ms", type=int, default=1000,
                         help="streams signal cooldown per instrument (default 5000 gives too few signals to rank)")
+    parser.add_argument("--signal-target-qty", default="0.01",
+                        help="signal target quantity in base units (tradable on every symbol at its start price)")
     return parser.parse_args()
 
 
@@ -460,6 +467,9 @@ def main() -> None:
         "TICKPIPE_STREAMS__SIGNAL_COOLDOWN_MS": str(args.signal_cooldown_ms),
         # the executor should meet the venue's order limit only if the pipeline is that fast
         "TICKPIPE_SIM__ORDERS_LIMIT_10S": "1000",
+        # the default 0.001 is below ETHUSDT's 5 USDT minimum notional at ~3,000: the executor waits
+        # on such a signal until it expires, never sending an order (BTCUSDT only would halve n)
+        "TICKPIPE_STREAMS__SIGNAL_TARGET_QTY": args.signal_target_qty,
     }
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp, local_stack(Path(tmp), overrides) as stack:
         prober = Prober(stack)
