@@ -106,11 +106,26 @@ class DrillBench:
         return [c for c in conns if any("@trade" in s for s in c.get("streams", []))]
 
     def venue_newest(self) -> dict[str, int]:
+        """The exchange's newest trade id per symbol, from its control API (no request weight: the
+        feed and the executor share the venue's per-IP weight budget with this test)."""
+        archived = self.archived_newest()
         newest = {}
         for symbol in self.pipe.symbols:
-            page = requests.get(f"{self.sim_url}/api/v3/trades", params={"symbol": symbol, "limit": 1}, timeout=10)
-            newest[symbol] = page.json()[-1]["id"]
+            trades = self.pipe.sim_trades(symbol, from_id=max(archived.get(symbol, 1), 1))
+            newest[symbol] = trades[-1]["id"]
         return newest
+
+    def executor_open_orders(self) -> int:
+        """The executor's own gauge of orders live on the venue (its metrics: no venue request weight)."""
+        text = requests.get(f"{self.stack.service('executor').url}/metrics", timeout=5).text
+        return int(next((float(line.split()[1]) for line in text.splitlines() if line.startswith("executor_open_orders ")), 0))
+
+    def wait_working_order(self, timeout_s: float = 30.0) -> int:
+        """Wait until the executor has an order open on the venue; return how many (0 if none came)."""
+        try:
+            return wait_for("an open order", self.executor_open_orders, timeout_s, every_s=0.1)[0]
+        except TimeoutError:
+            return 0
 
     # ---- the archive --------------------------------------------------------------------------
 
