@@ -196,8 +196,14 @@ class Engine:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         ends = end_offsets(self.kafka.bootstrap, partitions)
-        for tp in partitions:
-            self.recover_below[tp.partition] = ends[(tp.topic, tp.partition)][1]
+        committed = consumer.committed(partitions, timeout=10)
+        for tp, done in zip(partitions, committed, strict=True):
+            end = ends[(tp.topic, tp.partition)][1]
+            self.recover_below[tp.partition] = end
+            if done.offset < 0 and self.settings.signals_offset_reset == "latest":
+                # start at the exact end: a broker's ListOffsets may under-report it (tansu)
+                tp.offset = end
+        consumer.assign(partitions)
         log.info("signals assigned", extra={"partitions": {tp.partition: self.recover_below[tp.partition] for tp in partitions}})
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

@@ -23,6 +23,7 @@ from executor.engine import Engine
 from executor.metrics import ExecutorMetrics
 from executor.venue import BinanceVenue
 from infra.settings import ExecutorSettings, KafkaSettings
+from infra.topics import end_offsets
 from schemas.serde import AvroSerde
 from schemas.topics import Topic, instrument_key
 
@@ -60,22 +61,25 @@ def produce_signals(kafka: KafkaSettings, signals: list[dict[str, Any]]) -> None
 
 
 def read_all(kafka: KafkaSettings, topic: str) -> list[Any]:
-    """Every message currently in ``topic`` (all partitions, from the beginning)."""
+    """Every message currently in ``topic`` (all partitions, up to the exact end offsets)."""
     consumer = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": f"t-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
+                         "enable.auto.commit": False})
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
-        remaining, out = set(meta.partitions), []
-        deadline = time.monotonic() + 20
+        parts = [TopicPartition(topic, p) for p in meta.partitions]
+        ends = {p: end for (_, p), (_, end) in end_offsets(kafka.bootstrap, parts).items()}
+        remaining = {p for p, end in ends.items() if end > 0}
+        consumer.assign([TopicPartition(topic, p, 0) for p in remaining])
+        out = []
+        deadline = time.monotonic() + 30
         while remaining and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            if msg.error():
-                remaining.discard(msg.partition())
-                continue
-            out.append(msg)
+            for msg in consumer.consume(1000, 0.5):
+                if msg.error():
+                    continue
+                out.append(msg)
+                if msg.offset() + 1 >= ends[msg.partition()]:
+                    remaining.discard(msg.partition())
+        assert not remaining, f"could not read {topic} partitions {remaining} to their end"
         return out
     finally:
         consumer.close()
