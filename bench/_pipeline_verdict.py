@@ -7,6 +7,7 @@ Kept apart from ``bench/pipeline.py`` (all I/O) so that the verdict rule is unit
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,13 +23,13 @@ class LagSeries:
 
 @dataclass(frozen=True)
 class LagVerdict:
-    """Whether a stage kept up: its lag neither trended up nor ended more than a few seconds behind."""
+    """Whether a stage kept up: its lag neither trended up nor sat more than a few seconds behind."""
 
     stage: str
     bounded: bool
     final_lag: int
     growth_per_s: float  # least-squares slope of lag over the judged part of the step
-    behind_s: float  # final lag in seconds of this stage's input
+    behind_s: float  # median lag of the judged part, in seconds of this stage's input
 
 
 def slope(points: Sequence[tuple[float, float]]) -> float:
@@ -50,20 +51,24 @@ def judge(
 
     Samples before ``settle_s`` are ignored (the backlog of the previous rate drains there). The
     lag is bounded when, over the rest, it grows by less than ``max_growth_frac`` of the stage's
-    input rate and ends within ``max_behind_s`` seconds of input (or ``floor_msgs`` messages, for
-    stages with little traffic: commit intervals alone leave that much uncommitted). An
-    overloaded stage fails both: its lag grows at (input - capacity) per second.
+    input rate and its median is within ``max_behind_s`` seconds of input (or ``floor_msgs``
+    messages, for stages with little traffic: commit intervals alone leave that much
+    uncommitted). The median, not the last sample, because a batching consumer's lag saws up and
+    down by a batch. An overloaded stage fails both: its lag grows at (input - capacity) per second.
     """
     judged = [(t, float(lag)) for t, lag in series.points if t >= settle_s] or [
         (t, float(lag)) for t, lag in series.points
     ]
-    final = int(judged[-1][1]) if judged else 0
+    if not judged:
+        return LagVerdict(series.stage, True, 0, 0.0, 0.0)
+    level = statistics.median(lag for _, lag in judged)
     growth = slope(judged)
-    rate = max(series.input_per_s, 1e-9)
-    allowed_final = max(floor_msgs, max_behind_s * series.input_per_s)
-    allowed_growth = max(floor_msgs / max(judged[-1][0] - judged[0][0], 1.0), max_growth_frac * rate) if judged else 0
-    bounded = final <= allowed_final and growth <= allowed_growth
-    return LagVerdict(series.stage, bounded, final, growth, final / rate if series.input_per_s > 0 else 0.0)
+    span = max(judged[-1][0] - judged[0][0], 1.0)
+    allowed_level = max(floor_msgs, max_behind_s * series.input_per_s)
+    allowed_growth = max(floor_msgs / span, max_growth_frac * series.input_per_s)
+    bounded = level <= allowed_level and growth <= allowed_growth
+    behind = level / series.input_per_s if series.input_per_s > 0 else 0.0
+    return LagVerdict(series.stage, bounded, int(judged[-1][1]), growth, behind)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

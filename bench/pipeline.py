@@ -85,6 +85,7 @@ class Sample:
     group_lag: dict[str, int]
     group_end: dict[str, int]
     cpu_ticks: dict[str, int]
+    runq_wait_ns: dict[str, int]  # time runnable but waiting for a core, all threads
     machine_ticks: tuple[int, int]  # (busy, total) of every core, from /proc/stat
 
 
@@ -165,6 +166,7 @@ class Prober:
         health = self.http.get(f"{self.sim}/_sim/health", timeout=10).json()
         conns = self.http.get(f"{self.sim}/_sim/connections", timeout=10).json()
         lag, end = self.group_lags()
+        pids = self.stack.pids()
         return Sample(
             t_start=started,
             t=time.monotonic(),
@@ -175,7 +177,8 @@ class Prober:
             ws_queued=max((c["queued"] for c in conns), default=0),
             group_lag=dict(lag),
             group_end=dict(end),
-            cpu_ticks={name: _cpu_ticks(pids) for name, pids in self.stack.pids().items()},
+            cpu_ticks={name: _cpu_ticks(pids) for name, pids in pids.items()},
+            runq_wait_ns={name: _runq_wait_ns(pids) for name, pids in pids.items()},
             machine_ticks=_machine_ticks(),
         )
 
@@ -194,6 +197,19 @@ def _cpu_ticks(pids: set[int]) -> int:
         except (FileNotFoundError, ProcessLookupError):
             continue
         total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total
+
+
+def _runq_wait_ns(pids: set[int]) -> int:
+    # schedstat's second field: ns this thread was runnable but waiting for a core. A service that
+    # waits about as long as it runs is starved of CPU, not slow by itself.
+    total = 0
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+            try:
+                total += int(task.read_text().split()[1])
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
     return total
 
 
@@ -229,6 +245,14 @@ class StepResult:
         return {
             name: 100.0 * (last.cpu_ticks[name] - first.cpu_ticks.get(name, 0)) / CLK_TCK / max(self.seconds, 1e-9)
             for name in last.cpu_ticks
+        }
+
+    def runq_wait_percent(self) -> dict[str, float]:
+        """Per service: time its threads waited for a core, in % of the step (summed over threads)."""
+        first, last = self.samples[0], self.samples[-1]
+        return {
+            name: 100.0 * (last.runq_wait_ns[name] - first.runq_wait_ns.get(name, 0)) / 1e9 / max(self.seconds, 1e-9)
+            for name in last.runq_wait_ns
         }
 
     def machine_busy_percent(self) -> float:
@@ -279,14 +303,16 @@ def print_step(result: StepResult) -> None:
     inputs = {s.stage: s.input_per_s for s in result.series()}
     verdicts = ", ".join(
         f"{v.stage} {'ok' if v.bounded else 'GROWING'} (in {inputs[v.stage]:,.0f}/s, lag {v.final_lag:,}, "
-        f"{v.growth_per_s:+,.0f}/s, {v.behind_s:.1f}s behind)"
+        f"{v.growth_per_s:+,.0f}/s, median {v.behind_s:.1f}s behind)"
         for v in result.verdicts
     )
-    cpu = ", ".join(f"{k} {v:.0f}%" for k, v in sorted(result.cpu_percent().items(), key=lambda kv: -kv[1]))
+    wait = result.runq_wait_percent()
+    cpu = ", ".join(f"{k} {v:.0f}% (waited {wait.get(k, 0):.0f}%)"
+                    for k, v in sorted(result.cpu_percent().items(), key=lambda kv: -kv[1]))
     print(f"  -> target {result.target:,.0f}, achieved {result.achieved:,.0f} ev/s, "
           f"md.trades {result.per_s(lambda s: s.md_trades):,.0f}/s: "
           f"{'SUSTAINED' if result.sustained else 'NOT sustained'}\n     {verdicts}\n"
-          f"     cpu (% of one core): {cpu}; stack {result.stack_percent():.0f}%, "
+          f"     cpu, and time waiting for a core (% of one core): {cpu}; stack {result.stack_percent():.0f}%, "
           f"machine {result.machine_busy_percent():.0f}% busy of {os.cpu_count()} cores", flush=True)
 
 
@@ -403,7 +429,7 @@ def machine() -> str:
 def print_steps_table(steps: list[StepResult]) -> None:
     stages = [v.stage for v in steps[0].verdicts] if steps else []
     header = ["target ev/s", "achieved ev/s", "md.trades/s", *(f"{st} lag (growth/s)" for st in stages),
-              "busiest (% of a core)", "stack cpu", "machine busy", "verdict"]
+              "busiest: cpu/waited for a core (% of one)", "stack cpu", "machine busy", "verdict"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for r in steps:
@@ -411,8 +437,9 @@ def print_steps_table(steps: list[StepResult]) -> None:
         cells = [f"{by_stage[st].final_lag:,} ({by_stage[st].growth_per_s:+,.0f})" if st in by_stage else "-"
                  for st in stages]
         cpu = sorted(r.cpu_percent().items(), key=lambda kv: -kv[1])[:3]
+        wait = r.runq_wait_percent()
         print(f"| {r.target:,.0f} | {r.achieved:,.0f} | {r.per_s(lambda s: s.md_trades):,.0f} | " + " | ".join(cells)
-              + f" | {', '.join(f'{k} {v:.0f}%' for k, v in cpu)} | {r.stack_percent():.0f}% | "
+              + f" | {', '.join(f'{k} {v:.0f}/{wait.get(k, 0):.0f}%' for k, v in cpu)} | {r.stack_percent():.0f}% | "
               f"{r.machine_busy_percent():.0f}% | {'sustained' if r.sustained else 'lag grows'} |")
 
 

@@ -26,7 +26,7 @@ def test_a_lag_growing_at_a_fifth_of_the_input_is_not_bounded() -> None:
 
     assert not verdict.bounded
     assert verdict.growth_per_s == 400.0
-    assert verdict.behind_s == 4.8
+    assert verdict.final_lag == 9600
 
 
 def test_a_backlog_draining_after_the_settle_time_is_bounded() -> None:
@@ -43,6 +43,16 @@ def test_a_steady_but_large_backlog_is_not_bounded() -> None:
 
     assert not verdict.bounded
     assert verdict.growth_per_s == 0.0
+
+
+def test_one_high_sample_of_a_batching_consumer_does_not_fail_the_step() -> None:
+    # a sink committing after each batch: 1 s of input behind, one sample caught before a commit
+    points = ((0.0, 300), (2.5, 250), (5.0, 300), (7.5, 280), (10.0, 320), (12.5, 260), (15.0, 290), (17.5, 900))
+
+    verdict = judge(LagSeries("sink", points, 250.0), **JUDGE)
+
+    assert verdict.bounded
+    assert verdict.final_lag == 900
 
 
 def test_a_quiet_stage_below_the_floor_is_bounded() -> None:
