@@ -88,7 +88,7 @@ def _code_and_message(exc: Exception, body: str | None) -> tuple[int | None, str
 def map_error(exc: Exception, headers: dict[str, str] | None, body: str | None = None) -> VenueError:
     """Return the tickpipe outcome of a ccxt exception (``headers``, ``body``: of the failed response)."""
     code, message = _code_and_message(exc, body)
-    if isinstance(exc, ccxt.DDoSProtection):  # RateLimitExceeded is a subclass
+    if isinstance(exc, (ccxt.DDoSProtection, ccxt.RateLimitExceeded)):  # 418 / 429 (-1003, -1015)
         retry_after = 1.0
         for key, value in (headers or {}).items():
             if key.lower() == "retry-after":
