@@ -116,33 +116,49 @@ class MonotonicFilter:
 
 
 class StallDetector:
-    """Find connections that went silent while a peer kept receiving."""
+    """Find connections that went silent while a peer kept receiving.
+
+    A peer counts as evidence only once it has been receiving for ``timeout_ns`` (frames less than
+    ``timeout_ns`` apart) while the connection was silent: when a quiet market wakes up, the first
+    frame lands on one connection microseconds before the others, and that alone must not make
+    its peers look stalled.
+    """
 
     def __init__(self, timeout_ns: int, silence_ns: int | None = None) -> None:
         self._timeout_ns = timeout_ns
         self._silence_ns = silence_ns
         self._last_frame: dict[Hashable, int] = {}
+        self._active_since: dict[Hashable, int] = {}
 
     def opened(self, conn: Hashable, now: int) -> None:
         """Start watching ``conn`` (silence is counted from its opening)."""
         self._last_frame[conn] = now
+        self._active_since[conn] = now
 
     def closed(self, conn: Hashable) -> None:
         """Stop watching ``conn``."""
         self._last_frame.pop(conn, None)
+        self._active_since.pop(conn, None)
 
     def frame(self, conn: Hashable, now: int) -> None:
         """Record a frame received on ``conn``."""
+        if now - self._last_frame.get(conn, now) >= self._timeout_ns:
+            self._active_since[conn] = now  # receiving again after a quiet spell
         self._last_frame[conn] = now
 
     def stalled(self, now: int) -> list[Hashable]:
-        """Return the connections silent for ``timeout_ns`` while another received within that time."""
+        """Return the connections silent for ``timeout_ns`` while a peer kept receiving for that long."""
         if not self._last_frame:
             return []
+        timeout = self._timeout_ns
         newest = max(self._last_frame.values())
-        if now - newest >= self._timeout_ns:
+        if now - newest >= timeout:
             # everyone is silent: a quiet market, unless it lasts longer than any market is quiet
             if self._silence_ns is not None and now - newest >= self._silence_ns:
                 return list(self._last_frame)
             return []
-        return [c for c, t in self._last_frame.items() if now - t >= self._timeout_ns]
+        receiving = [p for p, t in self._last_frame.items() if now - t < timeout]
+        return [
+            c for c, t in self._last_frame.items()
+            if now - t >= timeout and any(now - max(self._active_since[p], t) >= timeout for p in receiving)
+        ]

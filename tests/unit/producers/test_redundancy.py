@@ -87,9 +87,32 @@ def test_stall_detector_flags_only_silent_connection_while_peer_receives() -> No
     d = StallDetector(timeout_ns=100)
     d.opened("a", 0)
     d.opened("b", 0)
-    d.frame("a", 150)
+    for t in range(10, 160, 10):
+        d.frame("a", t)
     assert d.stalled(150) == ["b"]
     assert d.stalled(300) == []  # both silent: a quiet market
+
+
+def test_a_quiet_market_waking_up_on_one_connection_first_stalls_nobody() -> None:
+    # Arrange: both receive, then the market is quiet for longer than the timeout
+    d = StallDetector(timeout_ns=100)
+    d.opened("a", 0)
+    d.opened("b", 0)
+    d.frame("a", 10)
+    d.frame("b", 10)
+
+    # Act: the next frame lands on a a moment before b
+    d.frame("a", 500)
+
+    # Assert
+    assert d.stalled(501) == []
+    d.frame("b", 502)
+    assert d.stalled(650) == []
+    # b really stalls now: flagged once a has been receiving for the timeout without it
+    for t in range(510, 610, 10):
+        d.frame("a", t)
+    assert d.stalled(601) == []
+    assert d.stalled(602) == ["b"]
 
 
 def test_all_connections_silent_past_the_silence_timeout_are_all_replaced() -> None:
