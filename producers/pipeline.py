@@ -59,6 +59,8 @@ class _Instrument:
     missing_trades: list[list[int]] = field(default_factory=list)
     """Trade id ranges awaiting backfill from the venue's REST history: ``[next id, last id, first id]``."""
     trades_wanted: bool = False
+    resumed: bool = False
+    """``last_trade_id`` came from an earlier run and no live trade has confirmed it yet."""
     snapshot_wanted: bool = False
     synced_once: bool = False
     buffer_gauge: Any = None
@@ -186,6 +188,7 @@ class FeedPipeline:
         inst = self._instruments[symbol]
         if inst.last_trade_id is None:
             inst.last_trade_id = last_trade_id
+            inst.resumed = True
 
     def trades(self, url: str, body: str | bytes, now: int) -> None:
         """Process a page of the venue's trade history: publish the trades of the ranges missing on every connection."""
@@ -316,8 +319,16 @@ class FeedPipeline:
     def _publish_trade(self, inst: _Instrument, trade: dict[str, Any], now: int) -> None:
         tid = trade["trade_id"]
         last = inst.last_trade_id
+        if inst.resumed:
+            inst.resumed = False
+            if last is not None and tid <= last:
+                # ids went back: not the venue history the earlier run saw (a reset test venue)
+                self._health(FeedEventKind.OTHER, now, symbol=inst.symbol, last_update_id=last, first_update_id=tid,
+                             detail=f"first live trade {tid} is not after {last}, the last one published before the "
+                             "restart: venue trade ids were reset; not resuming")
+                last = inst.last_trade_id = None
         if last is not None and tid <= last:
-            inst.trades.duplicates += 1  # published before this process resumed
+            inst.trades.duplicates += 1
             return
         if last is not None and tid != last + 1:
             self._metrics.gaps.labels(inst.symbol, "trade").inc()

@@ -192,3 +192,21 @@ def test_backfill_bound_zero_turns_backfill_off() -> None:
 
     assert run.trade_requests == []
     assert run.trade_ids() == [1, 4]
+
+
+def test_a_venue_whose_trade_ids_went_back_is_not_resumed_and_its_trades_are_kept() -> None:
+    # Arrange: the earlier run saw ids up to 500; this venue starts again from 3
+    run = _Run()
+    p = run.pipeline
+    p.resume_trades("BTCUSDT", 500)
+    p.open("c0#1", "ws://x", 0)
+
+    # Act
+    for t in (3, 4, 5):
+        p.frame("c0#1", _trade(t), t * MS)
+
+    # Assert
+    assert run.trade_ids() == [3, 4, 5]
+    assert run.trade_requests == []
+    reset, = [r for r in run.health("other") if "reset" in r["detail"]]
+    assert (reset["first_update_id"], reset["last_update_id"]) == (3, 500)
