@@ -81,7 +81,7 @@ def test_trades_missing_on_every_connection_are_backfilled_once_and_reported_rec
     recovered, = run.health("recovered")
     assert (gap["first_update_id"], gap["last_update_id"], gap["count"]) == (4, 6, 3)
     assert (recovered["first_update_id"], recovered["last_update_id"], recovered["count"]) == (4, 6, 3)
-    backfilled = [r for t, r in run.records if t == Topic.TRADES and r["trade_id"] == 5][0]
+    backfilled = next(r for t, r in run.records if t == Topic.TRADES and r["trade_id"] == 5)
     assert backfilled == {
         "venue": "binance", "symbol": "BTCUSDT", "trade_id": 5, "price": "105.10", "qty": "0.5",
         "side": "buy", "ts_event": 1005 * MS, "ts_recv": 600 * MS,
