@@ -28,18 +28,23 @@ from prometheus_client import CollectorRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from executor.commands import OrderType, Side, SubmitOrder, TimeInForce  # noqa: E402
-from executor.control import ensure_control_topic  # noqa: E402
-from executor.engine import Engine  # noqa: E402
-from executor.metrics import ExecutorMetrics  # noqa: E402
-from executor.venue import BinanceVenue  # noqa: E402
-from infra.broker import free_port, start_broker  # noqa: E402
-from infra.settings import KafkaSettings  # noqa: E402
-from infra.topics import create_topics  # noqa: E402
-from schemas.topics import Topic, instrument_key  # noqa: E402
-from tests.integration.executor.harness import (  # noqa: E402
+from executor.commands import OrderType, Side, SubmitOrder, TimeInForce
+from executor.control import ensure_control_topic
+from executor.engine import Engine
+from executor.metrics import ExecutorMetrics
+from executor.venue import BinanceVenue
+from infra.broker import free_port, start_broker
+from infra.settings import KafkaSettings
+from infra.topics import create_topics
+from schemas.topics import Topic, instrument_key
+from tests.integration.executor.harness import (
     SERDE,
-    MarketBridge, executor_settings, new_account, produce_signals, records, signal,
+    MarketBridge,
+    executor_settings,
+    new_account,
+    produce_signals,
+    records,
+    signal,
 )
 
 

@@ -25,13 +25,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Pro
 from executor.commands import Side
 from executor.control import apply_control
 from executor.market import MarketView
-from executor.order import InvalidStateTrigger, OrderTrigger
 from executor.metrics import ExecutorMetrics
+from executor.order import InvalidStateTrigger, OrderTrigger
+from executor.policy import PolicyParams
 from executor.positions import Positions
 from executor.reconcile import reconcile
 from executor.risk import RiskEngine, RiskLimits, TradingState, buckets_from_rate_limits
 from executor.trader import SignalRun, Trader, TraderConfig
-from executor.policy import PolicyParams
 from executor.venue import BinanceVenue, OutcomeUnknown, RateLimited, VenueError
 from infra.settings import ExecutorSettings, KafkaSettings
 from infra.topics import end_offsets
@@ -359,8 +359,8 @@ class Engine:
             except VenueError as exc:
                 log.warning("venue call failed; the run retries", extra={"signal_id": run.signal_id, "error": str(exc)})
             except InvalidStateTrigger as exc:
-                log.error("illegal order transition; run stopped for inspection", exc_info=True,
-                          extra={"signal_id": run.signal_id, "error": str(exc)})
+                log.exception("illegal order transition; run stopped for inspection",
+                              extra={"signal_id": run.signal_id, "error": str(exc)})
                 run.done, run.outcome = True, f"invalid transition {exc}"
             if run.done:
                 self.metrics.signals.labels("done").inc()

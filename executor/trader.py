@@ -20,7 +20,17 @@ from executor.events import fill_record, order_event
 from executor.ids import client_order_id
 from executor.market import MarketView
 from executor.order import Order, OrderStatus, OrderTrigger, Transition
-from executor.policy import Cancel, Finish, InstrumentRules, Intent, Place, PolicyParams, Wait, Working, decide
+from executor.policy import (
+    Cancel,
+    Finish,
+    InstrumentRules,
+    Intent,
+    Place,
+    PolicyParams,
+    Wait,
+    Working,
+    decide,
+)
 from executor.positions import Positions
 from executor.risk import Approved, Denied, RiskEngine, Throttled
 from executor.venue import BinanceVenue, NotFound, OutcomeUnknown, RateLimited, Rejected

@@ -71,7 +71,7 @@ class OutcomeUnknown(VenueError):
     retriable = True
 
 
-_BODY = re.compile(r"\{.*\}", re.S)
+_BODY = re.compile(r"\{.*\}", re.DOTALL)
 
 
 def _code_and_message(exc: Exception, body: str | None) -> tuple[int | None, str]:

@@ -9,7 +9,6 @@ import signal as os_signal
 import subprocess
 import sys
 import threading
-import time
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +21,14 @@ from executor.venue import BinanceVenue, NotFound
 from infra.broker import free_port
 from infra.settings import KafkaSettings
 from schemas.topics import Topic
-from tests.integration.executor.harness import MarketBridge, new_account, produce_signals, records, signal, wait_for
+from tests.integration.executor.harness import (
+    MarketBridge,
+    new_account,
+    produce_signals,
+    records,
+    signal,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 N_SIGNALS = 1000
@@ -167,5 +173,5 @@ def test_kill_9_under_faults_acts_on_every_signal_exactly_once(
         delta[quote] -= sign * Decimal(f["qty"]) * Decimal(f["price"])
         delta[f["fee_asset"]] -= Decimal(f["fee"])
     after = venue.balances()
-    for asset in {"BTC", "ETH", "USDT"}:
+    for asset in ("BTC", "ETH", "USDT"):
         assert after.get(asset, Decimal(0)) - before.get(asset, Decimal(0)) == delta[asset], asset

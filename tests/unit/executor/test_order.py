@@ -22,7 +22,7 @@ from executor.order import (
 def _order(status: OrderStatus = OrderStatus.INITIALIZED, qty: str = "2") -> Order:
     cmd = SubmitOrder(
         "tp-00-0-0", "sig", "binance", "BTCUSDT", Side.BUY, OrderType.LIMIT, TimeInForce.IOC,
-        Decimal("100"), Decimal(qty), 0, 0,
+        Decimal(100), Decimal(qty), 0, 0,
     )
     return Order(cmd, status=status)
 
@@ -82,7 +82,7 @@ def test_sync_of_an_ioc_partially_filled_then_expired_emits_each_step() -> None:
     order = _order()
     order.apply(OrderTrigger.SUBMIT)
 
-    steps = order.sync("EXPIRED", Decimal("0.5"), Decimal("50"), "42")
+    steps = order.sync("EXPIRED", Decimal("0.5"), Decimal(50), "42")
 
     assert [t.status for t in steps] == [OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.EXPIRED]
     assert order.filled_qty == Decimal("0.5") and order.avg_price == Decimal(100) and order.venue_order_id == "42"
@@ -91,9 +91,9 @@ def test_sync_of_an_ioc_partially_filled_then_expired_emits_each_step() -> None:
 def test_sync_is_idempotent_for_a_repeated_snapshot() -> None:
     order = _order()
     order.apply(OrderTrigger.SUBMIT)
-    order.sync("PARTIALLY_FILLED", Decimal("1"), Decimal("100"), "1")
+    order.sync("PARTIALLY_FILLED", Decimal(1), Decimal(100), "1")
 
-    assert order.sync("PARTIALLY_FILLED", Decimal("1"), Decimal("100"), "1") == []
+    assert order.sync("PARTIALLY_FILLED", Decimal(1), Decimal(100), "1") == []
     assert order.status is OrderStatus.PARTIALLY_FILLED
 
 
@@ -109,6 +109,6 @@ def test_sync_full_fill_reaches_filled() -> None:
     order = _order()
     order.apply(OrderTrigger.SUBMIT)
 
-    steps = order.sync("FILLED", Decimal("2"), Decimal("201"), "9")
+    steps = order.sync("FILLED", Decimal(2), Decimal(201), "9")
 
     assert steps[-1].status is OrderStatus.FILLED and order.avg_price == Decimal("100.5")
