@@ -51,10 +51,11 @@ def judge(
 
     Samples before ``settle_s`` are ignored (the backlog of the previous rate drains there). The
     lag is bounded when, over the rest, it grows by less than ``max_growth_frac`` of the stage's
-    input rate and its median is within ``max_behind_s`` seconds of input (or ``floor_msgs``
-    messages, for stages with little traffic: commit intervals alone leave that much
-    uncommitted). The median, not the last sample, because a batching consumer's lag saws up and
-    down by a batch. An overloaded stage fails both: its lag grows at (input - capacity) per second.
+    input rate and its median or its last value is within ``max_behind_s`` seconds of input (or
+    ``floor_msgs`` messages, for stages with little traffic: commit intervals alone leave that
+    much uncommitted). The median because a batching consumer's lag saws up and down by a batch;
+    the last value because a backlog still draining from the previous step ends low. An
+    overloaded stage fails both tests: its lag grows at (input - capacity) per second.
     """
     judged = [(t, float(lag)) for t, lag in series.points if t >= settle_s] or [
         (t, float(lag)) for t, lag in series.points
@@ -66,7 +67,7 @@ def judge(
     span = max(judged[-1][0] - judged[0][0], 1.0)
     allowed_level = max(floor_msgs, max_behind_s * series.input_per_s)
     allowed_growth = max(floor_msgs / span, max_growth_frac * series.input_per_s)
-    bounded = level <= allowed_level and growth <= allowed_growth
+    bounded = min(level, judged[-1][1]) <= allowed_level and growth <= allowed_growth
     behind = level / series.input_per_s if series.input_per_s > 0 else 0.0
     return LagVerdict(series.stage, bounded, int(judged[-1][1]), growth, behind)
 

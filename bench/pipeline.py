@@ -316,17 +316,17 @@ def print_step(result: StepResult) -> None:
           f"machine {result.machine_busy_percent():.0f}% busy of {os.cpu_count()} cores", flush=True)
 
 
-def wait_drained(prober: Prober, timeout_s: float) -> float:
-    """Wait until every stage's backlog is small again; return the seconds it took."""
+def wait_drained(prober: Prober, timeout_s: float) -> float | None:
+    """Wait until every stage's backlog is small again; return the seconds it took (None: it did not)."""
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
         s = prober.sample()
         if s.venue_trades - s.md_trades <= FLOOR_MSGS and s.ws_queued <= FLOOR_MSGS and all(
             v <= FLOOR_MSGS for v in s.group_lag.values()
         ):
-            break
+            return time.monotonic() - started
         time.sleep(1.0)
-    return time.monotonic() - started
+    return None
 
 
 # ----------------------------------------------------------------------------------- latency
@@ -379,7 +379,8 @@ def collect_latencies(bootstrap: str, window_ns: tuple[int, int]) -> Latencies:
     """Join the window's signals with the executor's order events by signal id."""
     serde = AvroSerde()
     signals = [serde.decode_as("Signal", v) for v in read_topic(bootstrap, Topic.SIGNALS.value)]
-    signals = [s for s in signals if window_ns[0] <= s["ts_emit"] <= window_ns[1]]
+    # by input receive time: ticks that arrived in the window, not signals a backlog emitted then
+    signals = [s for s in signals if window_ns[0] <= s["ts_recv"] <= window_ns[1]]
     sent: dict[str, int] = {}
     denied: set[str] = set()
     answered: dict[str, int] = {}
@@ -518,12 +519,16 @@ def main() -> None:
         print(f"latency phase: {half:,.0f} events/s; draining backlogs", flush=True)
         prober.set_rate(half)
         drained = wait_drained(prober, args.drain_s)
-        print(f"  drained in {drained:.1f} s; collecting signals for {args.latency_s:.0f} s", flush=True)
+        if drained is None:
+            print(f"  WARNING: backlogs not drained after {args.drain_s:.0f} s; the latencies include them", flush=True)
+        else:
+            print(f"  drained in {drained:.1f} s", flush=True)
+        print(f"  collecting the signals of the ticks received in the next {args.latency_s:.0f} s", flush=True)
         window_start = time.time_ns()
         latency_step = run_step(prober, half, args.latency_s, max(args.sample_s, 5.0), 0.0)
         window_end = time.time_ns()
         print_step(latency_step)
-        time.sleep(5.0)  # orders of the window's last signals
+        time.sleep(5.0)  # signals and orders of the window's last ticks
         lat = collect_latencies(stack.record.bootstrap, (window_start, window_end))
         print(f"\nmachine: {machine()}")
         print("rate steps:")

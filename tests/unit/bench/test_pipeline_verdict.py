@@ -35,6 +35,16 @@ def test_a_backlog_draining_after_the_settle_time_is_bounded() -> None:
     assert judge(LagSeries("sink", points, 3000.0), **JUDGE).bounded
 
 
+def test_a_backlog_still_draining_through_the_step_is_bounded() -> None:
+    # left by the previous step: high median, falling fast, low at the end
+    points = ((8.0, 9000), (11.0, 7000), (14.0, 5000), (17.0, 2500), (20.0, 800))
+
+    verdict = judge(LagSeries("streams", points, 460.0), **JUDGE)
+
+    assert verdict.bounded
+    assert verdict.behind_s > 3.0
+
+
 def test_a_steady_but_large_backlog_is_not_bounded() -> None:
     # constant 20 s behind: keeping pace now, but not keeping up
     points = tuple((t * 2.0, 20_000) for t in range(13))
