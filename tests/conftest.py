@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from infra.broker import free_port, start_broker
 from infra.settings import KafkaSettings
 from infra.topics import create_topics
 from infra.warehouse.process import WarehouseProcess
 from tests.docker_backend import clickhouse_container, docker_engine_problem, kafka_container
+
+# Machines here are shared and noisy: a property test fails on a wrong answer, never on a slow one.
+settings.register_profile("tickpipe", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("tickpipe")
 
 # --- backends: the same integration tests against local processes and, with Docker, containers -----
 BACKENDS = ("local", "docker")
