@@ -12,7 +12,9 @@ import os
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "TICKPIPE_"
@@ -269,6 +271,30 @@ class Settings(BaseSettings):
     sink: SinkSettings = SinkSettings()
     executor: ExecutorSettings = ExecutorSettings()
     stack: StackSettings = StackSettings()
+    clickhouse_url: str | None = Field(
+        None, description="DESIGN.md's name for the ClickHouse URL; when set it overrides TICKPIPE_WAREHOUSE__URL"
+    )
+    schema_registry_url: str | None = Field(
+        None,
+        description="DESIGN.md's name for the schema registry URL; when set it overrides "
+        "TICKPIPE_KAFKA__SCHEMA_REGISTRY_URL",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_design_names(cls, data: Any) -> Any:
+        # The cluster manifests of DESIGN.md name these two flat; the nested sections stay the truth.
+        if not isinstance(data, dict):
+            return data
+        for flat, (section, field) in {
+            "clickhouse_url": ("warehouse", "url"),
+            "schema_registry_url": ("kafka", "schema_registry_url"),
+        }.items():
+            if data.get(flat):
+                current = data.get(section) or {}
+                values = current.model_dump() if isinstance(current, BaseModel) else dict(current)
+                data = {**data, section: {**values, field: data[flat]}}
+        return data
 
 
 class SettingsError(SystemExit):

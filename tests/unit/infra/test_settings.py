@@ -131,3 +131,21 @@ def test_every_setting_has_a_description() -> None:
         elif not field.description:
             missing.append(name)
     assert missing == []
+
+
+def test_design_names_for_clickhouse_and_registry_urls_override_the_nested_settings(
+    clean_environ: pytest.MonkeyPatch,
+) -> None:
+    # Arrange
+    clean_environ.setenv("TICKPIPE_CLICKHOUSE_URL", "http://clickhouse:8123")
+    clean_environ.setenv("TICKPIPE_SCHEMA_REGISTRY_URL", "http://schema-registry:8081")
+    clean_environ.setenv("TICKPIPE_WAREHOUSE__DATABASE", "archive")
+
+    # Act
+    settings = load_settings()
+
+    # Assert
+    assert settings.warehouse.url == "http://clickhouse:8123"
+    assert settings.warehouse.database == "archive"
+    assert settings.kafka.schema_registry_url == "http://schema-registry:8081"
+    assert settings.kafka.bootstrap == KafkaSettings().bootstrap
