@@ -30,9 +30,8 @@ from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from infra.broker import free_port, start_broker
+from infra.broker import private_broker
 from infra.settings import KafkaSettings
-from infra.topics import create_topics
 from schemas.serde import AvroSerde
 from schemas.topics import Topic
 from streams.synthetic import market
@@ -44,15 +43,8 @@ TICKPIPE = str(Path(sys.executable).parent / "tickpipe")
 
 @contextmanager
 def broker(tmp: Path) -> Iterator[KafkaSettings]:
-    port = free_port()
-    proc = start_broker("127.0.0.1", port, log_path=tmp / f"tansu-{port}.log")
-    kafka = KafkaSettings(bootstrap=f"127.0.0.1:{port}", partitions=4)
-    try:
-        create_topics(kafka)
+    with private_broker(tmp / f"tansu-{time.time_ns()}.log") as (kafka, _):
         yield kafka
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def start_workers(kafka: KafkaSettings, n: int, tmp: Path, tag: str, within_ms: int) -> list[subprocess.Popen]:

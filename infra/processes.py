@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -72,3 +73,20 @@ def resume_all(pids: set[int]) -> None:
 def kill_all(pids: set[int]) -> None:
     """SIGKILL each pid that is still alive (last resort after a polite stop)."""
     _signal_all(pids, signal.SIGKILL)
+
+
+def stop_process(
+    proc: subprocess.Popen, timeout_s: float = 10.0, sig: int = signal.SIGTERM
+) -> int | None:
+    """Send ``sig`` to a child we started (SIGTERM: flush, commit, close), SIGKILL it after ``timeout_s``.
+
+    Return its exit code. A child that already exited is only reaped.
+    """
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode

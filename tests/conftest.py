@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from infra.broker import free_port, start_broker
+from infra.broker import free_port, private_broker
 from infra.settings import KafkaSettings
 from infra.topics import create_topics
 from infra.warehouse.process import WarehouseProcess
@@ -83,20 +83,8 @@ def kafka_settings(
         create_topics(settings)
         yield settings
         return
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("broker") / "tansu.log"
-    proc = start_broker("127.0.0.1", port, log_path=log_path)
-    settings = KafkaSettings(bootstrap=f"127.0.0.1:{port}", partitions=4)
-    try:
-        create_topics(settings)
+    with private_broker(tmp_path_factory.mktemp("broker") / "tansu.log") as (settings, _):
         yield settings
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except Exception:  # noqa: BLE001
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="session")

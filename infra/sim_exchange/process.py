@@ -16,6 +16,7 @@ from typing import Any
 import requests
 
 from infra.broker import free_port
+from infra.processes import stop_process
 
 _TICKPIPE = str(Path(sys.executable).with_name("tickpipe"))
 
@@ -91,13 +92,7 @@ class SimExchangeProcess:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout_s``; only this pid."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout_s)
 
 
 def start_sim_exchange(

@@ -20,6 +20,7 @@ from typing import Self
 import requests
 
 from infra.broker import port_in_use
+from infra.processes import stop_process
 
 
 class WarehouseStartError(RuntimeError):
@@ -114,13 +115,7 @@ class WarehouseProcess:
         proc, self.proc = self.proc, None
         if proc.poll() is None:
             proc.send_signal(signal.SIGCONT)  # a paused process cannot handle SIGTERM
-            proc.terminate()
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
+        return stop_process(proc, timeout_s)
 
     def restart(self) -> Self:
         """Stop, then start again on the same port and data dir."""

@@ -19,6 +19,7 @@ import requests
 from executor.ids import client_order_id
 from executor.venue import BinanceVenue, NotFound
 from infra.broker import free_port
+from infra.processes import stop_process
 from infra.settings import KafkaSettings
 from schemas.topics import Topic
 from tests.integration.executor.harness import (
@@ -137,12 +138,7 @@ def test_kill_9_under_faults_acts_on_every_signal_exactly_once(
         assert health["ok"] and health["trading_state"] == "ACTIVE" and health["open_orders"] == 0
     finally:
         stop_faults.set()
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout_s=20)
         requests.delete(f"{executor_sim_url}/_sim/faults", timeout=5)
 
     # Assert: the kills hit mid-stream and the faults left orders unknown

@@ -13,9 +13,8 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from infra.broker import free_port, start_broker
+from infra.broker import private_broker
 from infra.settings import FeedSettings, KafkaSettings
-from infra.topics import create_topics
 from producers.health import FeedEvents
 from producers.metrics import FeedMetrics
 from producers.publisher import KafkaPublisher
@@ -35,19 +34,8 @@ class Broker:
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[Broker]:
     """A fresh broker with every topic created, private to the test (clean topics, known pid)."""
-    port = free_port()
-    proc = start_broker("127.0.0.1", port, log_path=tmp_path / "tansu.log")
-    kafka = KafkaSettings(bootstrap=f"127.0.0.1:{port}", partitions=4)
-    try:
-        create_topics(kafka)
+    with private_broker(tmp_path / "tansu.log") as (kafka, proc):
         yield Broker(kafka, proc.pid)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except Exception:  # noqa: BLE001
-            proc.kill()
-            proc.wait()
 
 
 @dataclass

@@ -17,9 +17,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from infra.broker import free_port, start_broker
+from infra.broker import private_broker
 from infra.settings import KafkaSettings, SinkSettings, WarehouseSettings
-from infra.topics import create_topics
 from infra.topics import end_offsets as topic_end_offsets
 from schemas.serde import AvroSerde
 from schemas.topics import RECORD_OF_TOPIC, Topic, instrument_key
@@ -31,15 +30,8 @@ from sinks.migrate import ensure_database, migrate
 @pytest.fixture
 def private_kafka(tmp_path: Path) -> Iterator[KafkaSettings]:
     """A tansu broker of this test alone (no other test's records in its topics), stopped by pid."""
-    port = free_port()
-    proc = start_broker("127.0.0.1", port, log_path=tmp_path / "tansu.log")
-    settings = KafkaSettings(bootstrap=f"127.0.0.1:{port}", partitions=4)
-    try:
-        create_topics(settings)
+    with private_broker(tmp_path / "tansu.log") as (settings, _):
         yield settings
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 @dataclass(frozen=True)

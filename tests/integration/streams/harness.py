@@ -19,9 +19,9 @@ from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from infra.broker import free_port, start_broker
+from infra.broker import private_broker
+from infra.processes import stop_process
 from infra.settings import KafkaSettings
-from infra.topics import create_topics
 from schemas.serde import AvroSerde
 from schemas.topics import Topic
 from streams.intake import Accepted, check_input
@@ -143,15 +143,8 @@ def reference(landed: list[Produced], signal_cooldown_ms: int) -> Outputs:
 @contextmanager
 def fresh_broker(tmp: Path) -> Iterator[KafkaSettings]:
     """A broker of our own with every topic created (4 partitions); stopped by pid."""
-    port = free_port()
-    proc = start_broker("127.0.0.1", port, log_path=tmp / f"tansu-{port}.log")
-    kafka = KafkaSettings(bootstrap=f"127.0.0.1:{port}", partitions=4)
-    try:
-        create_topics(kafka)
+    with private_broker(tmp / f"tansu-{time.time_ns()}.log") as (kafka, _):
         yield kafka
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def start_worker(
@@ -175,13 +168,7 @@ def start_worker(
 
 def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
     """Stop one process we started, by pid."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(proc, timeout_s=20, sig=sig)
 
 
 class OutputReader:
