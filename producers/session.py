@@ -22,7 +22,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+
 import websocket
+
+from infra.backoff import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +65,9 @@ class Backoff:
 
     def next_delay(self) -> float:
         """Return the next delay and grow the following one."""
-        delay = min(self._cap, self._base * 2**self._n)
+        delay = backoff_delay(self._n, self._base, self._cap, self._rng)
         self._n = min(self._n + 1, 30)
-        return delay / 2 + self._rng() * delay / 2
+        return delay
 
     def reset(self) -> None:
         """Start over from the base delay (after a healthy connection)."""

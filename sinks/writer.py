@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
+from infra.backoff import backoff_delay
 from sinks import metrics
 from sinks.arrow_block import arrow_table, dead_letter_table
 from sinks.batcher import Batch
@@ -28,15 +29,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Backoff:
-    """Capped exponential backoff with full jitter (delays in seconds)."""
+    """Capped exponential backoff with equal jitter (delays in seconds), see :func:`infra.backoff.backoff_delay`."""
 
     initial_s: float = 0.2
     max_s: float = 5.0
 
     def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
         """Return the pause before retry number ``attempt`` (0-based)."""
-        ceiling = min(self.max_s, self.initial_s * (2 ** attempt))
-        return ceiling / 2 + rand() * ceiling / 2
+        return backoff_delay(attempt, self.initial_s, self.max_s, rand)
 
 
 class ArchiveWriter:
