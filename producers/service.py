@@ -163,6 +163,9 @@ class FeedService:
                     self._dispatch(inbox.get_nowait(), pipeline, None)
                 except queue.Empty:
                     break
+            # A socket thread slower than the stop timeout has not reported its close yet: record it now.
+            for conn in list(self._open):
+                self._dispatch(("close", conn, "feed stopping", clock()), pipeline, None)
 
     def _dispatch(self, item: tuple[Any, ...], pipeline: FeedPipeline, tap: Tap | None) -> None:
         # task boundary: one input that trips a bug must not stop the feed
