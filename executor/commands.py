@@ -53,20 +53,3 @@ class SubmitOrder:
     def notional(self) -> Decimal:
         """Price times quantity in quote units."""
         return self.price * self.qty
-
-
-@dataclass(frozen=True)
-class CancelOrder:
-    """Cancel one working order by its client order id."""
-
-    client_order_id: str
-    symbol: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class QueryOrder:
-    """Ask the venue for an order by client order id: the only way to settle an unknown outcome."""
-
-    client_order_id: str
-    symbol: str

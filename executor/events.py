@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from executor.commands import Side
@@ -64,8 +63,3 @@ def fill_record(
         "ts_recv": ts_recv,
         "ts_emit": ts_emit,
     }
-
-
-def fill_amounts(fill: dict[str, Any]) -> tuple[Side, Decimal, Decimal, Decimal, str]:
-    """Return ``(side, price, qty, fee, fee_asset)`` of a Fill record, exact."""
-    return Side(fill["side"]), Decimal(fill["price"]), Decimal(fill["qty"]), Decimal(fill["fee"]), fill["fee_asset"]

@@ -153,10 +153,6 @@ class BookSync:
                 return result
         return Synced(snapshot, applied)
 
-    def invalidate(self) -> None:
-        """Mark the book stale (e.g. all connections lost) and wait for a new snapshot."""
-        self._restart(None)
-
     def _restart(self, diff: Diff | None) -> None:
         self.state = SyncState.SYNCING
         self._buffer.clear()

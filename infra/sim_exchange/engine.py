@@ -323,9 +323,6 @@ class Engine:
     def fills(self, account: str, symbol: str) -> list[Fill]:
         return self.account_fills.get((account, symbol), [])
 
-    def is_resting(self, symbol: str, order_id: int) -> bool:
-        return order_id in self.books[symbol].resting
-
     # -------------------------------------------------------------- commands
     def submit(self, req: OrderRequest) -> tuple[Order, list[Fill]]:
         """Match and/or rest a new order; return it with the taker fills of an account order.

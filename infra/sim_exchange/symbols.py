@@ -56,9 +56,6 @@ class SymbolSpec:
     def qty_str(self, lots: int) -> str:
         return e8_str(lots * self.step_e8)
 
-    def price_dec(self, ticks: int) -> Decimal:
-        return Decimal(ticks * self.tick_e8) / E8
-
     def qty_dec(self, lots: int) -> Decimal:
         return Decimal(lots * self.step_e8) / E8
 

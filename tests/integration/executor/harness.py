@@ -189,17 +189,4 @@ def wait_for(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
-def venue_orders_by_cid(venue: BinanceVenue, cids: list[str], symbol: str) -> dict[str, dict[str, Any]]:
-    """Query each client order id on the venue; missing ones are absent from the result."""
-    from executor.venue import NotFound
-
-    out = {}
-    for cid in cids:
-        try:
-            out[cid] = venue.query(symbol, cid)
-        except NotFound:
-            pass
-    return out
-
-
 ZERO = Decimal(0)
