@@ -45,10 +45,13 @@ class LocalStack:
         """A service's base URL (the Kafka bootstrap for the broker)."""
         return next(s.url for s in self.record.services if s.name == service)
 
+    def programs(self) -> dict[str, int]:
+        """Each running service's program pid (a new pid = supervisord restarted it)."""
+        return {i.name: i.pid for i in Supervisor(StackPaths(self.home)).all_info() if i.pid}
+
     def pids(self) -> dict[str, set[int]]:
         """Each service's program and its descendants (tansu under ``tickpipe broker``)."""
-        infos = Supervisor(StackPaths(self.home)).all_info()
-        return {i.name: {i.pid} | descendants(i.pid) for i in infos if i.pid}
+        return {name: {pid} | descendants(pid) for name, pid in self.programs().items()}
 
 
 def _every_pid(home: Path) -> set[int]:

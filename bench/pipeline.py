@@ -51,6 +51,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from bench._local_stack import LocalStack, local_stack
 from bench._pipeline_verdict import LagSeries, LagVerdict, judge, percentile
+from infra.processes import descendants
 from infra.settings import ExecutorSettings, KafkaSettings, SinkSettings, StreamsSettings
 from infra.topics import end_offsets
 from schemas.serde import AvroSerde
@@ -84,8 +85,9 @@ class Sample:
     ws_queued: int  # frames waiting on the exchange's side, worst connection
     group_lag: dict[str, int]
     group_end: dict[str, int]
-    cpu_ticks: dict[str, int]
-    runq_wait_ns: dict[str, int]  # time runnable but waiting for a core, all threads
+    programs: dict[str, int]  # service -> program pid
+    cpu_ticks: dict[str, dict[int, int]]  # service -> pid -> CPU clock ticks
+    runq_wait_ns: dict[str, dict[int, int]]  # service -> pid -> ns runnable but waiting for a core
     machine_ticks: tuple[int, int]  # (busy, total) of every core, from /proc/stat
 
 
@@ -166,7 +168,8 @@ class Prober:
         health = self.http.get(f"{self.sim}/_sim/health", timeout=10).json()
         conns = self.http.get(f"{self.sim}/_sim/connections", timeout=10).json()
         lag, end = self.group_lags()
-        pids = self.stack.pids()
+        programs = self.stack.programs()
+        pids = {name: {pid} | descendants(pid) for name, pid in programs.items()}
         return Sample(
             t_start=started,
             t=time.monotonic(),
@@ -177,8 +180,9 @@ class Prober:
             ws_queued=max((c["queued"] for c in conns), default=0),
             group_lag=dict(lag),
             group_end=dict(end),
-            cpu_ticks={name: _cpu_ticks(pids) for name, pids in pids.items()},
-            runq_wait_ns={name: _runq_wait_ns(pids) for name, pids in pids.items()},
+            programs=programs,
+            cpu_ticks={name: {p: _cpu_ticks(p) for p in group} for name, group in pids.items()},
+            runq_wait_ns={name: {p: _runq_wait_ns(p) for p in group} for name, group in pids.items()},
             machine_ticks=_machine_ticks(),
         )
 
@@ -189,28 +193,29 @@ def _machine_ticks() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def _cpu_ticks(pids: set[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime + stime
 
 
-def _runq_wait_ns(pids: set[int]) -> int:
+def _runq_wait_ns(pid: int) -> int:
     # schedstat's second field: ns this thread was runnable but waiting for a core. A service that
     # waits about as long as it runs is starved of CPU, not slow by itself.
     total = 0
-    for pid in pids:
-        for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
-            try:
-                total += int(task.read_text().split()[1])
-            except (FileNotFoundError, ProcessLookupError, IndexError):
-                continue
+    for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(task.read_text().split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
     return total
+
+
+def _growth(first: dict[int, int], last: dict[int, int]) -> int:
+    # per pid: a process started during the step counts from zero (its whole life is in the step)
+    return sum(value - first.get(pid, 0) for pid, value in last.items())
 
 
 # ----------------------------------------------------------------------------------- rate steps
@@ -238,21 +243,26 @@ class StepResult:
 
     @property
     def sustained(self) -> bool:
-        return all(v.bounded for v in self.verdicts)
+        return all(v.bounded for v in self.verdicts) and not self.restarted()
+
+    def restarted(self) -> list[str]:
+        """Services that supervisord restarted (or that stopped) during the step."""
+        first = self.samples[0].programs
+        return sorted(n for n in first if any(s.programs.get(n) != first[n] for s in self.samples))
 
     def cpu_percent(self) -> dict[str, float]:
         first, last = self.samples[0], self.samples[-1]
         return {
-            name: 100.0 * (last.cpu_ticks[name] - first.cpu_ticks.get(name, 0)) / CLK_TCK / max(self.seconds, 1e-9)
-            for name in last.cpu_ticks
+            name: 100.0 * _growth(first.cpu_ticks.get(name, {}), ticks) / CLK_TCK / max(self.seconds, 1e-9)
+            for name, ticks in last.cpu_ticks.items()
         }
 
     def runq_wait_percent(self) -> dict[str, float]:
         """Per service: time its threads waited for a core, in % of the step (summed over threads)."""
         first, last = self.samples[0], self.samples[-1]
         return {
-            name: 100.0 * (last.runq_wait_ns[name] - first.runq_wait_ns.get(name, 0)) / 1e9 / max(self.seconds, 1e-9)
-            for name in last.runq_wait_ns
+            name: 100.0 * _growth(first.runq_wait_ns.get(name, {}), waits) / 1e9 / max(self.seconds, 1e-9)
+            for name, waits in last.runq_wait_ns.items()
         }
 
     def machine_busy_percent(self) -> float:
@@ -314,6 +324,8 @@ def print_step(result: StepResult) -> None:
           f"{'SUSTAINED' if result.sustained else 'NOT sustained'}\n     {verdicts}\n"
           f"     cpu, and time waiting for a core (% of one core): {cpu}; stack {result.stack_percent():.0f}%, "
           f"machine {result.machine_busy_percent():.0f}% busy of {os.cpu_count()} cores", flush=True)
+    if result.restarted():
+        print(f"     RESTARTED during the step (supervisord; see its log): {', '.join(result.restarted())}", flush=True)
 
 
 def wait_drained(prober: Prober, timeout_s: float) -> float | None:
@@ -427,6 +439,12 @@ def machine() -> str:
             f"load average {load} (shared with other engineers' work)")
 
 
+def _verdict(r: StepResult) -> str:
+    if r.restarted():
+        return f"{', '.join(r.restarted())} restarted"
+    return "sustained" if r.sustained else "lag grows"
+
+
 def print_steps_table(steps: list[StepResult]) -> None:
     stages = [v.stage for v in steps[0].verdicts] if steps else []
     header = ["target ev/s", "achieved ev/s", "md.trades/s", *(f"{st} lag (growth/s)" for st in stages),
@@ -441,7 +459,7 @@ def print_steps_table(steps: list[StepResult]) -> None:
         wait = r.runq_wait_percent()
         print(f"| {r.target:,.0f} | {r.achieved:,.0f} | {r.per_s(lambda s: s.md_trades):,.0f} | " + " | ".join(cells)
               + f" | {', '.join(f'{k} {v:.0f}/{wait.get(k, 0):.0f}%' for k, v in cpu)} | {r.stack_percent():.0f}% | "
-              f"{r.machine_busy_percent():.0f}% | {'sustained' if r.sustained else 'lag grows'} |")
+              f"{r.machine_busy_percent():.0f}% | {_verdict(r)} |")
 
 
 def print_latency(lat: Latencies, rate: float, seconds: float) -> None:
