@@ -17,6 +17,7 @@ from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from executor.risk import RiskEngine, TradingState
+from infra.kafka_config import idempotent_producer_config
 from infra.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def control_message(state: TradingState, reason: str) -> bytes:
 def send_control(kafka: KafkaSettings, topic: str, state: TradingState, reason: str) -> None:
     """Publish a trading-state change and wait until the broker has it."""
     ensure_control_topic(kafka, topic)
-    producer = Producer({"bootstrap.servers": kafka.bootstrap, "enable.idempotence": True, "acks": "all"})
+    producer = Producer(idempotent_producer_config(kafka))
     producer.produce(topic, control_message(state, reason), CONTROL_KEY)
     if producer.flush(10) > 0:
         raise RuntimeError(f"control message to {topic} not delivered within 10 s")

@@ -33,6 +33,7 @@ from executor.reconcile import reconcile
 from executor.risk import RiskEngine, RiskLimits, TradingState, buckets_from_rate_limits
 from executor.trader import SignalRun, Trader, TraderConfig
 from executor.venue import BinanceVenue, OutcomeUnknown, RateLimited, VenueError
+from infra.kafka_config import idempotent_producer_config, manual_commit_consumer_config
 from infra.settings import ExecutorSettings, KafkaSettings
 from infra.topics import end_offsets
 from schemas.serde import AvroSerde, SerdeError
@@ -113,26 +114,13 @@ class Engine:
         self._stopping = False
         self.started = False
         self.last_venue_ok = 0
-        self.producer = Producer(
-            {"bootstrap.servers": kafka.bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 2}
-        )
+        self.producer = Producer(idempotent_producer_config(kafka, **{"linger.ms": 2}))
         self.outbox = _Outbox(self.producer, self.serde, metrics)
 
     # ---- setup -------------------------------------------------------------------------------------
 
     def _consumer(self, group: str, **extra: Any) -> Consumer:
-        return Consumer(
-            {
-                "bootstrap.servers": self.kafka.bootstrap,
-                "group.id": group,
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
-                "session.timeout.ms": self.kafka.session_timeout_ms,
-                "heartbeat.interval.ms": self.kafka.heartbeat_interval_ms,
-                **extra,
-            }
-        )
+        return Consumer(manual_commit_consumer_config(self.kafka, group, **extra))
 
     def _assign_tail(self, consumer: Consumer, topics: list[str], back: int) -> None:
         parts = []

@@ -16,6 +16,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from infra.kafka_config import idempotent_producer_config
 from infra.settings import KafkaSettings
 from producers.health import FeedEventKind, FeedEvents
 from producers.metrics import FeedMetrics
@@ -31,17 +32,14 @@ _DRAINED = 1_000
 
 def producer_config(kafka: KafkaSettings, buffer_max_records: int, delivery_timeout_ms: int) -> dict[str, Any]:
     """Return the librdkafka settings of the feed producer."""
-    return {
-        "bootstrap.servers": kafka.bootstrap,
-        "enable.idempotence": True,
-        "acks": "all",
+    return idempotent_producer_config(kafka, **{
         "compression.type": "lz4",
         "linger.ms": 5,
         "batch.num.messages": 10_000,
         "queue.buffering.max.messages": buffer_max_records,
         "queue.buffering.max.kbytes": 2_097_151,
         "message.timeout.ms": delivery_timeout_ms,
-    }
+    })
 
 
 class KafkaPublisher:

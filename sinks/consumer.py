@@ -26,6 +26,7 @@ from clickhouse_connect.driver.client import Client
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from infra.kafka_config import manual_commit_consumer_config
 from infra.settings import KafkaSettings, SinkSettings
 from schemas.serde import AvroSerde, SerdeError
 from sinks import metrics
@@ -40,17 +41,9 @@ log = logging.getLogger(__name__)
 
 def consumer_config(kafka: KafkaSettings, sink: SinkSettings) -> dict[str, Any]:
     """Return the confluent-kafka configuration of the sink's consumer."""
-    return {
-        "bootstrap.servers": kafka.bootstrap,
-        "group.id": sink.group_id,
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest",
-        "session.timeout.ms": kafka.session_timeout_ms,
-        "heartbeat.interval.ms": kafka.heartbeat_interval_ms,
-        "max.poll.interval.ms": sink.max_poll_interval_ms,
-        "enable.partition.eof": False,
-    }
+    return manual_commit_consumer_config(
+        kafka, sink.group_id, **{"max.poll.interval.ms": sink.max_poll_interval_ms, "enable.partition.eof": False}
+    )
 
 
 class SinkLoop:
