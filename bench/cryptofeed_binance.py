@@ -14,12 +14,12 @@ import asyncio
 import json
 import sys
 import time
-
+from collections.abc import Awaitable, Callable
 
 CALLS = {"trades": 0, "book": 0, "ticker": 0}
 
 
-def _counter(channel: str):  # noqa: ANN202 (cryptofeed's callback shape)
+def _counter(channel: str) -> Callable[..., Awaitable[None]]:
     async def callback(*_args: object) -> None:
         CALLS[channel] += 1
 

@@ -162,7 +162,7 @@ def bench_cryptofeed(path: Path, rounds: int) -> tuple[float | None, str]:
     if python is None:
         return None, reason
     out = subprocess.run([str(python), str(ROOT / "bench" / "cryptofeed_binance.py"), str(path), str(rounds)],
-                         capture_output=True, text=True, timeout=900)
+                         capture_output=True, text=True, timeout=900, check=False)
     if out.returncode != 0:
         return None, f"cryptofeed run failed: {out.stderr[-500:]}"
     result = json.loads(out.stdout.strip().splitlines()[-1])

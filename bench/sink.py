@@ -38,9 +38,9 @@ T0 = 1_764_150_000_000_000_000
 def trades(count: int) -> list[dict]:
     """Return ``count`` realistic trades over three symbols (8-decimal prices and sizes)."""
     symbols = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
-    return [dict(venue="binance", symbol=symbols[i % 3], trade_id=i, price=f"{64000 + i % 5000 / 100:.8f}",
-                 qty=f"{(i % 99_999 + 1) / 10**6:.8f}", side="buy" if i % 2 else "sell",
-                 ts_event=T0 + i * 1_000_000, ts_recv=T0 + i * 1_000_000 + 700_000) for i in range(count)]
+    return [{"venue": "binance", "symbol": symbols[i % 3], "trade_id": i, "price": f"{64000 + i % 5000 / 100:.8f}",
+             "qty": f"{(i % 99_999 + 1) / 10**6:.8f}", "side": "buy" if i % 2 else "sell",
+             "ts_event": T0 + i * 1_000_000, "ts_recv": T0 + i * 1_000_000 + 700_000} for i in range(count)]
 
 
 def produce(kafka: KafkaSettings, records: list[dict]) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from pathlib import Path
-
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -212,7 +211,7 @@ class ExecutorSettings(_Section):
     passive_window_ms: int = Field(
         10_000, ge=0, description="passive time before crossing at urgency 0 (scaled by 1 - urgency)"
     )
-    max_slippage_bps: Decimal = Field(Decimal("10"), description="IOC limit price at most this far (bps) beyond the best opposite price")
+    max_slippage_bps: Decimal = Field(Decimal(10), description="IOC limit price at most this far (bps) beyond the best opposite price")
     depth_fraction: Decimal = Field(Decimal("0.5"), description="take at most this fraction of the visible liquidity in one order")
     depth_levels: int = Field(20, ge=1, description="book levels kept per side for the depth computation")
     max_attempts: int = Field(50, ge=1, description="orders (attempts) per signal leg before giving up")
@@ -228,10 +227,10 @@ class ExecutorSettings(_Section):
         "latest", description="where a new consumer group starts on `signals`: latest (skip history) or earliest"
     )
     # risk
-    max_order_notional: Decimal = Field(Decimal("100000"), description="largest order notional in quote units")
-    max_position: Decimal = Field(Decimal("100"), description="largest absolute position per instrument in base units")
+    max_order_notional: Decimal = Field(Decimal(100000), description="largest order notional in quote units")
+    max_position: Decimal = Field(Decimal(100), description="largest absolute position per instrument in base units")
     max_open_orders: int = Field(50, ge=1, description="most orders open on the venue at once")
-    price_band_bps: Decimal = Field(Decimal("200"), description="deny orders priced further than this (bps) from mid")
+    price_band_bps: Decimal = Field(Decimal(200), description="deny orders priced further than this (bps) from mid")
     rate_limit_fraction: float = Field(
         0.8, gt=0, le=1, description="use this fraction of the venue's ORDERS rate limits (exchangeInfo rateLimits)"
     )

@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+
 def slot_of(connection_id: str) -> str:
     """Return the slot of a connection id (``c0#7`` -> ``c0``)."""
     return connection_id.partition("#")[0]

@@ -42,7 +42,7 @@ class _Side:
 class OrderBook:
     """Bids and asks of one instrument plus the venue update id they reflect."""
 
-    __slots__ = ("_bids", "_asks", "last_update_id")
+    __slots__ = ("_asks", "_bids", "last_update_id")
 
     def __init__(self) -> None:
         self._bids = _Side()

@@ -20,7 +20,7 @@ from producers.errors import ParseError
 from producers.health import FeedEventKind, FeedEvents
 from producers.metrics import FeedMetrics, slot_of
 from producers.redundancy import MonotonicFilter, SequenceMerger, StallDetector
-from producers.venue import Channel, Diff, Snapshot, VenueAdapter
+from producers.venue import Channel, Diff, VenueAdapter
 from schemas.topics import Topic, instrument_key
 
 log = logging.getLogger(__name__)

@@ -90,6 +90,6 @@ def _play_line(pipeline: FeedPipeline, t: int, kind: str, url: str, data: str, c
                 pipeline.close(PLAYBACK_CONNECTION, "reconnect in recording", t)
             pipeline.add_symbols(pipeline.adapter.stream_symbols(url))
             pipeline.open(PLAYBACK_CONNECTION, url, t)
-    except Exception as exc:  # noqa: BLE001 (task boundary, as in the live feed thread)
+    except Exception as exc:  # task boundary, as in the live feed thread
         log.exception("playback input failed", extra={"kind": kind, "raw": data[:500]})
         pipeline.internal_error(PLAYBACK_CONNECTION, data, exc, t)

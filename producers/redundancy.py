@@ -68,7 +68,7 @@ class SequenceMerger(Generic[T]):
         held = self._held
         while held and min(h[2] for h in held) <= now:
             _, _, _, item = heapq.heappop(held)
-            first, last = self._span(item)
+            _, last = self._span(item)
             if self.last is not None and last <= self.last:
                 self.duplicates += 1
                 continue

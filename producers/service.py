@@ -171,7 +171,7 @@ class FeedService:
         # task boundary: one input that trips a bug must not stop the feed
         try:
             self._process(item, pipeline, tap)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raw = item[2] if len(item) > 2 and isinstance(item[2], str | bytes) else repr(item)
             log.exception("feed input failed", extra={"kind": item[0], "raw": str(raw)[:500]})
             pipeline.internal_error(str(item[1]), raw, exc, self._clock())

@@ -118,7 +118,7 @@ class WsConnection:
         try:
             # ping_interval=0: the venue pings us (Binance every 20 s); websocket-client pongs each ping
             self._app.run_forever(skip_utf8_validation=True, ping_interval=0)
-        except Exception as exc:  # noqa: BLE001 (task boundary: report and let the slot reconnect)
+        except Exception as exc:  # task boundary: report and let the slot reconnect
             self._error = f"{type(exc).__name__}: {exc}"
             log.warning("websocket thread failed", extra={"connection": self.connection_id}, exc_info=True)
         finally:

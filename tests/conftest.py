@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from infra.broker import free_port, private_broker
 from infra.settings import KafkaSettings
+from infra.sim_exchange.process import SimExchangeProcess, start_sim_exchange
 from infra.topics import create_topics
 from infra.warehouse.process import WarehouseProcess
 from tests.docker_backend import clickhouse_container, docker_engine_problem, kafka_container
@@ -115,10 +116,6 @@ def warehouse_url(backend: str, request: pytest.FixtureRequest) -> str:
 
 
 # --- simulated exchange (infra/sim_exchange) ------------------------------------------------------
-from collections.abc import Callable  # noqa: E402
-
-from infra.sim_exchange.process import SimExchangeProcess, start_sim_exchange  # noqa: E402
-
 
 @pytest.fixture
 def sim_exchange_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., SimExchangeProcess]]:

@@ -7,6 +7,7 @@ path venue -> feed -> Kafka -> sink shows up as a difference.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -168,14 +169,14 @@ def order_problems(pipe: Pipeline) -> list[str]:
         if parsed is None:
             problems.append(f"{cid}: not one of our ids")
             continue
-        digest, leg, attempt = parsed
+        _, leg, attempt = parsed
         lifetimes[(signal_id, leg)].append((attempt, first, last, cid))
     for (signal_id, leg), orders in lifetimes.items():
         attempts = [o[0] for o in orders]
         if len(attempts) != len(set(attempts)):
             problems.append(f"signal {signal_id} leg {leg}: attempt used twice {attempts}")
         orders.sort()
-        for prev, nxt in zip(orders, orders[1:]):
+        for prev, nxt in itertools.pairwise(orders):
             if prev[2] is None or prev[2] > nxt[1]:
                 problems.append(f"signal {signal_id} leg {leg}: {nxt[3]} started while {prev[3]} was live")
     return problems

@@ -15,7 +15,11 @@ import requests
 from infra.broker import free_port
 from infra.sim_exchange.process import SimExchangeProcess
 from schemas.topics import Topic
-from tests.integration.producers.checks import assert_deltas_chain, assert_trades_match_exchange, trades_by_symbol
+from tests.integration.producers.checks import (
+    assert_deltas_chain,
+    assert_trades_match_exchange,
+    trades_by_symbol,
+)
 from tests.integration.producers.conftest import Broker, consume_all
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]

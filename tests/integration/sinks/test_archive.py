@@ -73,8 +73,8 @@ def _trades(count: int, seed: int) -> list[dict]:
         price = f"{rng.randrange(6_000_000, 6_100_000) / 100:.2f}" if symbol == "BTCUSDT" else \
             f"{rng.randrange(300_000_000, 310_000_000) / 100_000:.5f}"
         qty = f"{rng.randrange(1, 10**8) / 10**8:.8f}"
-        trades.append(dict(venue="binance", symbol=symbol, trade_id=i, price=price, qty=qty,
-                           side=rng.choice(["buy", "sell"]), ts_event=t, ts_recv=t + 1000))
+        trades.append({"venue": "binance", "symbol": symbol, "trade_id": i, "price": price, "qty": qty,
+                       "side": rng.choice(["buy", "sell"]), "ts_event": t, "ts_recv": t + 1000})
     return trades
 
 

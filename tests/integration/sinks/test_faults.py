@@ -34,9 +34,10 @@ COUNT_QUERY = "SELECT count() FROM v_md_trades"
 
 
 def _trades(count: int) -> list[dict]:
-    return [dict(venue="binance", symbol=("BTCUSDT", "ETHUSDT", "SOLUSDT")[i % 3], trade_id=i,
-                 price=f"{60000 + i % 977}.{i % 100:02d}", qty=f"0.{i % 99_999_999 + 1:08d}",
-                 side="buy" if i % 2 else "sell", ts_event=T0 + i * 1_000_000, ts_recv=T0 + i * 1_000_000 + 700)
+    return [{"venue": "binance", "symbol": ("BTCUSDT", "ETHUSDT", "SOLUSDT")[i % 3], "trade_id": i,
+             "price": f"{60000 + i % 977}.{i % 100:02d}", "qty": f"0.{i % 99_999_999 + 1:08d}",
+             "side": "buy" if i % 2 else "sell", "ts_event": T0 + i * 1_000_000,
+             "ts_recv": T0 + i * 1_000_000 + 700}
             for i in range(count)]
 
 

@@ -65,8 +65,8 @@ def test_retried_batch_with_same_token_lands_once_in_table_and_views(chdb_client
     spec = table_spec("md.trades")
     batcher = Batcher(100, 100)
     for i in range(5):
-        record = dict(venue="binance", symbol="BTCUSDT", trade_id=i, price="100.5", qty="0.00000001", side="buy",
-                      ts_event=1_700_000_000_000_000_000 + i, ts_recv=1_700_000_000_000_000_100 + i)
+        record = {"venue": "binance", "symbol": "BTCUSDT", "trade_id": i, "price": "100.5", "qty": "0.00000001",
+                  "side": "buy", "ts_event": 1_700_000_000_000_000_000 + i, "ts_recv": 1_700_000_000_000_000_100 + i}
         batcher.add_row(spec.name, RowMapper(spec).row(record, "md.trades", 0, i), "md.trades", 0, i, 0)
     batch = batcher.take()
     writer = ArchiveWriter(chdb_client, {spec.name: spec}, Backoff())

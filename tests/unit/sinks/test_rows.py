@@ -13,8 +13,8 @@ from sinks.arrow_block import arrow_table
 from sinks.ddl import table_spec
 from sinks.rows import RowError, RowMapper, decimal_string
 
-TRADE = dict(venue="binance", symbol="BTCUSDT", trade_id=7, price="123456789.12345678", qty="0.00000001",
-             side="buy", ts_event=1_700_000_000_123_456_789, ts_recv=1_700_000_000_123_457_000)
+TRADE = {"venue": "binance", "symbol": "BTCUSDT", "trade_id": 7, "price": "123456789.12345678", "qty": "0.00000001",
+         "side": "buy", "ts_event": 1_700_000_000_123_456_789, "ts_recv": 1_700_000_000_123_457_000}
 
 
 def test_trade_row_keeps_decimal_strings_times_and_metadata() -> None:
@@ -59,9 +59,9 @@ def test_any_decimal38_18_value_round_trips_through_row_and_arrow(value: Decimal
 
 def test_book_levels_become_list_of_structs_with_exact_decimals() -> None:
     spec = table_spec("md.book")
-    record = dict(venue="binance", symbol="ETHUSDT", snapshot=True, first_update_id=1, last_update_id=3,
-                  bids=[{"price": "3000.01", "qty": "0.5"}], asks=[{"price": "3000.02", "qty": "0"}],
-                  ts_event=1, ts_recv=2)
+    record = {"venue": "binance", "symbol": "ETHUSDT", "snapshot": True, "first_update_id": 1, "last_update_id": 3,
+              "bids": [{"price": "3000.01", "qty": "0.5"}], "asks": [{"price": "3000.02", "qty": "0"}],
+              "ts_event": 1, "ts_recv": 2}
     table = arrow_table(spec, [RowMapper(spec).row(record, "md.book", 1, 9)], "id")
     assert table.column("bids")[0].as_py() == [{"price": Decimal("3000.01"), "qty": Decimal("0.5")}]
     assert table.schema.field("asks").type == pa.list_(pa.struct([("price", pa.decimal128(38, 18)),
@@ -70,8 +70,9 @@ def test_book_levels_become_list_of_structs_with_exact_decimals() -> None:
 
 def test_missing_field_with_avro_default_takes_the_default() -> None:
     spec = table_spec("orders")
-    record = dict(client_order_id="c1", seq=0, signal_id="s1", venue="binance", symbol="BTCUSDT", side="buy",
-                  order_type="LIMIT", qty="1", status="new", ts_event=1, ts_recv=2, ts_emit=3)
+    record = {"client_order_id": "c1", "seq": 0, "signal_id": "s1", "venue": "binance", "symbol": "BTCUSDT",
+              "side": "buy", "order_type": "LIMIT", "qty": "1", "status": "new", "ts_event": 1, "ts_recv": 2,
+              "ts_emit": 3}
     row = dict(zip(spec.column_names, RowMapper(spec).row(record, "orders", 0, 0), strict=True))
     assert row["filled_qty"] == "0" and row["price"] is None and row["time_in_force"] is None
 
