@@ -178,15 +178,4 @@ def running_engine(settings: ExecutorSettings, kafka: KafkaSettings) -> Iterator
         raise errors[0]
 
 
-def wait_for(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.2) -> Any:
-    """Poll ``predicate`` until truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-
-
 ZERO = Decimal(0)

@@ -28,8 +28,8 @@ from tests.integration.executor.harness import (
     produce_signals,
     records,
     signal,
-    wait_for,
 )
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 N_SIGNALS = 1000

@@ -24,8 +24,8 @@ from tests.integration.executor.harness import (
     records,
     running_engine,
     signal,
-    wait_for,
 )
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.integration]
 TERMINAL = {"filled", "canceled", "rejected", "expired", "denied"}

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from schemas.topics import RECORD_OF_TOPIC, Topic, instrument_key
 from sinks.client import connect
 from sinks.consumer import SinkLoop
 from sinks.migrate import ensure_database, migrate
+from tests import polling
 
 
 @pytest.fixture
@@ -100,16 +100,8 @@ def end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
 
 
 def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.25) -> None:
-    """Poll ``predicate`` until true, else fail naming ``what``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception:  # noqa: BLE001 (warehouse briefly unavailable while polling)
-            pass
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+    """Poll ``predicate`` until true, else fail naming ``what``; the warehouse may be briefly unavailable meanwhile."""
+    polling.wait_for(predicate, timeout_s, what, interval_s, tolerate=(Exception,))
 
 
 class ThreadedSink:

@@ -13,6 +13,7 @@ from infra.broker import free_port
 from schemas.serde import AvroSerde
 from schemas.topics import Topic
 from tests.integration.streams.harness import OutputReader, fresh_broker, start_worker, stop
+from tests.polling import wait_for
 
 KEY = b"binance:BTCUSDT"
 
@@ -32,15 +33,6 @@ def health(kind: str, seq: int) -> dict:
     now = time.time_ns()
     return {"event_id": f"test-{seq}", "venue": "binance", "symbol": "BTCUSDT", "kind": kind,
             "connection_id": "c1", "detail": "test", "ts_event": now, "ts_recv": now}
-
-
-def wait_until(predicate, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 @pytest.mark.timeout(90)
@@ -72,10 +64,10 @@ def test_stale_event_stops_book_features_until_recovered(tmp_path: Path) -> None
             send(Topic.BOOK, "BookDelta", delta(1, snapshot=True))
             for uid in range(2, 6):
                 send(Topic.BOOK, "BookDelta", delta(uid))
-            assert wait_until(lambda: features_for(range(1, 6)), 45)
+            wait_for(lambda: features_for(range(1, 6)), 45, "book features of updates 1-5")
             # Act 1: the feed declares the book stale, then updates keep coming
             send(Topic.HEALTH, "FeedEvent", health("stale", 1))
-            assert wait_until(lambda: stale_list() == ["binance:BTCUSDT"], 15)
+            wait_for(lambda: stale_list() == ["binance:BTCUSDT"], 15, "BTCUSDT listed stale")
             for uid in range(6, 11):
                 send(Topic.BOOK, "BookDelta", delta(uid))
             time.sleep(2)
@@ -84,11 +76,11 @@ def test_stale_event_stops_book_features_until_recovered(tmp_path: Path) -> None
             assert not any(("BTCUSDT", u) in reader.out.book for u in range(6, 11))
             # Act 2: recovered (md.health and md.book are separate fetches, so wait for it to land)
             send(Topic.HEALTH, "FeedEvent", health("recovered", 2))
-            assert wait_until(lambda: stale_list() == [], 15)
+            wait_for(lambda: stale_list() == [], 15, "no instrument stale")
             for uid in range(11, 14):
                 send(Topic.BOOK, "BookDelta", delta(uid))
             # Assert 2: features again
-            assert wait_until(lambda: features_for(range(11, 14)), 20)
+            wait_for(lambda: features_for(range(11, 14)), 20, "book features of updates 11-13")
         finally:
             stop(worker)
             reader.close()
