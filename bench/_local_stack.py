@@ -49,10 +49,6 @@ class LocalStack:
         """Each running service's program pid (a new pid = supervisord restarted it)."""
         return {i.name: i.pid for i in Supervisor(StackPaths(self.home)).all_info() if i.pid}
 
-    def pids(self) -> dict[str, set[int]]:
-        """Each service's program and its descendants (tansu under ``tickpipe broker``)."""
-        return {name: {pid} | descendants(pid) for name, pid in self.programs().items()}
-
 
 def _every_pid(home: Path) -> set[int]:
     supervisor = Supervisor(StackPaths(home))

@@ -101,11 +101,7 @@ class Prober:
         self.http = requests.Session()
         self.serde = AvroSerde()
         self.admin = AdminClient({"bootstrap.servers": self.kafka.bootstrap, "log_level": 0})
-        parts = Consumer({"bootstrap.servers": self.kafka.bootstrap, "group.id": "bench-pipeline-meta", "log_level": 0})
-        try:
-            meta = parts.list_topics(Topic.TRADES.value, timeout=10).topics[Topic.TRADES.value].partitions
-        finally:
-            parts.close()
+        meta = self.admin.list_topics(Topic.TRADES.value, timeout=10).topics[Topic.TRADES.value].partitions
         self.trades_partitions = [TopicPartition(Topic.TRADES.value, p) for p in sorted(meta)]
         self.missed_trades = self.trades_before_feed()
 
@@ -169,7 +165,7 @@ class Prober:
         conns = self.http.get(f"{self.sim}/_sim/connections", timeout=10).json()
         lag, end = self.group_lags()
         programs = self.stack.programs()
-        pids = {name: {pid} | descendants(pid) for name, pid in programs.items()}
+        pids = {name: {pid} | descendants(pid) for name, pid in programs.items()}  # tansu under `tickpipe broker`
         return Sample(
             t_start=started,
             t=time.monotonic(),
