@@ -48,6 +48,7 @@ class SnapshotFetcher:
         self._queued: set[str] = set()
         self._last_fetch: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._stopping = threading.Event()  # cuts short a pacing or Retry-After pause
         self._session = requests.Session()
         self._thread = threading.Thread(target=self._run, name="snapshots", daemon=True)
 
@@ -56,7 +57,8 @@ class SnapshotFetcher:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop after the fetch in progress."""
+        """Stop after the fetch in progress (a pause between fetches ends at once)."""
+        self._stopping.set()
         self._requests.put(None)
         self._thread.join(self._timeout_s + 1)
 
@@ -76,8 +78,8 @@ class SnapshotFetcher:
                 self._queued.discard(symbol)
                 url = self._urls.pop(symbol, None) or self._url_of(symbol)
             wait = self._last_fetch.get(symbol, 0.0) + self._min_interval_s - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
+            if wait > 0 and self._stopping.wait(wait):
+                return
             self._last_fetch[symbol] = time.monotonic()
             try:
                 resp = self._session.get(url, timeout=self._timeout_s)
@@ -87,8 +89,9 @@ class SnapshotFetcher:
                     log.warning("snapshot refused", extra={"symbol": symbol, "error": str(error), "retriable": error.retriable})
                     self._inbox.put((self._failed_kind, symbol, str(error), error.retriable, self._clock()))
                     retry_after = resp.headers.get("Retry-After", "")
-                    if retry_after.isdigit():
-                        time.sleep(min(float(retry_after), 60.0))  # 429/418: the venue says how long
+                    # 429/418: the venue says how long
+                    if retry_after.isdigit() and self._stopping.wait(min(float(retry_after), 60.0)):
+                        return
                     continue
                 self._inbox.put(("rest", url, body, self._clock()))
             except requests.RequestException as exc:
