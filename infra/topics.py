@@ -1,11 +1,11 @@
-"""Topic admin: create every tickpipe topic idempotently and describe them."""
+"""Topic admin: create every tickpipe topic idempotently, describe them, and read one to its exact end."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from infra.settings import KafkaSettings
@@ -103,5 +103,38 @@ def end_offsets(
                     ends[key] = max(ends[key], msg.offset())
                     pending.pop(key, None)
         return {key: (listed[key][0], ends[key]) for key in listed}
+    finally:
+        consumer.close()
+
+
+def read_to_end(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Message]:
+    """Return every message of ``topic`` from its beginning up to its end offsets at the call (no group).
+
+    For checks and tools that need a topic's exact content: the ends come from :func:`end_offsets`
+    (exact on tansu), so the read stops as soon as each partition is complete instead of waiting for
+    silence. Raise ``TimeoutError`` naming the partitions not read to their end within ``timeout_s``.
+    """
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": "tickpipe-reader", "enable.auto.commit": False, "log_level": 0,
+    })
+    try:
+        partitions = consumer.list_topics(topic, timeout=timeout_s).topics[topic].partitions
+        ends = {p: end for (_, p), (low, end) in end_offsets(
+            bootstrap, [TopicPartition(topic, p) for p in partitions], timeout_s
+        ).items() if end > low}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        out: list[Message] = []
+        remaining = set(ends)
+        deadline = time.monotonic() + timeout_s
+        while remaining and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 0.5):
+                if msg.error() is not None or msg.offset() >= ends[msg.partition()]:
+                    continue
+                out.append(msg)
+                if msg.offset() + 1 >= ends[msg.partition()]:
+                    remaining.discard(msg.partition())
+        if remaining:
+            raise TimeoutError(f"could not read {topic} partitions {sorted(remaining)} to their end in {timeout_s:.0f}s")
+        return out
     finally:
         consumer.close()

@@ -16,14 +16,14 @@ from decimal import Decimal
 from typing import Any
 
 import requests
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
 from executor.engine import Engine
 from executor.metrics import ExecutorMetrics
 from executor.venue import BinanceVenue
 from infra.settings import ExecutorSettings, KafkaSettings
-from infra.topics import end_offsets
+from infra.topics import read_to_end
 from schemas.serde import AvroSerde
 from schemas.topics import Topic, instrument_key
 
@@ -60,34 +60,9 @@ def produce_signals(kafka: KafkaSettings, signals: list[dict[str, Any]]) -> None
             [(instrument_key(s["venue"], s["symbol"]), SERDE.encode("Signal", s)) for s in signals])
 
 
-def read_all(kafka: KafkaSettings, topic: str) -> list[Any]:
-    """Every message currently in ``topic`` (all partitions, up to the exact end offsets)."""
-    consumer = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": f"t-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False})
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        parts = [TopicPartition(topic, p) for p in meta.partitions]
-        ends = {p: end for (_, p), (_, end) in end_offsets(kafka.bootstrap, parts).items()}
-        remaining = {p for p, end in ends.items() if end > 0}
-        consumer.assign([TopicPartition(topic, p, 0) for p in remaining])
-        out = []
-        deadline = time.monotonic() + 30
-        while remaining and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, 0.5):
-                if msg.error():
-                    continue
-                out.append(msg)
-                if msg.offset() + 1 >= ends[msg.partition()]:
-                    remaining.discard(msg.partition())
-        assert not remaining, f"could not read {topic} partitions {remaining} to their end"
-        return out
-    finally:
-        consumer.close()
-
-
 def records(kafka: KafkaSettings, topic: Topic, name: str) -> list[dict[str, Any]]:
     """Decoded records of ``topic``."""
-    return [SERDE.decode_as(name, m.value()) for m in read_all(kafka, topic.value)]
+    return [SERDE.decode_as(name, m.value()) for m in read_to_end(kafka.bootstrap, topic.value)]
 
 
 class MarketBridge:
