@@ -298,7 +298,7 @@ def run_step(prober: Prober, target: float, step_s: float, sample_s: float, sett
         lags = " ".join(f"{k}={v:,}" for k, v in sorted(sample.group_lag.items()))
         print(f"  {target:>6,.0f} ev/s  t={sample.t - started:5.1f}s  feed lag={sample.venue_trades - sample.md_trades:,} "
               f"ws queued={sample.ws_queued:,}  {lags}  (sampled in {sample.t - sample.t_start:.1f}s)", flush=True)
-        if sample.t - started >= step_s:
+        if sample.t - started >= step_s and len(result.samples) >= 2:  # a rate needs two samples
             break
         time.sleep(max(0.0, sample_s - (time.monotonic() - sample.t)))
     result.verdicts = [judge(s, settle_s, MAX_BEHIND_S, MAX_GROWTH_FRAC, FLOOR_MSGS) for s in result.series()]
