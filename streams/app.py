@@ -25,7 +25,7 @@ from infra.settings import Settings
 from schemas.serde import AvroSerde
 from schemas.topics import RECORD_OF_TOPIC, Topic
 from streams import metrics
-from streams.intake import dead_letter, parse_instruments
+from streams.intake import Accepted, check_input, dead_letter, parse_instruments
 from streams.tables import StreamTables, declare_tables
 from streams.topics import StreamTopics, declare_topics
 from streams.transport import Transport
@@ -65,6 +65,19 @@ class Runtime:
         value = self.serde.encode(RECORD_OF_TOPIC[topic], record)
         await self.app.producer.send(topic.value, key, value, None, None, None)
         metrics.RECORDS_OUT.labels(topic.value).inc()
+
+    async def admit(self, message: Any, expected: str, venue_wide_ok: bool = False) -> dict[str, Any] | None:
+        """Count an input ``message`` and check it (see :func:`check_input`); return its record.
+
+        A refused message is dead-lettered and None returned, so the agent moves on to the next one.
+        """
+        metrics.RECORDS_IN.labels(message.topic).inc()
+        checked = check_input(self.serde, message.key, message.value, expected, self.allowed, venue_wide_ok)
+        if isinstance(checked, Accepted):
+            return checked.record
+        await self.reject(checked.reason, checked.error, checked.venue, checked.symbol, message.topic,
+                          message.partition, message.offset, message.value, checked.ts_event)
+        return None
 
     async def reject(
         self, reason: str, error: str, venue: str, symbol: str, source: str,

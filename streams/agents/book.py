@@ -14,7 +14,6 @@ from faust.types import StreamT
 from schemas.topics import Topic
 from streams import metrics, tables
 from streams.app import Runtime
-from streams.intake import Accepted, check_input
 from streams.models.base import InputRef
 from streams.models.ofi_microprice import OfiMicropriceModel
 from streams.pipelines.book import BookConfig, BookInstrument, BookOutcome
@@ -54,14 +53,10 @@ def attach(rt: Runtime) -> None:
             touched: dict[bytes, tuple[BookInstrument, int]] = {}
             for event in events:
                 msg = event.message
-                metrics.RECORDS_IN.labels(msg.topic).inc()
                 is_health = msg.topic == Topic.HEALTH.value
-                checked = check_input(rt.serde, msg.key, msg.value, expected[msg.topic], rt.allowed, is_health)
-                if not isinstance(checked, Accepted):
-                    await rt.reject(checked.reason, checked.error, checked.venue, checked.symbol, msg.topic,
-                                    msg.partition, msg.offset, msg.value, checked.ts_event)
+                record = await rt.admit(msg, expected[msg.topic], venue_wide_ok=is_health)
+                if record is None:
                     continue
-                record = checked.record
                 if is_health and not record["symbol"]:
                     continue  # connection-level event: books go stale only through per-symbol events
                 key = f"{record['venue']}:{record['symbol']}".encode()

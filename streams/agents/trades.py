@@ -10,7 +10,6 @@ from faust.types import StreamT
 from schemas.topics import Topic
 from streams import metrics, tables
 from streams.app import Runtime
-from streams.intake import Accepted, check_input
 from streams.models.base import InputRef
 from streams.pipelines.trades import TradeInstrument, TradeOutcome
 
@@ -36,13 +35,9 @@ def attach(rt: Runtime) -> None:
             touched: dict[bytes, tuple[TradeInstrument, int]] = {}
             for event in events:
                 msg = event.message
-                metrics.RECORDS_IN.labels(msg.topic).inc()
-                checked = check_input(rt.serde, msg.key, msg.value, "Trade", rt.allowed)
-                if not isinstance(checked, Accepted):
-                    await rt.reject(checked.reason, checked.error, checked.venue, checked.symbol, msg.topic,
-                                    msg.partition, msg.offset, msg.value, checked.ts_event)
+                trade = await rt.admit(msg, "Trade")
+                if trade is None:
                     continue
-                trade = checked.record
                 key = f"{trade['venue']}:{trade['symbol']}".encode()
                 inst = touched[key][0] if key in touched else states.get(key)
                 ref = InputRef(msg.topic, msg.partition, msg.offset)
