@@ -105,16 +105,11 @@ def bench_pipeline(lines: list[Line], rounds: int, encode: bool) -> tuple[float,
 
 
 def bench_publish(lines: list[Line], rounds: int) -> tuple[float, str]:
-    from infra.broker import free_port, start_broker
-    from infra.settings import KafkaSettings
-    from infra.topics import create_topics
+    from infra.broker import private_broker
     from producers.publisher import KafkaPublisher
 
-    port = free_port()
-    proc = start_broker("127.0.0.1", port, log_path=Path(tempfile.gettempdir()) / f"bench-feed-tansu-{port}.log")
-    try:
-        kafka = KafkaSettings(bootstrap=f"127.0.0.1:{port}")
-        create_topics(kafka)
+    log_path = Path(tempfile.gettempdir()) / f"bench-feed-tansu-{time.time_ns()}.log"
+    with private_broker(log_path) as (kafka, _):
         events = FeedEvents("binance", "bench")
         publisher = KafkaPublisher(kafka, events, FeedMetrics(CollectorRegistry()), time.time_ns,
                                    buffer_max_records=2_000_000)
@@ -138,9 +133,6 @@ def bench_publish(lines: list[Line], rounds: int) -> tuple[float, str]:
         elapsed = time.perf_counter() - start
         note = f"{publisher.delivered} delivered, {publisher.failed} failed, {left} unflushed"
         return elapsed, note
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _cryptofeed_python() -> tuple[Path | None, str]:
