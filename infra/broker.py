@@ -123,14 +123,15 @@ def start_broker(
 
 @contextmanager
 def private_broker(
-    log_path: Path, partitions: int = 4, host: str = "127.0.0.1"
+    log_path: Path, partitions: int = 4, host: str = "127.0.0.1", port: int | None = None
 ) -> Iterator[tuple[KafkaSettings, subprocess.Popen[bytes]]]:
-    """Run a broker of the caller's own on a free port, every tickpipe topic created; stop exactly it on exit.
+    """Run a broker of the caller's own, every tickpipe topic created; stop exactly it on exit.
 
     Yield its settings and its process (a test may freeze it by pid). For tests and benchmarks that
-    need clean topics, so that no other run's records are in them.
+    need clean topics, so that no other run's records are in them. ``port`` defaults to a free one;
+    name it to start a second, empty broker where a first one was (a broker restart loses memory storage).
     """
-    port = free_port(host)
+    port = port or free_port(host)
     proc = start_broker(host, port, log_path=log_path)
     kafka = KafkaSettings(bootstrap=f"{host}:{port}", partitions=partitions)
     try:

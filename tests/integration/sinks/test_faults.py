@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from infra.broker import free_port, start_broker
+from infra.broker import free_port, private_broker
 from infra.settings import KafkaSettings
-from infra.topics import create_topics
 from infra.warehouse.process import WarehouseProcess
 from tests.integration.sinks.conftest import (
     Archive,
@@ -166,28 +165,17 @@ def test_recreated_topic_starting_again_at_offset_0_is_archived_not_skipped(
     # Arrange: the local broker forgets everything on restart; the archive does not
     port = free_port()
     first_life, second_life = _trades(1_000), _trades(1_600)[1_000:]
-    broker = start_broker("127.0.0.1", port, log_path=tmp_path / "tansu-1.log")
-    try:
-        kafka = KafkaSettings(bootstrap=f"127.0.0.1:{port}", partitions=4)
-        create_topics(kafka)
+    with private_broker(tmp_path / "tansu-1.log", port=port) as (kafka, _):
         produce(kafka, "md.trades", first_life)
         sink = threaded_sink_factory(kafka, archive, topics=["md.trades"], group_id="reset-drill")
         wait_for(lambda: committed_total(kafka, "reset-drill", "md.trades") == 1_000, 60, "first life archived")
         sink.stop()
-    finally:
-        broker.kill()
-        broker.wait()
-    broker = start_broker("127.0.0.1", port, log_path=tmp_path / "tansu-2.log")
-    try:
-        create_topics(kafka)
+    with private_broker(tmp_path / "tansu-2.log", port=port) as (kafka, _):
         produce(kafka, "md.trades", second_life)
         # Act
         sink = threaded_sink_factory(kafka, archive, topics=["md.trades"], group_id="reset-drill")
         wait_for(lambda: committed_total(kafka, "reset-drill", "md.trades") == 600, 60, "second life archived")
         sink.stop()
-    finally:
-        broker.kill()
-        broker.wait()
     # Assert: both lives archived, nothing collapsed or skipped, bars count every trade once
     assert archive.scalar(COUNT_QUERY) == 1_600
     assert archive.scalar("SELECT uniqExact(trade_id) FROM v_md_trades") == 1_600
