@@ -1,7 +1,10 @@
-"""Health probes of the local stack's services: a Kafka metadata request or an HTTP GET."""
+"""Health probes of the local stack's services (a Kafka metadata request or an HTTP GET), and the wait for a child to answer."""
 
 from __future__ import annotations
 
+import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import requests
@@ -43,3 +46,24 @@ def _http(url: str, timeout_s: float) -> Health:
         return Health(False, f"GET {url}: {type(exc).__name__}")
     body = response.text.strip().replace("\n", " ")
     return Health(response.status_code == 200, f"HTTP {response.status_code} {body[:80]}")
+
+
+def wait_answering(
+    proc: subprocess.Popen,
+    url: str,
+    timeout_s: float,
+    answered: Callable[[requests.Response], bool] = lambda response: response.status_code == 200,
+) -> bool:
+    """GET ``url`` every 0.1 s until ``answered(response)``: True then, False once ``proc`` exits or ``timeout_s`` passes.
+
+    For a service we just started: a refused connection means "not up yet", an exited child means it never will be.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if answered(requests.get(url, timeout=1)):
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    return False

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import requests
 
 from infra.broker import free_port
+from infra.health import wait_answering
 from infra.processes import stop_process
 
 _TICKPIPE = str(Path(sys.executable).with_name("tickpipe"))
@@ -121,16 +121,8 @@ def start_sim_exchange(
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 (child keeps it)
     proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL)
     sim = SimExchangeProcess(proc, port, log_path)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        try:
-            if requests.get(sim.rest_url + "/api/v3/ping", timeout=1).status_code == 200:
-                return sim
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
+    if wait_answering(proc, sim.rest_url + "/api/v3/ping", timeout_s):
+        return sim
     sim.stop()
     tail = log_path.read_text()[-3000:] if log_path and log_path.exists() else "(no log)"
     raise SimExchangeStartError(f"sim exchange on port {port} did not start (exit {proc.returncode}): {tail}")

@@ -12,14 +12,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import requests
-
 from infra.broker import port_in_use
+from infra.health import wait_answering
 from infra.processes import stop_process
 
 
@@ -87,18 +85,12 @@ class WarehouseProcess:
 
     def _wait_ready(self) -> None:
         assert self.proc is not None
-        deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise WarehouseStartError(
-                    f"warehouse exited with {self.proc.returncode} at start; log {self.log_path}:\n{self._log_tail()}"
-                )
-            try:
-                if requests.get(f"{self.url}/ping", timeout=1).text == "Ok.\n":
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
+        if wait_answering(self.proc, f"{self.url}/ping", self.start_timeout_s, lambda response: response.text == "Ok.\n"):
+            return
+        if self.proc.poll() is not None:
+            raise WarehouseStartError(
+                f"warehouse exited with {self.proc.returncode} at start; log {self.log_path}:\n{self._log_tail()}"
+            )
         self.stop()
         raise WarehouseStartError(f"warehouse did not answer /ping within {self.start_timeout_s} s; log {self.log_path}")
 
