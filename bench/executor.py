@@ -13,7 +13,6 @@ Usage: ``.venv/bin/python bench/executor.py [--paced 300] [--burst 2000]``
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from executor.engine import Engine
 from executor.metrics import ExecutorMetrics
 from executor.venue import BinanceVenue
 from infra.broker import free_port, start_broker
-from infra.settings import KafkaSettings
+from infra.settings import KafkaSettings, environ_without_settings
 from infra.topics import create_topics
 from schemas.topics import Topic, instrument_key
 from tests.integration.executor.harness import (
@@ -81,7 +80,7 @@ def main() -> None:
 
     broker_port, sim_port = free_port(), free_port()
     broker = start_broker("127.0.0.1", broker_port)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKPIPE_")} | {
+    env = environ_without_settings() | {
         "TICKPIPE_SIM__ORDERS_LIMIT_10S": "1000000", "TICKPIPE_SIM__ORDERS_LIMIT_1D": "100000000"}
     sim = subprocess.Popen(
         [str(Path(sys.executable).parent / "tickpipe"), "sim-exchange", "--port", str(sim_port),

@@ -7,7 +7,6 @@ feature topic, and `tickpipe down` until no process is left. Private TICKPIPE_HO
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -15,7 +14,7 @@ import time
 from pathlib import Path
 
 from infra.broker import free_port
-from infra.settings import KafkaSettings
+from infra.settings import KafkaSettings, environ_without_settings
 from infra.stack import SERVICES, StackPaths, env_name
 from infra.stack_control import StackRecord, command_exists, record_path
 from infra.topics import describe_topics
@@ -26,7 +25,7 @@ TICKPIPE = str(Path(sys.executable).with_name("tickpipe"))
 
 def one_run(workdir: Path, services: list[str]) -> tuple[float, float, float]:
     home = workdir / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKPIPE_")}
+    env = environ_without_settings()
     env.update(TICKPIPE_HOME=str(home), TICKPIPE_STACK__SERVICES=",".join(services))
     for spec in SERVICES:
         if spec.name in services:

@@ -31,7 +31,7 @@ from pathlib import Path
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from infra.broker import private_broker
-from infra.settings import KafkaSettings
+from infra.settings import KafkaSettings, environ_without_settings
 from schemas.serde import AvroSerde
 from schemas.topics import Topic
 from streams.synthetic import market
@@ -48,7 +48,7 @@ def broker(tmp: Path) -> Iterator[KafkaSettings]:
 
 
 def start_workers(kafka: KafkaSettings, n: int, tmp: Path, tag: str, within_ms: int) -> list[subprocess.Popen]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKPIPE_")}
+    env = environ_without_settings()
     env.update({
         "TICKPIPE_KAFKA__BOOTSTRAP": kafka.bootstrap, "TICKPIPE_STREAMS__APP_ID": f"bench-{tag}",
         "TICKPIPE_STREAMS__WEB_PORT": "0", "TICKPIPE_LOG_LEVEL": "WARNING",

@@ -327,3 +327,12 @@ def load_settings() -> Settings:
             ENV_PREFIX + "__".join(str(p) for p in err["loc"]).upper() + f": {err['msg']}" for err in exc.errors()
         )
         raise SettingsError(f"invalid setting(s): {problems}") from None
+
+
+def environ_without_settings() -> dict[str, str]:
+    """Return this process's environment minus every ``TICKPIPE_*`` name.
+
+    For a child process (test, benchmark) that must run with exactly the settings its starter adds,
+    not with whatever the caller's shell happens to export.
+    """
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith(ENV_PREFIX)}

@@ -26,6 +26,7 @@ from pathlib import Path
 from infra.broker import free_port
 from infra.health import probe
 from infra.processes import descendants, kill_all, wait_gone
+from infra.settings import environ_without_settings
 from infra.stack import SERVICES, Service, StackPaths, env_name
 from infra.stack_control import StackRecord, record_path
 from infra.supervision import Supervisor
@@ -36,7 +37,7 @@ PORT_ENV = {spec.name: env_name(spec.port_setting) for spec in SERVICES}
 
 def stack_env(home: Path, services: str, **overrides: str) -> dict[str, str]:
     """The environment of a private stack: the caller's TICKPIPE_* dropped, every service port free."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKPIPE_")}
+    env = environ_without_settings()
     env.update(
         TICKPIPE_HOME=str(home),
         TICKPIPE_STACK__SERVICES=services,

@@ -20,7 +20,7 @@ from executor.ids import client_order_id
 from executor.venue import BinanceVenue, NotFound
 from infra.broker import free_port
 from infra.processes import stop_process
-from infra.settings import KafkaSettings
+from infra.settings import KafkaSettings, environ_without_settings
 from schemas.topics import Topic
 from tests.integration.executor.harness import (
     MarketBridge,
@@ -62,7 +62,7 @@ def test_kill_9_under_faults_acts_on_every_signal_exactly_once(
     venue = BinanceVenue(executor_sim_url, key, secret, 5000)
     before = venue.balances()
     tag = os.urandom(4).hex()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKPIPE_")} | {
+    env = environ_without_settings() | {
         "TICKPIPE_KAFKA__BOOTSTRAP": kafka_settings.bootstrap,
         "TICKPIPE_EXECUTOR__GROUP_ID": f"crash-{tag}",
         "TICKPIPE_EXECUTOR__CONTROL_TOPIC": f"executor.control.{tag}",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from decimal import Decimal
@@ -13,7 +12,7 @@ import pytest
 from executor.ids import client_order_id
 from executor.venue import BinanceVenue, NotFound
 from infra.broker import free_port
-from infra.settings import KafkaSettings
+from infra.settings import KafkaSettings, environ_without_settings
 from schemas.topics import Topic
 from tests.integration.executor.harness import (
     MarketBridge,
@@ -46,7 +45,7 @@ def test_replay_from_offset_zero_adopts_every_order_and_sends_none_again(
     balances_before = venue.balances()
 
     # Act: replay the whole topic through the CLI
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKPIPE_")} | {
+    env = environ_without_settings() | {
         "TICKPIPE_KAFKA__BOOTSTRAP": kafka_settings.bootstrap,
         "TICKPIPE_EXECUTOR__GROUP_ID": settings.group_id,
         "TICKPIPE_EXECUTOR__CONTROL_TOPIC": settings.control_topic,

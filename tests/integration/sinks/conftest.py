@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from infra.broker import private_broker
-from infra.settings import KafkaSettings, SinkSettings, WarehouseSettings
+from infra.settings import KafkaSettings, SinkSettings, WarehouseSettings, environ_without_settings
 from infra.topics import end_offsets as topic_end_offsets
 from schemas.serde import AvroSerde
 from schemas.topics import RECORD_OF_TOPIC, Topic, instrument_key
@@ -158,7 +157,7 @@ def threaded_sink(private_kafka: KafkaSettings,
 
 def sink_env(kafka: KafkaSettings, warehouse: WarehouseSettings, **sink_fields: Any) -> dict[str, str]:
     """Return the environment of a ``tickpipe sink`` subprocess on ``kafka`` and ``warehouse``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKPIPE_")}
+    env = environ_without_settings()
     env.update({
         "TICKPIPE_KAFKA__BOOTSTRAP": kafka.bootstrap,
         "TICKPIPE_WAREHOUSE__URL": warehouse.url,

@@ -6,7 +6,6 @@ offsets the broker assigned, so every Kafka run is compared with an independent 
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from infra.broker import private_broker
 from infra.processes import stop_process
-from infra.settings import KafkaSettings
+from infra.settings import KafkaSettings, environ_without_settings
 from schemas.serde import AvroSerde
 from schemas.topics import Topic
 from streams.intake import Accepted, check_input
@@ -151,7 +150,7 @@ def start_worker(
     kafka: KafkaSettings, app_id: str, tmp: Path, name: str, cooldown_ms: int, web_port: int = 0
 ) -> subprocess.Popen:
     """Start ``tickpipe streams worker`` as a real subprocess."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKPIPE_")}
+    env = environ_without_settings()
     env.update({
         "TICKPIPE_KAFKA__BOOTSTRAP": kafka.bootstrap,
         "TICKPIPE_KAFKA__PARTITIONS": "4",
