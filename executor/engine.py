@@ -113,7 +113,6 @@ class Engine:
         self.replay_end: dict[int, int] = {}
         self._stopping = False
         self.started = False
-        self.last_venue_ok = 0
         self.producer = Producer(idempotent_producer_config(kafka, **{"linger.ms": 2}))
         self.outbox = _Outbox(self.producer, self.serde, metrics)
 
@@ -157,7 +156,6 @@ class Engine:
         self.reconciliation = self._until_answered(
             "reconcile", lambda: reconcile(self.venue, self.positions, symbols, s.reconcile_trades_limit)
         )
-        self.last_venue_ok = self.clock()
         ms = 1_000_000
         policy = PolicyParams(
             s.passive_ttl_ms * ms, s.reprice_ticks, s.improve_ticks, s.cross_min_urgency,
@@ -343,7 +341,6 @@ class Engine:
                 continue
             try:
                 self.trader.step(run)
-                self.last_venue_ok = self.clock()
             except VenueError as exc:
                 log.warning("venue call failed; the run retries", extra={"signal_id": run.signal_id, "error": str(exc)})
             except InvalidStateTrigger as exc:
