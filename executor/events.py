@@ -6,6 +6,7 @@ from typing import Any
 
 from executor.commands import Side
 from executor.order import Order, OrderStatus, Transition
+from schemas.decimals import decimal_text
 
 
 def _status(status: OrderStatus) -> str | None:
@@ -26,12 +27,12 @@ def order_event(order: Order, transition: Transition, ts_event: int, ts_recv: in
         "side": cmd.side.value,
         "order_type": cmd.order_type.value,
         "time_in_force": cmd.time_in_force.value if cmd.time_in_force else None,
-        "price": str(cmd.price),
-        "qty": str(cmd.qty),
+        "price": decimal_text(cmd.price),
+        "qty": decimal_text(cmd.qty),
         "status": transition.status.value,
         "previous_status": _status(transition.previous),
-        "filled_qty": str(order.filled_qty),
-        "avg_price": None if avg is None else str(avg.normalize()),
+        "filled_qty": decimal_text(order.filled_qty),
+        "avg_price": None if avg is None else decimal_text(avg.normalize()),
         "venue_order_id": order.venue_order_id,
         "reason": transition.reason,
         "error_code": transition.error_code,

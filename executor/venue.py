@@ -25,6 +25,7 @@ import orjson
 
 from executor.commands import SubmitOrder
 from executor.policy import InstrumentRules
+from schemas.decimals import decimal_text
 
 
 class VenueError(Exception):
@@ -161,8 +162,8 @@ class BinanceVenue:
             "symbol": cmd.symbol,
             "side": cmd.side.value.upper(),
             "type": cmd.order_type.value,
-            "quantity": str(cmd.qty),
-            "price": str(cmd.price),
+            "quantity": decimal_text(cmd.qty),
+            "price": decimal_text(cmd.price),
             "newClientOrderId": cmd.client_order_id,
             "newOrderRespType": "FULL",
         }

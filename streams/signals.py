@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+from schemas.decimals import decimal_text
 from streams.models.base import Decision, InputRef
 
 
@@ -37,7 +38,7 @@ def signal_record(
         "urgency": decision.urgency,
         "model": model,
         "expires_at": decision.ts_recv + ttl_ns,
-        "reference_price": format(Decimal(repr(decision.reference_price)), "f"),
+        "reference_price": decimal_text(Decimal(repr(decision.reference_price))),
         "inputs": [{"topic": r.topic, "partition": r.partition, "offset": r.offset} for r in decision.inputs],
         "ts_event": decision.ts_event,
         "ts_recv": decision.ts_recv,

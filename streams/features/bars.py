@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from streams.features.decimals import EXACT, to_str
+from schemas.decimals import decimal_text
+from streams.features.decimals import EXACT
 
 INTERVALS_NS = {"1s": 1_000_000_000, "1m": 60_000_000_000}
 
@@ -80,10 +81,10 @@ class BarAccumulator:
         """Return the Bar fields that depend only on the trades (no venue, interval or ts_emit)."""
         return {
             "start": self.start, "end": self.end,
-            "open": to_str(self.open), "high": to_str(self.high), "low": to_str(self.low),
-            "close": to_str(self.close), "volume": to_str(self.volume),
-            "quote_volume": to_str(self.quote_volume),
-            "vwap": to_str(EXACT.divide(self.quote_volume, self.volume)) if self.volume else to_str(self.close),
+            "open": decimal_text(self.open), "high": decimal_text(self.high), "low": decimal_text(self.low),
+            "close": decimal_text(self.close), "volume": decimal_text(self.volume),
+            "quote_volume": decimal_text(self.quote_volume),
+            "vwap": decimal_text(EXACT.divide(self.quote_volume, self.volume) if self.volume else self.close),
             "trade_count": self.trade_count, "first_trade_id": self.first_trade_id,
             "last_trade_id": self.last_trade_id, "version": self.version,
             "ts_event": self.ts_event, "ts_recv": self.ts_recv,
