@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
+import tempfile
 import threading
 import time
 from decimal import Decimal
@@ -32,9 +32,9 @@ from executor.control import ensure_control_topic
 from executor.engine import Engine
 from executor.metrics import ExecutorMetrics
 from executor.venue import BinanceVenue
-from infra.broker import free_port, start_broker
-from infra.settings import KafkaSettings, environ_without_settings
-from infra.topics import create_topics
+from infra.broker import private_broker
+from infra.settings import KafkaSettings
+from infra.sim_exchange.process import start_sim_exchange
 from schemas.topics import Topic, instrument_key
 from tests.integration.executor.harness import (
     SERDE,
@@ -78,26 +78,19 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=2000, help="signals sent at once (throughput)")
     args = parser.parse_args()
 
-    broker_port, sim_port = free_port(), free_port()
-    broker = start_broker("127.0.0.1", broker_port)
-    env = environ_without_settings() | {
-        "TICKPIPE_SIM__ORDERS_LIMIT_10S": "1000000", "TICKPIPE_SIM__ORDERS_LIMIT_1D": "100000000"}
-    sim = subprocess.Popen(
-        [str(Path(sys.executable).parent / "tickpipe"), "sim-exchange", "--port", str(sim_port),
-         "--events-per-s", "40", "--weight-limit", "100000000"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    sim_url = f"http://127.0.0.1:{sim_port}"
+    tmp = Path(tempfile.mkdtemp(prefix="bench-executor-"))
+    with private_broker(tmp / "tansu.log") as (kafka, _):
+        sim = start_sim_exchange(log_path=tmp / "sim.log", events_per_s=40, weight_limit_1m=100_000_000,
+                                 orders_limit_10s=1_000_000, orders_limit_1d=100_000_000)
+        try:
+            _run(args, kafka, sim.rest_url)
+        finally:
+            sim.stop()
+
+
+def _run(args: argparse.Namespace, kafka: KafkaSettings, sim_url: str) -> None:
     bridge = None
     try:
-        kafka = KafkaSettings(bootstrap=f"127.0.0.1:{broker_port}")
-        create_topics(kafka)
-        for _ in range(100):
-            try:
-                if requests.get(f"{sim_url}/api/v3/ping", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
         bridge = MarketBridge(kafka, sim_url).start()
         key, secret = new_account(sim_url, {"BTC": "1000", "ETH": "10000", "USDT": "100000000"})
         settings = executor_settings(sim_url, key, secret, max_open_orders=10_000, max_inflight_signals=500,
@@ -157,10 +150,6 @@ def main() -> None:
     finally:
         if bridge is not None:
             bridge.stop()
-        sim.terminate()
-        sim.wait(10)
-        broker.terminate()
-        broker.wait(10)
 
 
 if __name__ == "__main__":
