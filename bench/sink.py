@@ -20,9 +20,8 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from infra.broker import free_port, start_broker
+from infra.broker import free_port, private_broker
 from infra.settings import KafkaSettings, SinkSettings, WarehouseSettings
-from infra.topics import create_topics
 from infra.warehouse.process import WarehouseProcess
 from schemas.serde import AvroSerde
 from schemas.topics import instrument_key
@@ -114,32 +113,24 @@ def main() -> None:
     parser.add_argument("--trades", type=int, default=300_000)
     parser.add_argument("--batch-rows", type=int, default=50_000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-sink-") as tmp:
-        base = Path(tmp)
-        port = free_port()
-        broker = start_broker("127.0.0.1", port, log_path=base / "tansu.log")
-        warehouse_proc = WarehouseProcess(free_port(), base / "store", log_path=base / "warehouse.log").start()
-        try:
-            kafka = KafkaSettings(bootstrap=f"127.0.0.1:{port}")
-            create_topics(kafka, ["md.trades"])
-            warehouse = WarehouseSettings(url=warehouse_proc.url, database="bench")
-            ensure_database(connect(warehouse, database=None), warehouse.database)
-            migrate(connect(warehouse), warehouse.database)
-            records = trades(args.trades)
-            print(f"producing {len(records):,} trades ...", flush=True)
-            produce(kafka, records)
-            print(f"decode only (AvroSerde.decode, 1 core): {decode_only(records):,.0f} msg/s", flush=True)
-            join_s, sink_rate = run_sink(kafka, warehouse, len(records), args.batch_rows)
-            print(f"sink (Kafka -> decode -> rows -> Arrow -> insert -> commit): {sink_rate:,.0f} rows/s "
-                  f"(group join {join_s:.1f} s excluded)", flush=True)
-            plain_rate = plain_insert(warehouse, records, args.batch_rows)
-            print(f"plain clickhouse-connect insert of the same rows: {plain_rate:,.0f} rows/s", flush=True)
-            print(f"ratio sink / plain insert: {sink_rate / plain_rate:.2f}")
-        finally:
-            warehouse_proc.stop()
-            broker.kill()
-            broker.wait()
-
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-sink-") as tmp,
+        private_broker(Path(tmp) / "tansu.log") as (kafka, _),
+        WarehouseProcess(free_port(), Path(tmp) / "store", log_path=Path(tmp) / "warehouse.log") as warehouse_proc,
+    ):
+        warehouse = WarehouseSettings(url=warehouse_proc.url, database="bench")
+        ensure_database(connect(warehouse, database=None), warehouse.database)
+        migrate(connect(warehouse), warehouse.database)
+        records = trades(args.trades)
+        print(f"producing {len(records):,} trades ...", flush=True)
+        produce(kafka, records)
+        print(f"decode only (AvroSerde.decode, 1 core): {decode_only(records):,.0f} msg/s", flush=True)
+        join_s, sink_rate = run_sink(kafka, warehouse, len(records), args.batch_rows)
+        print(f"sink (Kafka -> decode -> rows -> Arrow -> insert -> commit): {sink_rate:,.0f} rows/s "
+              f"(group join {join_s:.1f} s excluded)", flush=True)
+        plain_rate = plain_insert(warehouse, records, args.batch_rows)
+        print(f"plain clickhouse-connect insert of the same rows: {plain_rate:,.0f} rows/s", flush=True)
+        print(f"ratio sink / plain insert: {sink_rate / plain_rate:.2f}")
 
 if __name__ == "__main__":
     main()
