@@ -76,8 +76,9 @@ def end_offsets(
     tansu 0.6 answers ListOffsets(latest) with the base offset of the partition's last record batch
     plus one, not its last offset plus one (5 records produced in one batch read as end offset 1).
     Its Fetch responses carry the right high watermark, so the last batch is fetched once and the
-    end is read where the consumer reaches the end of the partition. Against Apache Kafka this
-    costs one small fetch per non-empty partition and changes nothing.
+    end is the high watermark of that fetch (or, failing that, where the consumer reaches the end of
+    the partition; on a topic still being written that may not come before ``timeout_s``). Against
+    Apache Kafka this costs one small fetch per non-empty partition and changes nothing.
     """
     consumer = Consumer({
         "bootstrap.servers": bootstrap, "group.id": "tickpipe-admin", "enable.auto.commit": False,
@@ -98,7 +99,10 @@ def end_offsets(
                     continue
                 key = (msg.topic(), msg.partition())
                 if msg.error() is None:
-                    ends[key] = max(ends[key], msg.offset() + 1)
+                    _, fetched_high = consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
+                    ends[key] = max(ends[key], msg.offset() + 1, fetched_high)
+                    if fetched_high > 0:
+                        pending.pop(key, None)
                 elif msg.error().code() == KafkaError._PARTITION_EOF:
                     ends[key] = max(ends[key], msg.offset())
                     pending.pop(key, None)
