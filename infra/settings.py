@@ -149,6 +149,11 @@ class StreamsSettings(_Section):
     data_dir: Path = Field(Path(".tickpipe/streams"), description="Faust table data directory")
     book_features_interval_ms: int = Field(0, ge=0, description="throttle book features per instrument; 0 = every update")
     bar_allowed_lateness_ms: int = Field(2000, ge=0, description="late trades within this correct a bar")
+    flow_bucket_ms: int = Field(
+        100, ge=1, le=1000,
+        description="flow windows: event-time bucket width (ms, must divide 1000); windows are bucket-aligned "
+        "and the saved state is at most 60 s / bucket per instrument, whatever the trade rate",
+    )
     store: str = Field(
         "memory://", description="Faust table store; memory:// rebuilds tables from their changelog topics at start"
     )

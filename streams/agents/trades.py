@@ -22,10 +22,14 @@ def attach(rt: Runtime) -> None:
     """Register the trades agent on ``rt.app``."""
     s = rt.settings.streams
     lateness_ns = s.bar_allowed_lateness_ms * 1_000_000
+    bucket_ns = s.flow_bucket_ms * 1_000_000
 
     states = tables.InstrumentStates(
         rt.tables.trades,
-        lambda saved: TradeInstrument.from_state(lateness_ns, saved) if saved else TradeInstrument(lateness_ns),
+        lambda saved: (
+            TradeInstrument.from_state(lateness_ns, bucket_ns, saved) if saved
+            else TradeInstrument(lateness_ns, bucket_ns)
+        ),
     )
 
     @rt.app.agent(rt.topics.trades, name="trades")

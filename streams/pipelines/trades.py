@@ -22,9 +22,9 @@ class TradeOutcome:
 class TradeInstrument:
     """Flow windows, bar builders and dedup positions of one instrument; saved in ``trade-state``."""
 
-    def __init__(self, lateness_ns: int) -> None:
+    def __init__(self, lateness_ns: int, flow_bucket_ns: int) -> None:
         self.lateness_ns = lateness_ns
-        self.flow = FlowState()
+        self.flow = FlowState(flow_bucket_ns)
         self.bars = {label: BarBuilder(ns, lateness_ns) for label, ns in INTERVALS_NS.items()}
         self.last_trade_id = -1
         self.offsets: dict[str, int] = {}
@@ -68,10 +68,10 @@ class TradeInstrument:
         }
 
     @classmethod
-    def from_state(cls, lateness_ns: int, s: dict[str, Any]) -> TradeInstrument:
+    def from_state(cls, lateness_ns: int, flow_bucket_ns: int, s: dict[str, Any]) -> TradeInstrument:
         """Inverse of :meth:`to_state`."""
-        inst = cls(lateness_ns)
-        inst.flow = FlowState.from_state(s["flow"])
+        inst = cls(lateness_ns, flow_bucket_ns)
+        inst.flow = FlowState.from_state(flow_bucket_ns, s["flow"])
         inst.bars = {
             label: BarBuilder.from_state(INTERVALS_NS[label], lateness_ns, b) for label, b in s["bars"].items()
         }

@@ -32,6 +32,8 @@ from streams.synthetic import MarketEvent, market
 
 MS = 1_000_000
 LATENESS_MS = 2000
+FLOW_BUCKET_MS = 100
+TARGET_QTY = "0.001"
 OUTPUTS = [Topic.FEATURES_BOOK, Topic.FEATURES_FLOW, Topic.BARS_1S, Topic.BARS_1M, Topic.SIGNALS, Topic.DLQ]
 TICKPIPE = str(Path(sys.executable).parent / "tickpipe")
 
@@ -109,10 +111,10 @@ def reference(landed: list[Produced], signal_cooldown_ms: int) -> Outputs:
     serde = AvroSerde()
     cfg = BookConfig(
         OfiMicropriceModel(cooldown_ns=signal_cooldown_ms * MS), features_interval_ns=0,
-        target_qty="0.001", signal_ttl_ns=2000 * MS,
+        target_qty=TARGET_QTY, signal_ttl_ns=2000 * MS,
     )
     books: dict[bytes, BookInstrument] = defaultdict(BookInstrument)
-    trades: dict[bytes, TradeInstrument] = defaultdict(lambda: TradeInstrument(LATENESS_MS * MS))
+    trades: dict[bytes, TradeInstrument] = defaultdict(lambda: TradeInstrument(LATENESS_MS * MS, FLOW_BUCKET_MS * MS))
     out = Outputs()
     for p in sorted(landed, key=lambda p: (p.topic, p.partition, p.offset)):
         checked = check_input(serde, p.key, p.value, "Trade" if p.topic == Topic.TRADES else "BookDelta", frozenset())
@@ -158,7 +160,9 @@ def start_worker(
         "TICKPIPE_STREAMS__WEB_PORT": str(web_port),
         "TICKPIPE_STREAMS__DATA_DIR": str(tmp / f"data-{name}"),
         "TICKPIPE_STREAMS__BAR_ALLOWED_LATENESS_MS": str(LATENESS_MS),
+        "TICKPIPE_STREAMS__FLOW_BUCKET_MS": str(FLOW_BUCKET_MS),
         "TICKPIPE_STREAMS__SIGNAL_COOLDOWN_MS": str(cooldown_ms),
+        "TICKPIPE_STREAMS__SIGNAL_TARGET_QTY": TARGET_QTY,
         "TICKPIPE_STREAMS__BATCH_SIZE": "200",
     })
     log = open(tmp / f"worker-{name}.log", "ab")  # noqa: SIM115 (owned by the child)

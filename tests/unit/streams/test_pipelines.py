@@ -84,7 +84,7 @@ def test_seen_marks_replayed_offsets_and_state_round_trip_keeps_them():
 
 
 def test_trade_pipeline_rejects_out_of_order_ids_and_reports_too_late_trades():
-    inst = TradeInstrument(lateness_ns=0)
+    inst = TradeInstrument(lateness_ns=0, flow_bucket_ns=100_000_000)
     t = {"venue": "binance", "symbol": "BTCUSDT", "price": "1", "qty": "1", "side": "buy", "ts_recv": 0}
     ok = inst.on_trade({**t, "trade_id": 1, "ts_event": 5_000_000_000})
     dup = inst.on_trade({**t, "trade_id": 1, "ts_event": 5_000_000_000})
