@@ -136,7 +136,7 @@ class FeedSettings(_Section):
         300_000, ge=1000, description="a record Kafka has not acknowledged after this long counts as failed"
     )
     backpressure_after_s: float = Field(
-        1.0, gt=0, description="no acknowledgement for this long while records wait = broker unreachable"
+        3.0, gt=0, description="no acknowledgement for this long while records wait = broker unreachable"
     )
     flush_timeout_s: float = Field(30.0, gt=0, description="on SIGTERM, how long to wait for Kafka to take the buffer")
 
