@@ -164,7 +164,7 @@ class Engine:
         config = TraderConfig(s.venue, policy, s.max_attempts, s.poll_interval_ms * ms, s.settle_retry_ms * ms,
                               s.market_wait_ms * ms)
         self.trader = Trader(config, self.venue, self.risk, self.market, self.positions, self.rules, self.outbox,
-                             self.clock, self._acked)
+                             self.clock, self._acked, lambda check: self.metrics.denied.labels(check).inc())
         log.info("order rate buckets from venue rateLimits",
                  extra={"buckets": [(round(b.rate, 3), b.burst) for b in buckets]})
         self.md = self._consumer(f"{s.group_id}-md-{self.clock()}", **{"fetch.wait.max.ms": s.signals_fetch_wait_ms})

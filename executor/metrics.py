@@ -12,6 +12,10 @@ class ExecutorMetrics:
         self.signals = Counter("executor_signals_total", "signals by stage", ["stage"], registry=registry)
         self.dlq = Counter("executor_dlq_total", "signals sent to dlq by kind", ["kind"], registry=registry)
         self.order_events = Counter("executor_order_events_total", "OrderEvents by status", ["status"], registry=registry)
+        self.denied = Counter(
+            "executor_denied_total", "orders denied before the venue, by failed check "
+            "(risk, lot_size, notional, price_filter, thin_liquidity, no_market_data)", ["check"], registry=registry,
+        )
         self.fills = Counter("executor_fills_total", "Fill records published", registry=registry)
         self.delivery_errors = Counter("executor_delivery_errors_total", "Kafka delivery failures", registry=registry)
         self.md_errors = Counter("executor_md_errors_total", "undecodable market-data records", registry=registry)

@@ -7,6 +7,12 @@ IOC LIMIT happens only if the signal's urgency is at least ``cross_min_urgency``
 of ``passive_window * (1 - urgency)`` (so urgency 1 crosses at once).  The IOC limit price is the worst
 visible level needed for the size, never beyond ``max_slippage_bps`` from the best opposite price.  The
 size shrinks to ``depth_fraction`` of the visible liquidity inside that bound when liquidity is thin.
+
+Venue filters are the policy's hard edge: a ``Place`` always satisfies the instrument's PRICE_FILTER tick,
+LOT_SIZE step and min qty, and NOTIONAL minimum.  Sizes are only ever rounded *down* to the lot step (never
+past the signal's target).  An intent that cannot trade within them (target below min qty or min notional,
+or shrunk below them by thin liquidity) is refused at once with :class:`Deny` (or, once part of it filled,
+finished), never left waiting until it expires.
 """
 
 from __future__ import annotations
@@ -16,8 +22,14 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from executor.commands import OrderType, Side, TimeInForce
 from executor.market import BookSnapshot, Level
+from schemas.decimals import decimal_text
 
 BPS = Decimal(10_000)
+
+
+def _t(value: Decimal) -> str:
+    """A decimal for a human reason: no exponent, no trailing zeros (``5.00000000`` -> ``5``)."""
+    return decimal_text(value.normalize())
 
 
 @dataclass(frozen=True)
@@ -41,9 +53,18 @@ class InstrumentRules:
         """Round down to the lot step."""
         return (qty / self.step_size).to_integral_value(ROUND_FLOOR) * self.step_size
 
-    def tradable(self, price: Decimal, qty: Decimal) -> bool:
-        """True if the venue would accept this size at this price."""
-        return qty >= self.min_qty and qty > 0 and price * qty >= self.min_notional
+    def violation(self, price: Decimal, qty: Decimal) -> tuple[str, str] | None:
+        """Return ``(filter, reason)`` for the first venue filter this order breaks, or None if it passes all."""
+        if price <= 0 or price % self.tick_size != 0:
+            return "price_filter", f"price {_t(price)} is not a positive multiple of the tick {_t(self.tick_size)} (PRICE_FILTER)"
+        if qty <= 0 or qty % self.step_size != 0:
+            return "lot_size", f"qty {_t(qty)} is not a positive multiple of the lot step {_t(self.step_size)} (LOT_SIZE)"
+        if qty < self.min_qty:
+            return "lot_size", f"qty {_t(qty)} below the min qty {_t(self.min_qty)} (LOT_SIZE)"
+        if price * qty < self.min_notional:
+            notional = f"notional {_t(price * qty)} ({_t(qty)} at {_t(price)})"
+            return "notional", f"{notional} below the min notional {_t(self.min_notional)} (NOTIONAL)"
+        return None
 
 
 @dataclass(frozen=True)
@@ -112,7 +133,21 @@ class Finish:
     reason: str
 
 
-Action = Wait | Place | Cancel | Finish
+@dataclass(frozen=True)
+class Deny:
+    """Refuse the intent now: nothing filled and no order it could send would pass the venue's filters.
+
+    ``check`` names the failed rule (``lot_size``, ``notional``, ``price_filter``, ``thin_liquidity``);
+    ``price`` / ``qty`` are the order that would have gone out (``price`` None when no book was needed).
+    """
+
+    check: str
+    reason: str
+    price: Decimal | None
+    qty: Decimal
+
+
+Action = Wait | Place | Cancel | Finish | Deny
 
 
 def should_cross(intent: Intent, params: PolicyParams, now: int) -> bool:
@@ -132,10 +167,11 @@ def slippage_bound(side: Side, best: Decimal, rules: InstrumentRules, params: Po
 def marketable_limit(
     side: Side, qty: Decimal, levels: tuple[Level, ...], bound: Decimal, rules: InstrumentRules, fraction: Decimal
 ) -> tuple[Decimal, Decimal] | None:
-    """Return ``(limit price, size)`` of an IOC taking visible depth up to ``bound``, or None if too thin.
+    """Return ``(limit price, size)`` of an IOC taking visible depth up to ``bound``, or None if no lot fits.
 
     The size is at most ``fraction`` of the liquidity inside the bound; the price is the worst level
-    that size needs, so the order cannot trade beyond what the visible book justifies.
+    that size needs, so the order cannot trade beyond what the visible book justifies.  The venue's
+    filters are the caller's check (:meth:`InstrumentRules.violation`).
     """
     inside = [(p, q) for p, q in levels if (p <= bound if side is Side.BUY else p >= bound)]
     available = sum((q for _, q in inside), Decimal(0))
@@ -148,7 +184,8 @@ def marketable_limit(
         needed += level_qty
         if needed >= size:
             break
-    return (price, size) if rules.tradable(price, size) else None
+    # book prices are on the tick already; rounding away from the bound keeps a stray one inside it
+    return (rules.ceil_price(price) if side is Side.BUY else rules.floor_price(price)), size
 
 
 def passive_price(side: Side, book: BookSnapshot, rules: InstrumentRules, params: PolicyParams) -> Decimal | None:
@@ -191,23 +228,41 @@ def decide(
         return Wait("resting")
     remaining = rules.floor_qty(intent.target - intent.filled)
     if remaining <= 0 or remaining < rules.min_qty:
-        return Finish("target reached")
+        if intent.filled > 0:
+            return Finish("target reached")
+        return Deny(
+            "lot_size",
+            f"target {_t(intent.target)} is {_t(remaining)} after rounding down to the lot step "
+            f"{_t(rules.step_size)}, below the min qty {_t(rules.min_qty)} (LOT_SIZE)",
+            None, intent.target,
+        )
     if now >= intent.expires_at:
         return Finish("signal expired")
     if book is None:
         return Wait("no market data")
-    best_opposite = book.opposite(intent.side)[0][0]
-    bound = slippage_bound(intent.side, best_opposite, rules, params)
-    if should_cross(intent, params, now):
-        taken = marketable_limit(intent.side, remaining, book.opposite(intent.side), bound, rules, params.depth_fraction)
-        if taken is None:
-            return Wait("liquidity too thin to cross")
-        return Place(OrderType.LIMIT, TimeInForce.IOC, *taken)
-    price = passive_price(intent.side, book, rules, params)
+    cross = should_cross(intent, params, now)
+    price = book.opposite(intent.side)[0][0] if cross else passive_price(intent.side, book, rules, params)
     if price is None:
         return Wait("crossed or locked book")
-    visible = sum((q for _, q in book.opposite(intent.side) + book.same(intent.side)), Decimal(0))
-    size = rules.floor_qty(min(remaining, visible * params.depth_fraction))
-    if not rules.tradable(price, size):
-        return Wait("liquidity too thin to quote")
-    return Place(OrderType.LIMIT_MAKER, None, price, size)
+    refused = rules.violation(price, remaining)
+    if refused is not None:  # the whole remainder cannot trade at this price: no shrinking can help
+        return _untradable(intent, *refused, price, remaining)
+    if cross:
+        bound = slippage_bound(intent.side, price, rules, params)
+        taken = marketable_limit(intent.side, remaining, book.opposite(intent.side), bound, rules, params.depth_fraction)
+        action = Place(OrderType.LIMIT, TimeInForce.IOC, *(taken or (price, Decimal(0))))
+    else:
+        visible = sum((q for _, q in book.opposite(intent.side) + book.same(intent.side)), Decimal(0))
+        action = Place(OrderType.LIMIT_MAKER, None, price, rules.floor_qty(min(remaining, visible * params.depth_fraction)))
+    refused = rules.violation(action.price, action.qty)
+    if refused is not None:
+        return _untradable(intent, "thin_liquidity", f"liquidity too thin: order shrunk to depth: {refused[1]}",
+                           action.price, action.qty)
+    return action
+
+
+def _untradable(intent: Intent, check: str, reason: str, price: Decimal, qty: Decimal) -> Deny | Finish:
+    """Refuse an intent no order can serve; once part of it filled, finish it with the reason instead."""
+    if intent.filled > 0:
+        return Finish(f"remainder untradable: {reason}")
+    return Deny(check, reason, price, qty)

@@ -22,6 +22,7 @@ from executor.market import MarketView
 from executor.order import Order, OrderStatus, OrderTrigger, Transition
 from executor.policy import (
     Cancel,
+    Deny,
     Finish,
     InstrumentRules,
     Intent,
@@ -107,6 +108,7 @@ class Trader:
         outbox: Outbox,
         clock: Callable[[], int],
         on_ack: Callable[[SignalRun, int], None] = lambda run, now: None,
+        on_deny: Callable[[str], None] = lambda check: None,
     ) -> None:
         self.config = config
         self.venue = venue
@@ -117,6 +119,7 @@ class Trader:
         self.outbox = outbox
         self.clock = clock
         self.on_ack = on_ack
+        self.on_deny = on_deny  # called with the failed check's name for every denied order
         self.paused_until = 0  # venue-wide pause after a 429 (Retry-After)
         self.live: dict[str, Order] = {}  # client order id -> order resting or unsettled on the venue
         self.published_trades: set[tuple[str, int]] = set()
@@ -212,6 +215,8 @@ class Trader:
                 self._cancel(run, reason)
             case Finish(reason=reason):
                 run.done, run.outcome = True, reason  # fills are complete: checked at the top of step
+            case Deny(check=check, reason=reason, price=price, qty=qty):
+                self._deny(run, check, reason, price, qty)
             case Wait(reason="no market data") if now - run.received_at >= self.config.market_wait_ns:
                 self._deny_without_market(run, now)
             case Wait():
@@ -240,6 +245,10 @@ class Trader:
         if run.attempt >= self.config.max_attempts:
             run.done, run.outcome = True, f"max attempts {self.config.max_attempts} reached"
             return
+        refused = self.rules[symbol].violation(action.price, action.qty)
+        if refused is not None:  # the policy never proposes this; the venue must never see it either
+            self._deny(run, refused[0], refused[1], action.price, action.qty)
+            return
         quote = self.market.quote(self.config.venue, symbol)
         probe = SubmitOrder("", run.signal_id, run.signal["venue"], symbol, run.side, action.order_type,
                             action.time_in_force, action.price, action.qty, run.leg, run.attempt)
@@ -247,11 +256,10 @@ class Trader:
         if isinstance(verdict, Throttled):
             run.next_action_at = now + int(verdict.wait_s * 1e9)
             return
-        order = self._next_order(run, action.order_type, action.time_in_force, action.price, action.qty)
         if isinstance(verdict, Denied):
-            self._publish(order, [order.apply(OrderTrigger.DENY, reason=verdict.reason)])
-            run.done, run.outcome = True, f"denied: {verdict.reason}"
+            self._deny(run, "risk", verdict.reason, action.price, action.qty, action.order_type, action.time_in_force)
             return
+        order = self._next_order(run, action.order_type, action.time_in_force, action.price, action.qty)
         assert isinstance(verdict, Approved)
         self._publish(order, [order.apply(OrderTrigger.SUBMIT)])
         run.working, run.placed_at = order, now
@@ -349,11 +357,20 @@ class Trader:
         self._apply_venue_order(order, payload)
 
     def _deny_without_market(self, run: SignalRun, now: int) -> None:
-        price = Decimal(run.signal["reference_price"])
-        order = self._next_order(run, OrderType.LIMIT_MAKER, None, price, run.target)
         reason = f"no market data for {run.signal['symbol']} within {self.config.market_wait_ns // 1_000_000} ms"
+        self._deny(run, "no_market_data", reason, None, run.target)
+
+    def _deny(
+        self, run: SignalRun, check: str, reason: str, price: Decimal | None, qty: Decimal,
+        order_type: OrderType = OrderType.LIMIT_MAKER, tif: TimeInForce | None = None,
+    ) -> None:
+        """Publish the order that will not go out as ``denied`` with ``reason``; the signal is done."""
+        price = Decimal(run.signal["reference_price"]) if price is None else price
+        order = self._next_order(run, order_type, tif, price, qty)
         self._publish(order, [order.apply(OrderTrigger.DENY, reason=reason)])
-        run.done, run.outcome = True, "denied: no market data"
+        self.on_deny(check)
+        log.info("order denied", extra={"signal_id": run.signal_id, "check": check, "reason": reason})
+        run.done, run.outcome = True, f"denied: {reason}"
 
     # ---- recovery ---------------------------------------------------------------------------------
 

@@ -171,7 +171,12 @@ class StreamsSettings(_Section):
     ofi_threshold: float = Field(0.6, gt=0, le=1, description="signal model: |normalized OFI| to act")
     microprice_threshold: float = Field(0.3, ge=0, le=1, description="signal model: |microprice offset| / half spread to act")
     signal_cooldown_ms: int = Field(5000, ge=0, description="signal model: quiet time per instrument after a signal (event time)")
-    signal_target_qty: str = Field("0.001", description="signal target quantity in base units (decimal string)")
+    signal_target_qty: str = Field(
+        "0.01",
+        description="signal target quantity in base units (decimal string), the same for every instrument; the "
+        "default is a whole lot of BTCUSDT and ETHUSDT and above their 5 USDT min notional (~600 / ~30 USDT); "
+        "the executor rounds it down to the venue's lot step and denies it if the venue's filters would refuse it",
+    )
     signal_ttl_ms: int = Field(2000, ge=1, description="signal expires this long after its input's receive time")
 
 

@@ -1,4 +1,4 @@
-"""Execution policy: passive never crosses, IOC never beyond the depth-based slippage bound, lifecycle."""
+"""Execution policy: passive never crosses, IOC never beyond the depth-based slippage bound, venue filters, lifecycle."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from executor.commands import OrderType, Side, TimeInForce
 from executor.market import BookSnapshot, Quote
 from executor.policy import (
     Cancel,
+    Deny,
     Finish,
     InstrumentRules,
     Intent,
@@ -83,12 +84,69 @@ def test_thin_liquidity_shrinks_the_order() -> None:
     assert isinstance(action, Place) and action.qty == D("0.2")
 
 
-def test_liquidity_beyond_the_slippage_bound_is_not_counted() -> None:
+def test_liquidity_beyond_the_slippage_bound_is_not_counted_and_too_thin_is_denied_at_once() -> None:
     book = _book(asks=((D("100.10"), D("0.002")), (D("101.00"), D("50"))))
 
     action = decide(_intent(urgency=1.0), None, book, RULES, PARAMS, NOW)
 
-    assert action == Wait("liquidity too thin to cross")
+    assert isinstance(action, Deny) and action.check == "thin_liquidity" and action.qty == D("0.001")
+    assert "liquidity too thin" in action.reason and "min notional 1 (NOTIONAL)" in action.reason
+
+
+def test_thin_liquidity_after_a_partial_fill_finishes_with_the_reason() -> None:
+    book = _book(asks=((D("100.10"), D("0.002")),))
+
+    action = decide(_intent(urgency=1.0, filled="0.5"), None, book, RULES, PARAMS, NOW)
+
+    assert isinstance(action, Finish) and action.reason.startswith("remainder untradable: liquidity too thin")
+
+
+ETH = InstrumentRules(D("0.01"), D("0.0001"), D("0.0001"), D("5"))  # the venue's ETHUSDT filters
+
+
+def test_target_below_min_notional_is_denied_at_once_passive_or_crossing() -> None:
+    book = _book("3000.00", "3000.01", bids=((D("3000.00"), D("50")),), asks=((D("3000.01"), D("50")),))
+
+    passive = decide(_intent(target="0.001"), None, book, ETH, PARAMS, NOW)
+    crossing = decide(_intent(urgency=1.0, target="0.001"), None, book, ETH, PARAMS, NOW)
+
+    assert passive == Deny(
+        "notional", "notional 3 (0.001 at 3000) below the min notional 5 (NOTIONAL)", D("3000.00"), D("0.001")
+    )
+    assert isinstance(crossing, Deny) and crossing.check == "notional" and crossing.price == D("3000.01")
+
+
+def test_target_is_rounded_down_to_the_lot_step_never_up() -> None:
+    book = _book("3000.00", "3000.01", bids=((D("3000.00"), D("50")),), asks=((D("3000.01"), D("50")),))
+
+    action = decide(_intent(target="0.00279"), None, book, ETH, PARAMS, NOW)
+
+    assert action == Place(OrderType.LIMIT_MAKER, None, D("3000.00"), D("0.0027"))
+
+
+def test_target_below_the_min_qty_is_denied_without_a_book() -> None:
+    action = decide(_intent(target="0.00009"), None, None, ETH, PARAMS, NOW)
+
+    assert isinstance(action, Deny) and action.check == "lot_size" and action.price is None
+    assert "below the min qty 0.0001 (LOT_SIZE)" in action.reason
+
+
+def test_remainder_below_min_notional_after_a_fill_finishes() -> None:
+    book = _book("3000.00", "3000.01", bids=((D("3000.00"), D("50")),), asks=((D("3000.01"), D("50")),))
+
+    action = decide(_intent(target="0.01", filled="0.0099"), None, book, ETH, PARAMS, NOW)
+
+    assert isinstance(action, Finish) and "min notional 5 (NOTIONAL)" in action.reason
+
+
+def test_violation_names_each_filter() -> None:
+    assert ETH.violation(D("3000.005"), D("0.01"))[0] == "price_filter"
+    assert ETH.violation(D("0"), D("0.01"))[0] == "price_filter"
+    assert ETH.violation(D("3000.00"), D("0.01005"))[0] == "lot_size"
+    assert ETH.violation(D("3000.00"), D("0"))[0] == "lot_size"
+    assert InstrumentRules(D("0.01"), D("0.0001"), D("0.001"), D("5")).violation(D("9000"), D("0.0009"))[0] == "lot_size"
+    assert ETH.violation(D("3000.00"), D("0.0016"))[0] == "notional"
+    assert ETH.violation(D("3000.00"), D("0.0017")) is None
 
 
 def test_resting_order_is_repriced_after_ttl_and_when_the_market_moves_away() -> None:
@@ -157,4 +215,39 @@ def test_ioc_never_beyond_the_bound_and_passive_never_crosses(
             assert (action.price < book.quote.ask) if side is Side.BUY else (action.price > book.quote.bid)
             assert (action.price >= book.quote.bid) if side is Side.BUY else (action.price <= book.quote.ask)
     else:
-        assert isinstance(action, Wait)
+        assert isinstance(action, Wait | Deny)
+
+
+grids = st.sampled_from([ETH, RULES, InstrumentRules(D("0.01"), D("0.00001"), D("0.00001"), D("5")),
+                         InstrumentRules(D("0.00001"), D("0.0001"), D("0.001"), D("0.0001"))])
+
+
+@settings(max_examples=300)
+@given(
+    grids, st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 10_000_000), st.integers(1, 20), levels, levels,
+    st.decimals(D("0.00000001"), D("50"), places=8), st.floats(0, 1), st.decimals(D("0"), D("1"), places=8),
+)
+def test_an_order_either_passes_every_venue_filter_or_is_denied_with_a_reason(
+    rules: InstrumentRules, side: Side, bid: int, spread: int, bid_steps, ask_steps, target: D, urgency: float,
+    filled_share: D,
+) -> None:
+    bids = tuple((D(bid - t) * rules.tick_size, D(q) * rules.step_size) for t, q in sorted(set(bid_steps)) if bid > t)
+    asks = tuple((D(bid + spread + t) * rules.tick_size, D(q) * rules.step_size) for t, q in sorted(set(ask_steps)))
+    book = _book(bids=bids or ((rules.tick_size, rules.step_size),), asks=asks)
+    params = PolicyParams(1, 3, 1, 0.5, 0, D("10"), D("0.5"))
+    filled = rules.floor_qty(target * filled_share)
+    intent = _intent(side, urgency, str(target), str(filled))
+
+    action = decide(intent, None, book, rules, params, NOW)
+
+    match action:
+        case Place():
+            assert rules.violation(action.price, action.qty) is None
+            assert action.qty <= intent.target - intent.filled
+        case Deny():
+            assert filled == 0 and action.reason
+            assert action.price is None or rules.violation(action.price, action.qty) is not None
+        case Finish():
+            assert filled > 0
+        case _:
+            assert isinstance(action, Wait)
