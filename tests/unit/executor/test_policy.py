@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from executor.commands import OrderType, Side, TimeInForce
@@ -222,15 +222,18 @@ grids = st.sampled_from([ETH, RULES, InstrumentRules(D("0.01"), D("0.00001"), D(
                          InstrumentRules(D("0.00001"), D("0.0001"), D("0.001"), D("0.0001"))])
 
 
-@settings(max_examples=300)
+@settings(max_examples=400)
 @given(
     grids, st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 10_000_000), st.integers(1, 20), levels, levels,
-    st.decimals(D("0.00000001"), D("50"), places=8), st.floats(0, 1), st.decimals(D("0"), D("1"), places=8),
+    st.integers(0, 50_000), st.decimals(D("0"), D("0.99"), places=2), st.floats(0, 1),
+    st.decimals(D("0"), D("1"), places=8),
 )
 def test_an_order_either_passes_every_venue_filter_or_is_denied_with_a_reason(
-    rules: InstrumentRules, side: Side, bid: int, spread: int, bid_steps, ask_steps, target: D, urgency: float,
-    filled_share: D,
+    rules: InstrumentRules, side: Side, bid: int, spread: int, bid_steps, ask_steps, lots: int, part_lot: D,
+    urgency: float, filled_share: D,
 ) -> None:
+    target = (lots + part_lot) * rules.step_size
+    assume(target > 0)
     bids = tuple((D(bid - t) * rules.tick_size, D(q) * rules.step_size) for t, q in sorted(set(bid_steps)) if bid > t)
     asks = tuple((D(bid + spread + t) * rules.tick_size, D(q) * rules.step_size) for t, q in sorted(set(ask_steps)))
     book = _book(bids=bids or ((rules.tick_size, rules.step_size),), asks=asks)
