@@ -375,7 +375,8 @@ def print_up_summary(console: Console, controller: StackController, record: Stac
         f"supervisorctl: {Path(sys.executable).with_name('supervisorctl')} -c {controller.paths.conf} status",
         soft_wrap=True,
     )
-    console.print("try:")
+    venv_bin = Path(sys.executable).parent
+    console.print(f"try (after `. {_relative(venv_bin / 'activate')}`, which puts tickpipe on the PATH):", soft_wrap=True)
     for line in example_commands(record, controller.settings.warehouse.database):
         console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
 
