@@ -1,6 +1,6 @@
-"""Serde throughput: tickpipe's framed Avro vs plain fastavro schemaless vs orjson JSON, in one run.
+"""Serde throughput: tickpipe's framed Avro vs plain fastavro and cavro schemaless vs orjson JSON, in one run.
 
-Measures records/s to encode and to decode a Trade and a BookDelta (``--levels`` changed levels,
+Measures records/s to encode and to decode a Trade, a BBO and a BookDelta (``--levels`` changed levels,
 split between bids and asks), best of ``--repeats`` timed loops of ``--records`` records each, and
 prints a table with the ratio of our framing to each alternative. Run with
 ``.venv/bin/python -m bench.serde``. Pure CPU, single thread; no broker needed.
@@ -14,12 +14,14 @@ import io
 import platform
 import time
 from collections.abc import Callable
+from importlib.metadata import version as _version
 from typing import Any, cast
 
+import cavro
 import fastavro
 import orjson
 
-from schemas.registry import parsed_schema
+from schemas.registry import parsed_schema, raw_schema
 from schemas.serde import AvroSerde
 
 TRADE: dict[str, Any] = {
@@ -30,6 +32,18 @@ TRADE: dict[str, Any] = {
     "qty": "0.00120000",
     "side": "buy",
     "ts_event": 1_764_158_400_123_000_000,
+    "ts_recv": 1_764_158_400_124_513_221,
+}
+
+BBO: dict[str, Any] = {
+    "venue": "binance",
+    "symbol": "BTCUSDT",
+    "update_id": 71_203_118_940,
+    "bid_price": "97123.45000000",
+    "bid_qty": "0.51200000",
+    "ask_price": "97123.46000000",
+    "ask_qty": "1.25000000",
+    "ts_event": 1_764_158_400_124_513_221,
     "ts_recv": 1_764_158_400_124_513_221,
 }
 
@@ -70,6 +84,11 @@ def _fastavro_codec(name: str) -> tuple[Callable[[dict[str, Any]], bytes], Calla
     return encode, decode
 
 
+def _cavro_codec(name: str) -> tuple[Callable[[dict[str, Any]], bytes], Callable[[bytes], dict[str, Any]]]:
+    schema = cavro.Schema(raw_schema(name), record_decodes_to_dict=True)
+    return schema.binary_encode, schema.binary_decode
+
+
 def _seconds(fn: Callable[[Any], Any], arg: Any, records: int) -> float:
     gc.collect()  # every codec starts from the same heap; GC stays on as in a running service
     start = time.perf_counter()
@@ -91,6 +110,7 @@ def measure(
     codecs: dict[str, tuple[Callable[[dict[str, Any]], bytes], Callable[[bytes], Any]]] = {
         "tickpipe single-object": (lambda r: serde.encode(name, r), serde.decode),
         "fastavro schemaless": (fa_encode, fa_decode),
+        "cavro schemaless": _cavro_codec(name),
         "orjson JSON": (orjson.dumps, orjson.loads),
     }
     messages = {codec: encode(record) for codec, (encode, _) in codecs.items()}
@@ -107,7 +127,8 @@ def measure(
 def run(records: int = 20_000, repeats: int = 5, levels: int = 20) -> None:
     """Measure both records with all codecs and print the table (callable from a CLI command)."""
     print(
-        f"python {platform.python_version()}, fastavro {fastavro.__version__}, orjson {orjson.__version__}; "
+        f"python {platform.python_version()}, fastavro {fastavro.__version__}, cavro {_version('cavro')}, "
+        f"orjson {orjson.__version__}; "
         f"{records} records x best of {repeats}; BookDelta with {levels} levels",
         flush=True,
     )
@@ -117,7 +138,7 @@ def run(records: int = 20_000, repeats: int = 5, levels: int = 20) -> None:
     )
     print(header)
     print("-" * len(header), flush=True)
-    for name, record in (("Trade", TRADE), ("BookDelta", book_delta(levels))):
+    for name, record in (("Trade", TRADE), ("BBO", BBO), ("BookDelta", book_delta(levels))):
         results = measure(name, record, records, repeats)
         ours_enc, ours_dec, _ = results["tickpipe single-object"]
         for codec, (enc, dec, size) in results.items():
