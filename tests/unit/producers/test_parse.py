@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +183,37 @@ def test_fast_path_parses_every_recorded_simulator_frame_like_the_general_parser
     assert len(frames) > 100
     for data in frames:
         assert parse_frame(data, RECV) == parse_frame(data.encode(), RECV)
+
+
+_edge_dec = st.sampled_from(["1\u00e9", "1\\u0030", '1"', "0.5", "1.", ".5", "", "-1", "1" * 30, "1" * 31,
+                             "0." + "1" * 30, "0." + "1" * 31, "1" * 30 + "." + "1" * 30])
+_level_item = st.one_of(_valid_dec, _edge_dec, _edge_dec, st.integers(), st.none(), st.lists(_valid_dec, max_size=2))
+_good_level = st.lists(_valid_dec, min_size=2, max_size=2)
+_any_level = st.one_of(st.lists(_level_item, min_size=2, max_size=2), st.lists(_level_item, min_size=2, max_size=2),
+                       st.lists(_level_item, max_size=3), _level_item)
+
+
+def _valid_level(level: Any) -> bool:
+    return (type(level) is list and len(level) == 2
+            and all(type(x) is str and re.fullmatch(r"[0-9]{1,30}(\.[0-9]{1,30})?", x) for x in level))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_good_level, max_size=8), st.lists(_good_level, max_size=8), st.booleans(), st.integers(0, 8), _any_level)
+def test_depth_levels_are_accepted_exactly_when_every_level_is_two_valid_decimals(
+    bids: list[Any], asks: list[Any], in_bids: bool, at: int, odd: Any
+) -> None:
+    # the whole-list check (one regex over orjson's re-serialization) must agree with the level rule;
+    # one level anywhere in otherwise valid lists is drawn from anything (often a valid one too)
+    (bids if in_bids else asks).insert(at, odd)
+    frame = json.dumps({"e": "depthUpdate", "E": 1, "s": "BTCUSDT", "U": 1, "u": 2, "b": bids, "a": asks}).encode()
+    valid = _valid_level(odd)
+    event(f"valid: {valid}")
+    try:
+        _, diff = parse_frame(frame, RECV)
+    except ParseError as exc:
+        assert not valid, exc.reason
+        assert "level" in exc.reason or "decimal" in exc.reason
+        return
+    assert valid
+    assert (diff.bids, diff.asks) == (bids, asks)
