@@ -13,29 +13,42 @@ from decimal import Decimal
 from producers.venue import Levels
 
 
-def _is_zero(qty: str) -> bool:
-    # valid decimal strings only (the parser checked): "0", "0.000" -> zero
-    return not qty.strip("0.")
-
-
 class _Side:
-    __slots__ = ("keys", "levels")
+    """One side: Decimal-keyed levels, their sorted keys, and the key of each price text in the book.
+
+    ``Decimal(price)`` is most of the cost of an update (a depth update touches 50-100 levels, most
+    of them already in the book), so the text the venue used for a level maps straight to its key;
+    a text not seen yet (a new level, or another spelling of a known price) takes ``Decimal``.
+    """
+
+    __slots__ = ("keys", "levels", "text_keys")
 
     def __init__(self) -> None:
         self.keys: list[Decimal] = []
         self.levels: dict[Decimal, tuple[str, str]] = {}
+        self.text_keys: dict[str, Decimal] = {}  # exactly the price texts held in ``levels``
 
     def apply(self, updates: Levels) -> None:
-        levels, keys = self.levels, self.keys
+        levels, keys, text_keys = self.levels, self.keys, self.text_keys
         for price, qty in updates:
-            key = Decimal(price)
-            if _is_zero(qty):
+            key = text_keys.get(price)
+            if not qty.strip("0."):  # valid decimal strings only (the parser checked): "0", "0.000" -> zero
+                if key is None:
+                    key = Decimal(price)
                 # removing an unknown level is normal (the venue's snapshot is depth-limited)
-                if levels.pop(key, None) is not None:
+                old = levels.pop(key, None)
+                if old is not None:
                     del keys[bisect_left(keys, key)]
+                    del text_keys[old[0]]
             else:
-                if key not in levels:
-                    insort(keys, key)
+                if key is None:
+                    key = Decimal(price)
+                    old = levels.get(key)
+                    if old is None:
+                        insort(keys, key)
+                    else:
+                        del text_keys[old[0]]  # the same price spelled differently: keep the new text
+                    text_keys[price] = key
                 levels[key] = (price, qty)
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from producers.order_book import OrderBook
 
 
@@ -30,3 +35,31 @@ def test_top_n_is_best_first_and_crossed_detected() -> None:
     assert not book.is_crossed()
     book.apply([["6", "1"]], [], 2)
     assert book.is_crossed()
+
+
+def _spelling(quarters: int, style: int) -> str:
+    # a few prices, each in several spellings ("2.50", "2.500", "2.5"; "3.00", "3"), so updates hit
+    # known levels under another text
+    text = f"{quarters / 4:.2f}" + "0" * style
+    return text.rstrip("0").rstrip(".") if style == 3 else text
+
+
+_price = st.builds(_spelling, st.integers(1, 12), st.integers(0, 3))
+_qty = st.sampled_from(["0", "0.000", "1", "2.50", "0.001"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.tuples(_price, _qty), max_size=8), min_size=1, max_size=12))
+def test_book_matches_a_decimal_keyed_model_whatever_spelling_the_venue_uses(updates: list[list[tuple[str, str]]]) -> None:
+    # model: the latest (text, qty) per Decimal price, zero quantities removed
+    book, model = OrderBook(), {}
+    book.reset([], [], 0)
+    for i, batch in enumerate(updates):
+        book.apply([list(level) for level in batch], [], i + 1)
+        for price, qty in batch:
+            if Decimal(qty) == 0:
+                model.pop(Decimal(price), None)
+            else:
+                model[Decimal(price)] = [price, qty]
+        bids, _ = book.top()
+        assert bids == [model[k] for k in sorted(model, reverse=True)]
