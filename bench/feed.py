@@ -2,8 +2,10 @@
 and cryptofeed's Binance handler on the same frames, in one run.
 
 Every stage replays the recording's frames (already in memory) through a fresh pipeline per
-round, ``--repeat`` rounds; figures are websocket frames per second on one thread, from the fastest
-round (the least disturbed on a shared machine; cryptofeed is timed the same way):
+round, ``--repeat`` rounds; the stages, cryptofeed included, take turns ``--blocks`` times so that
+load from other processes hits them alike. Figures are websocket frames per second on one thread,
+from the fastest round over all blocks (the least disturbed on a shared machine; cryptofeed is timed
+the same way), plus the range of the ratios to cryptofeed within each block:
 
 * ``parse``: ``parse_frame`` only;
 * ``parse+book+normalize``: the full :class:`FeedPipeline` (merge, book sync, records) into a null sink;
@@ -12,8 +14,8 @@ round (the least disturbed on a shared machine; cryptofeed is timed the same way
 * ``cryptofeed``: ``Binance.message_handler`` of cryptofeed (in ``bench/.venv-cryptofeed``, created on
   first run with ``pip install cryptofeed==2.4.1``; skipped with the reason if that fails).
 
-Run: ``.venv/bin/python -m bench.feed [--file REC.jsonl | --record-seconds S] [--repeat N] [--no-kafka]
-[--no-cryptofeed]``; ``--record-seconds`` first records that long from a fresh simulated exchange
+Run: ``.venv/bin/python -m bench.feed [--file REC.jsonl | --record-seconds S] [--repeat N] [--blocks B]
+[--no-kafka] [--no-cryptofeed]``; ``--record-seconds`` first records that long from a fresh simulated exchange
 (``--events-per-s``) with ``tickpipe record``, so the mix is a realistic one.
 """
 
@@ -46,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FILE = ROOT / "tests" / "fixtures" / "binance" / "sim_recording.jsonl"
 CF_VENV = ROOT / "bench" / ".venv-cryptofeed"
 CF_VERSION = "2.4.1"
+CF_STAGE = "cryptofeed Binance.message_handler"
 
 Line = tuple[int, str, str, str]
 
@@ -180,7 +183,8 @@ def main() -> None:
     ap.add_argument("--file", type=Path, default=DEFAULT_FILE, help="recording (DESIGN.md format)")
     ap.add_argument("--record-seconds", type=float, default=0.0, help="record this long from a simulator first")
     ap.add_argument("--events-per-s", type=float, default=2000.0, help="simulator pace when recording")
-    ap.add_argument("--repeat", type=int, default=200, help="rounds over the recording per stage")
+    ap.add_argument("--repeat", type=int, default=200, help="rounds over the recording per stage and block")
+    ap.add_argument("--blocks", type=int, default=3, help="times the stages take turns (best round of all is kept)")
     ap.add_argument("--no-kafka", action="store_true", help="skip the stage that publishes to a local broker")
     ap.add_argument("--no-cryptofeed", action="store_true", help="skip the cryptofeed comparison")
     args = ap.parse_args()
@@ -199,35 +203,47 @@ def main() -> None:
             key = "depth" if "depthUpdate" in d else "trade" if '"trade"' in d else "bookTicker"
             kinds[key] = kinds.get(key, 0) + 1
     print(f"recording: {args.file.name}, {n_frames} frames {kinds} x {args.repeat} rounds = {total} frames\n")
-    rows: list[tuple[str, float, str]] = []
-
-    t = bench_parse(lines, args.repeat)
-    rows.append(("parse only", total / t, ""))
-    t, per_round = bench_pipeline(lines, args.repeat, encode=False)
-    rows.append(("parse + book + normalize", total / t, f"{per_round} records/round"))
-    ours = total / t
-    t, _ = bench_pipeline(lines, args.repeat, encode=True)
-    rows.append(("parse + book + normalize + Avro encode", total / t, ""))
-    ours_encoded = total / t
+    # stages take turns block after block (cryptofeed too), so load from other processes hits them
+    # alike; each figure is its best round over all blocks, each ratio is also given per block
+    stages = ["parse only", "parse + book + normalize", "parse + book + normalize + Avro encode"]
+    best: dict[str, float] = {}
+    notes: dict[str, str] = {}
+    ratios: list[tuple[float, float]] = []
+    for block in range(args.blocks):
+        rates = {stages[0]: total / bench_parse(lines, args.repeat)}
+        t, per_round = bench_pipeline(lines, args.repeat, encode=False)
+        rates[stages[1]] = total / t
+        notes[stages[1]] = f"{per_round} records/round"
+        t, _ = bench_pipeline(lines, args.repeat, encode=True)
+        rates[stages[2]] = total / t
+        if not args.no_cryptofeed:
+            cf_rate, note = bench_cryptofeed(args.file, args.repeat)
+            if cf_rate is None:
+                print(f"cryptofeed column skipped: {note}")
+                args.no_cryptofeed = True
+            else:
+                rates[CF_STAGE], notes[CF_STAGE] = cf_rate, note
+                ratios.append((rates[stages[1]] / cf_rate, rates[stages[2]] / cf_rate))
+        for stage, rate in rates.items():
+            best[stage] = max(best.get(stage, 0.0), rate)
+        print(f"block {block + 1}/{args.blocks}: " + ", ".join(f"{k} {v:,.0f}" for k, v in rates.items()), flush=True)
+    rows = [(stage, best[stage], notes.get(stage, "")) for stage in stages]
     if not args.no_kafka:
         rounds = max(1, args.repeat // 4)
         t, note = bench_publish(lines, rounds)
         rows.append(("... + publish to local tansu (until flushed)", n_frames * rounds / t, note))
-    cf_rate: float | None = None
-    if not args.no_cryptofeed:
-        cf_rate, note = bench_cryptofeed(args.file, args.repeat)
-        if cf_rate is None:
-            print(f"cryptofeed column skipped: {note}")
-        else:
-            rows.append(("cryptofeed Binance.message_handler", cf_rate, note))
+    if CF_STAGE in best:
+        rows.append((CF_STAGE, best[CF_STAGE], notes[CF_STAGE]))
     width = max(len(r[0]) for r in rows)
-    print(f"{'stage':<{width}}  {'frames/s':>10}  note")
+    print(f"\n{'stage':<{width}}  {'frames/s':>10}  note")
     for name, rate, note in rows:
         print(f"{name:<{width}}  {rate:>10,.0f}  {note}")
-    if cf_rate:
-        print(f"\nratio vs cryptofeed: parse+book+normalize {ours / cf_rate:.2f}x, "
-              f"with Avro encode {ours_encoded / cf_rate:.2f}x")
-
+    if ratios:
+        cf_best = best[CF_STAGE]
+        print(f"\nratio vs cryptofeed (best rounds): parse+book+normalize {best[stages[1]] / cf_best:.2f}x, "
+              f"with Avro encode {best[stages[2]] / cf_best:.2f}x")
+        print(f"ratio per block: parse+book+normalize {min(r[0] for r in ratios):.2f}-{max(r[0] for r in ratios):.2f}x, "
+              f"with Avro encode {min(r[1] for r in ratios):.2f}-{max(r[1] for r in ratios):.2f}x")
 
 if __name__ == "__main__":
     main()
