@@ -158,6 +158,41 @@ def test_encode_rejects_a_record_that_breaks_the_schema(record: dict[str, Any], 
         SERDE.encode("Trade", record)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"bids": [{"price": 1.5, "qty": "1"}]}, "Invalid value 1.5 for type string at bids.price"),
+        ({"asks": [{"price": "1"}]}, "Invalid value None for type string at asks.qty"),
+        ({"bids": [["1", "2"]]}, r"Invalid value \['1', '2'\] for type record at bids"),
+        ({"asks": "1"}, "Invalid value '1' for type array at asks"),
+        ({"bids": None}, "Invalid value None for type array at bids"),
+        ({"first_update_id": "1"}, "Invalid value '1' for type long at first_update_id"),
+        ({"ts_recv": None}, "Invalid value None for type long at ts_recv"),
+        ({"bids": [{"price": "\ud800", "qty": "1"}]}, "surrogates not allowed"),
+    ],
+)
+def test_encode_rejects_a_book_delta_that_breaks_the_schema(change: dict[str, Any], message: str) -> None:
+    # BookDelta's level arrays have their own writer (schemas.avro_body): it must refuse what cavro does
+    with pytest.raises(SerdeError, match=message):
+        SERDE.encode("BookDelta", {**_book_delta([{"price": "1", "qty": "2"}]), **change})
+
+
+@pytest.mark.parametrize("field", ["bids", "venue", "ts_recv"])
+def test_encode_names_a_missing_book_delta_field(field: str) -> None:
+    record = {k: v for k, v in _book_delta([]).items() if k != field}
+    with pytest.raises(SerdeError, match=f"required field '{field}' missing"):
+        SERDE.encode("BookDelta", record)
+
+
+def test_long_and_non_ascii_level_strings_encode_like_fastavro() -> None:
+    # lengths >= 64 take a multi-byte varint; non-ASCII text counts UTF-8 bytes, not characters
+    record = _book_delta([{"price": "1" * 70, "qty": "\u00e9" * 40}, {"price": "", "qty": "0.5"}])
+    reference = io.BytesIO()
+    fastavro.schemaless_writer(reference, fastavro.parse_schema(raw_schema("BookDelta")), record)
+    assert SERDE.encode("BookDelta", record)[10:] == reference.getvalue()
+    assert SERDE.decode_as("BookDelta", SERDE.encode("BookDelta", record)) == record
+
+
 def test_encode_rejects_an_unknown_record_type() -> None:
     with pytest.raises(SerdeError, match="unknown record type 'Tick'"):
         SERDE.encode("Tick", TRADE)
