@@ -22,6 +22,8 @@ _MAX_ID = 2**53
 _MAX_MS = 9_000_000_000_000  # year 2255; keeps ms * 1e6 inside an Avro long
 _SHUTDOWN: Parsed = (Channel.SHUTDOWN, None)
 _CONTROL: Parsed = (Channel.CONTROL, None)
+# bound once: an enum member lookup (``Channel.TRADE``) costs ~0.1 us on Python 3.11, per frame here
+_TRADE, _DEPTH, _BBO = Channel.TRADE, Channel.DEPTH, Channel.BBO
 
 
 def _decimal(value: Any, field: str) -> str:
@@ -181,14 +183,14 @@ def _fast(data: str, ts_recv: int) -> Parsed | None:
     m = _FAST_TRADE(data)
     if m is not None:
         _, _, symbol, tid, price, qty, trade_ms, maker = m.groups()
-        return Channel.TRADE, {
+        return _TRADE, {
             "venue": VENUE, "symbol": symbol, "trade_id": int(tid), "price": price, "qty": qty,
             "side": "sell" if maker == "true" else "buy", "ts_event": int(trade_ms) * _MS_TO_NS, "ts_recv": ts_recv,
         }
     m = _FAST_TICKER(data)
     if m is not None:
         _, uid, symbol, b, bq, a, aq = m.groups()
-        return Channel.BBO, {
+        return _BBO, {
             "venue": VENUE, "symbol": symbol, "update_id": int(uid), "bid_price": b, "bid_qty": bq,
             "ask_price": a, "ask_qty": aq, "ts_event": ts_recv, "ts_recv": ts_recv,
         }
@@ -217,11 +219,11 @@ def parse_frame(data: str | bytes, ts_recv: int) -> Parsed:
             raise ParseError("combined-stream data is not a JSON object")
     kind = msg.get("e")
     if kind == EventType.DEPTH_UPDATE:
-        return Channel.DEPTH, parse_depth(msg, ts_recv)
+        return _DEPTH, parse_depth(msg, ts_recv)
     if kind == EventType.TRADE:
-        return Channel.TRADE, parse_trade(msg, ts_recv)
+        return _TRADE, parse_trade(msg, ts_recv)
     if kind is None and "u" in msg and "B" in msg:
-        return Channel.BBO, parse_book_ticker(msg, ts_recv)
+        return _BBO, parse_book_ticker(msg, ts_recv)
     if kind == EventType.SERVER_SHUTDOWN:
         return _SHUTDOWN
     event = msg.get("event")
