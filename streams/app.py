@@ -13,9 +13,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,40 +54,58 @@ class Runtime:
     allowed: frozenset[bytes] = frozenset()
     stale: set[str] = field(default_factory=set)
 
-    async def send(self, topic: Topic, key: bytes, record: dict[str, Any]) -> None:
+    async def send(self, topic: Topic, key: bytes, record: dict[str, Any]) -> Awaitable[Any]:
         """Stamp ``ts_emit`` (when the record has one), encode and hand ``record`` to the producer.
 
-        The producer queues it ahead of the batch's changelog writes, and Faust flushes the producer
-        before it commits input offsets, so after a crash an output is repeated rather than lost
-        (see "Crash semantics" in docs/architecture.md for the one producer-side exception).
+        Returns the delivery future: an agent awaits its batch's deliveries (:meth:`delivered`)
+        before it writes the batch's state to the changelog, so that the changelog is never ahead
+        of the outputs (see "Crash semantics" in docs/architecture.md).
         """
         if topic in STAMPED:
             record["ts_emit"] = time.time_ns()
         value = self.serde.encode(RECORD_OF_TOPIC[topic], record)
-        await self.app.producer.send(topic.value, key, value, None, None, None)
+        delivery = await self.app.producer.send(topic.value, key, value, None, None, None)
         metrics.RECORDS_OUT.labels(topic.value).inc()
+        return delivery
 
-    async def admit(self, message: Any, expected: str, venue_wide_ok: bool = False) -> dict[str, Any] | None:
+    @staticmethod
+    async def delivered(deliveries: list[Awaitable[Any]]) -> None:
+        """Wait until the broker acknowledged every output in ``deliveries`` (raises if one failed).
+
+        The producer batches per partition and sends at most one batch per partition per request,
+        so a changelog write queued after an output can reach the broker before it; waiting here
+        closes that window.
+        """
+        if deliveries:
+            await asyncio.gather(*deliveries)
+            deliveries.clear()
+
+    async def admit(
+        self, message: Any, expected: str, deliveries: list[Awaitable[Any]], venue_wide_ok: bool = False
+    ) -> dict[str, Any] | None:
         """Count an input ``message`` and check it (see :func:`check_input`); return its record.
 
-        A refused message is dead-lettered and None returned, so the agent moves on to the next one.
+        A refused message is dead-lettered (its delivery added to ``deliveries``) and None returned,
+        so the agent moves on to the next one.
         """
         metrics.RECORDS_IN.labels(message.topic).inc()
         checked = check_input(self.serde, message.key, message.value, expected, self.allowed, venue_wide_ok)
         if isinstance(checked, Accepted):
             return checked.record
-        await self.reject(checked.reason, checked.error, checked.venue, checked.symbol, message.topic,
-                          message.partition, message.offset, message.value, checked.ts_event)
+        deliveries.append(await self.reject(
+            checked.reason, checked.error, checked.venue, checked.symbol, message.topic,
+            message.partition, message.offset, message.value, checked.ts_event,
+        ))
         return None
 
     async def reject(
         self, reason: str, error: str, venue: str, symbol: str, source: str,
         partition: int, offset: int, raw: bytes | None, ts_event: int | None,
-    ) -> None:
-        """Count a refused input and send it to ``dlq``; processing goes on."""
+    ) -> Awaitable[Any]:
+        """Count a refused input and send it to ``dlq``; processing goes on. Returns the delivery future."""
         metrics.DEAD_LETTERS.labels(reason).inc()
         record = dead_letter(error, venue, symbol, str(source), partition, offset, raw or b"", ts_event, time.time_ns())
-        await self.send(Topic.DLQ, (f"{venue}:{symbol}" if venue else "").encode() or b"unknown", record)
+        return await self.send(Topic.DLQ, (f"{venue}:{symbol}" if venue else "").encode() or b"unknown", record)
 
 
 def build_app(settings: Settings) -> Runtime:
@@ -113,7 +132,9 @@ def build_app(settings: Settings) -> Runtime:
         table_standby_replicas=s.standby_replicas,
         web_enabled=False,
     )
-    app.transport = Transport(app.conf.broker_consumer, app, fetch_max_wait_ms=s.fetch_max_wait_ms)
+    app.transport = Transport(
+        app.conf.broker_consumer, app, fetch_max_wait_ms=s.fetch_max_wait_ms, bootstrap=k.bootstrap
+    )
     rt = Runtime(
         app=app, settings=settings, topics=declare_topics(app), tables=declare_tables(app, k.partitions),
         allowed=parse_instruments(s.instruments),

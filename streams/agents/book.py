@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
+from typing import Any
 
 from faust.types import StreamT
 
@@ -51,10 +53,11 @@ def attach(rt: Runtime) -> None:
         async for events in stream.take_events(s.batch_size, within=s.batch_within_ms / 1000):
             started = time.perf_counter()
             touched: dict[bytes, tuple[BookInstrument, int]] = {}
+            deliveries: list[Awaitable[Any]] = []
             for event in events:
                 msg = event.message
                 is_health = msg.topic == Topic.HEALTH.value
-                record = await rt.admit(msg, expected[msg.topic], venue_wide_ok=is_health)
+                record = await rt.admit(msg, expected[msg.topic], deliveries, venue_wide_ok=is_health)
                 if record is None:
                     continue
                 if is_health and not record["symbol"]:
@@ -75,16 +78,19 @@ def attach(rt: Runtime) -> None:
                     out = BookOutcome(error=repr(exc), reason="processing_error")
                 if out is not None:
                     if out.error:
-                        await rt.reject(out.reason, out.error, record["venue"], record["symbol"], msg.topic,
-                                        msg.partition, msg.offset, msg.value, record["ts_event"])
+                        deliveries.append(await rt.reject(
+                            out.reason, out.error, record["venue"], record["symbol"], msg.topic,
+                            msg.partition, msg.offset, msg.value, record["ts_event"],
+                        ))
                     elif out.note:
                         metrics.BOOK_NOTES.labels(out.note.split(":")[0]).inc()
                     if out.features is not None:
-                        await rt.send(Topic.FEATURES_BOOK, key, out.features)
+                        deliveries.append(await rt.send(Topic.FEATURES_BOOK, key, out.features))
                     if out.signal is not None:
-                        await rt.send(Topic.SIGNALS, key, out.signal)
+                        deliveries.append(await rt.send(Topic.SIGNALS, key, out.signal))
                 inst.mark(ref)
                 touched[key] = (inst, msg.partition)
+            await rt.delivered(deliveries)
             for key, (inst, partition) in touched.items():
                 states.save(partition, key, inst, inst.to_state())
                 (rt.stale.add if inst.stale else rt.stale.discard)(key.decode())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
+from typing import Any
 
 from faust.types import StreamT
 
@@ -37,9 +39,10 @@ def attach(rt: Runtime) -> None:
         async for events in stream.take_events(s.batch_size, within=s.batch_within_ms / 1000):
             started = time.perf_counter()
             touched: dict[bytes, tuple[TradeInstrument, int]] = {}
+            deliveries: list[Awaitable[Any]] = []
             for event in events:
                 msg = event.message
-                trade = await rt.admit(msg, "Trade")
+                trade = await rt.admit(msg, "Trade", deliveries)
                 if trade is None:
                     continue
                 key = f"{trade['venue']}:{trade['symbol']}".encode()
@@ -55,14 +58,15 @@ def attach(rt: Runtime) -> None:
                                                                 "offset": msg.offset, "raw": msg.value})
                     out = TradeOutcome(errors=[("processing_error", repr(exc))])
                 for reason, error in out.errors:
-                    await rt.reject(reason, error, trade["venue"], trade["symbol"], msg.topic,
-                                    msg.partition, msg.offset, msg.value, trade["ts_event"])
+                    deliveries.append(await rt.reject(reason, error, trade["venue"], trade["symbol"], msg.topic,
+                                                      msg.partition, msg.offset, msg.value, trade["ts_event"]))
                 if out.flow is not None:
-                    await rt.send(Topic.FEATURES_FLOW, key, out.flow)
+                    deliveries.append(await rt.send(Topic.FEATURES_FLOW, key, out.flow))
                 for label, bar in out.bars:
-                    await rt.send(BAR_TOPIC[label], key, bar)
+                    deliveries.append(await rt.send(BAR_TOPIC[label], key, bar))
                 inst.mark(ref)
                 touched[key] = (inst, msg.partition)
+            await rt.delivered(deliveries)
             for key, (inst, partition) in touched.items():
                 states.save(partition, key, inst, inst.to_state())
             metrics.BATCH_SECONDS.labels("trades").observe(time.perf_counter() - started)

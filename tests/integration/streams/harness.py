@@ -240,10 +240,16 @@ def complete(got: Outputs, expected: Outputs) -> bool:
 
 
 def same(a: Outputs, b: Outputs) -> None:
-    """Assert two runs' outputs are equal, with readable failures."""
-    assert a.signals.keys() == b.signals.keys()
-    assert a.signals == b.signals
-    assert a.bars == b.bars
-    assert a.flow == b.flow
-    assert a.book == b.book
-    assert a.dlq == b.dlq
+    """Assert two runs' outputs are equal, naming the keys that are missing, extra or different."""
+    problems = []
+    for name in ("signals", "bars", "flow", "book"):
+        got, want = getattr(a, name), getattr(b, name)
+        missing, extra = sorted(want.keys() - got.keys()), sorted(got.keys() - want.keys())
+        differ = sorted(k for k in got.keys() & want.keys() if got[k] != want[k])
+        if missing or extra or differ:
+            first = f"; first differing: got {got[differ[0]]} want {want[differ[0]]}" if differ else ""
+            problems.append(f"{name}: {len(missing)} missing {missing[:5]}, {len(extra)} extra {extra[:5]}, "
+                            f"{len(differ)} differ {differ[:5]}{first}")
+    if a.dlq != b.dlq:
+        problems.append(f"dlq: missing {sorted(b.dlq - a.dlq)[:5]}, extra {sorted(a.dlq - b.dlq)[:5]}")
+    assert not problems, "\n".join(problems)

@@ -10,11 +10,20 @@ import signal
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 import requests
+from confluent_kafka import Producer
 
 from infra.broker import free_port
+from infra.topics import create_topics
+from schemas.topics import Topic
+from streams.models.base import InputRef
+from streams.pipelines.trades import TradeInstrument
 from tests.integration.streams.harness import (
+    FLOW_BUCKET_MS,
+    LATENESS_MS,
+    MS,
     OutputReader,
     complete,
     fixed_input,
@@ -68,11 +77,6 @@ def test_one_worker_writes_exactly_the_reference_outputs(tmp_path: Path, items: 
 
 
 @pytest.mark.timeout(150)
-@pytest.mark.xfail(
-    strict=False,
-    reason="open bug (issue 5): a kill -9 at an unlucky moment can leave the final bars different from an "
-    "uninterrupted run; signals match. Reproduced 2026-11-26 14:37; see the session note. Remove once fixed.",
-)
 def test_kill_9_part_way_then_restart_gives_the_same_signals_and_final_bars(tmp_path: Path, items: list) -> None:
     with fresh_broker(tmp_path) as kafka:
         # Arrange
@@ -118,3 +122,59 @@ def test_two_workers_on_four_partitions_match_the_reference(tmp_path: Path, item
         for i in range(2):
             lines = (tmp_path / f"worker-two-{i}.log").read_text().splitlines()
             assert any("newly assigned partitions" in ln and "topic='md.trades'" in ln for ln in lines), i
+
+
+@pytest.mark.timeout(120)
+def test_recovery_restores_the_newest_state_when_the_changelog_ends_in_a_multi_record_batch(
+    tmp_path: Path, items: list
+) -> None:
+    """tansu reports a partition's end as its last batch's base offset + 1; recovery must read past it.
+
+    Three successive states of BTCUSDT are written to the trade changelog in one record batch. If
+    recovery stopped at the reported end it would restore the oldest of them and emit flow features
+    for trades the newest state already holds; restoring the newest, the worker skips exactly those.
+    """
+    app_id = "streams-recover"
+    with fresh_broker(tmp_path) as kafka:
+        # Arrange: the states after 10, 20 and 30 BTCUSDT trades, as the worker would have saved them
+        landed = produce(kafka, items)
+        expected = reference(landed, COOLDOWN_MS)
+        btc = sorted(
+            (p for p in landed if p.topic == Topic.TRADES and p.key == b"binance:BTCUSDT" and p.event is not None),
+            key=lambda p: p.offset,
+        )
+        inst = TradeInstrument(LATENESS_MS * MS, FLOW_BUCKET_MS * MS)
+        states, bars_before_cut = [], {}
+        for n, p in enumerate(btc[:30], start=1):
+            for label, bar in inst.on_trade(p.event.record).bars:
+                bars_before_cut[("BTCUSDT", label, bar["start"])] = bar["version"]
+            inst.mark(InputRef(p.topic, p.partition, p.offset))
+            if n % 10 == 0:
+                states.append(orjson.dumps(inst.to_state()))
+        cut_offset, cut_trade_id = btc[29].offset, btc[29].event.record["trade_id"]
+        changelog = f"{app_id}-trade-state-changelog"
+        create_topics(kafka, [changelog])
+        producer = Producer({"bootstrap.servers": kafka.bootstrap, "linger.ms": 200})
+        for state in states:
+            producer.produce(changelog, state, b"binance:BTCUSDT", partition=btc[0].partition)
+        assert producer.flush(30) == 0
+        reader = OutputReader(kafka)
+        expected.flow = {
+            k: v for k, v in expected.flow.items() if not (k[0] == "BTCUSDT" and k[1] <= cut_trade_id)
+        }
+        expected.bars = {k: v for k, v in expected.bars.items() if bars_before_cut.get(k) != v["version"]}
+        skipped_dlq = {d for d in expected.dlq if d[:2] == (Topic.TRADES.value, btc[0].partition) and d[2] <= cut_offset}
+        expected.dlq -= skipped_dlq
+        # Act
+        worker = start_worker(kafka, app_id, tmp_path, "recover", COOLDOWN_MS)
+        try:
+            reader.wait_for(expected, timeout_s=60)
+        finally:
+            stop(worker)
+            reader.close()
+        # Assert: what the newest state holds is not emitted again, and everything after it continues it
+        assert not [k for k in reader.out.flow if k[0] == "BTCUSDT" and k[1] <= cut_trade_id]
+        assert reader.out.flow == expected.flow
+        assert reader.out.bars == expected.bars
+        assert reader.out.signals == expected.signals
+        assert reader.out.dlq - expected.dlq <= skipped_dlq
