@@ -8,18 +8,23 @@ their validated strings in one vectorised, exact step, and ClickHouse maps ``dec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sinks.ddl import DEAD_LETTER_COLUMNS, Column, ColumnKind, TableSpec
+from sinks.rows import PLAIN_DECIMAL_PATTERN
 
 DECIMAL_TYPE = pa.decimal128(38, 18)
 TIME_TYPE = pa.timestamp("ns", tz="UTC")
 _PLAIN_TYPES = {"Int64": pa.int64(), "Int32": pa.int32(), "Float64": pa.float64(), "Float32": pa.float32(),
                 "Bool": pa.bool_(), "String": pa.string()}
 _META_TYPES = (pa.string(), pa.int32(), pa.int64())
+_DECIMAL_KINDS = (ColumnKind.DECIMAL, ColumnKind.DERIVED_DECIMAL)
+_PLAIN_DECIMAL_ANCHORED = f"^{PLAIN_DECIMAL_PATTERN}$"
 
 
 def _base_type(ch_type: str) -> str:
@@ -73,13 +78,61 @@ def column_array(column: Column, values: Sequence[Any]) -> pa.Array:
     return pa.array(values, _PLAIN_TYPES[base]) if base in _PLAIN_TYPES else pa.array(values)
 
 
-def arrow_table(spec: TableSpec, rows: Sequence[tuple[Any, ...]], topic_id: str) -> pa.Table:
-    """Return ``rows`` of ``spec`` as an Arrow table with the columns of :attr:`TableSpec.insert_columns`."""
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(spec.column_names)
-    arrays = [column_array(c, columns[i]) for i, c in enumerate(spec.columns)]
-    arrays += [pa.array(columns[len(spec.columns) + i], t) for i, t in enumerate(_META_TYPES)]
-    arrays.append(pa.array([topic_id] * len(rows), pa.string()))
-    return pa.Table.from_arrays(arrays, names=list(spec.insert_columns))
+def arrow_table(spec: TableSpec, rows: Sequence[tuple[Any, ...]], topic_id: str,
+                decoded: Sequence[pa.Table] = ()) -> pa.Table:
+    """Return ``rows`` of ``spec`` and the ``decoded`` blocks as one Arrow table of :attr:`TableSpec.insert_columns`.
+
+    ``decoded`` are tables from :func:`decoded_table` (the column-wise path): already typed, so they
+    are only concatenated (no copy) behind the rows.
+    """
+    parts = list(decoded)
+    if rows or not parts:
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(spec.column_names)
+        arrays = [column_array(c, columns[i]) for i, c in enumerate(spec.columns)]
+        arrays += [pa.array(columns[len(spec.columns) + i], t) for i, t in enumerate(_META_TYPES)]
+        parts.insert(0, pa.Table.from_arrays(arrays, names=list(spec.column_names)))
+    table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+    return table.append_column("_topic_id", pa.repeat(pa.scalar(topic_id, pa.string()), table.num_rows))
+
+
+def plain_decimals(array: pa.Array) -> np.ndarray:
+    """Return, per value, whether it is a plain decimal that ``Decimal(38, 18)`` holds exactly (nulls count as plain).
+
+    The vectorised twin of :func:`sinks.rows.decimal_string`'s fast check; values failing it go
+    through that function one by one (normalised or dead-lettered).
+    """
+    matched = pc.match_substring_regex(array, _PLAIN_DECIMAL_ANCHORED)
+    return np.asarray(pc.fill_null(matched, True).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def decoded_table(spec: TableSpec, fields: Mapping[str, pa.Array], keep: np.ndarray, topic: str,
+                  partitions: np.ndarray, offsets: np.ndarray) -> pa.Table:
+    """Return the rows ``keep`` of column-wise decoded ``fields`` as a table of :attr:`TableSpec.column_names`.
+
+    Decimal columns must hold plain decimals in the kept rows (see :func:`plain_decimals`), so the
+    cast to ``decimal128(38, 18)`` is exact.
+    """
+    mask = None if keep.all() else pa.array(keep)
+    arrays = []
+    for column in spec.columns:
+        array = fields[column.name]
+        if mask is not None:
+            array = array.filter(mask)
+        arrays.append(_typed(column, array))
+    count = int(keep.sum())
+    arrays += [pa.repeat(pa.scalar(topic, pa.string()), count),
+               pa.array(partitions[keep], pa.int32()), pa.array(offsets[keep], pa.int64())]
+    return pa.Table.from_arrays(arrays, names=list(spec.column_names))
+
+
+def _typed(column: Column, array: pa.Array) -> pa.Array:
+    if column.kind in _DECIMAL_KINDS:
+        return array.cast(DECIMAL_TYPE)
+    if column.kind == ColumnKind.TIME:
+        return array.cast(TIME_TYPE)
+    if column.kind == ColumnKind.BYTES:
+        return array.cast(pa.binary())
+    return array.cast(_PLAIN_TYPES[_base_type(column.type)])
 
 
 def dead_letter_table(rows: Sequence[tuple[str, int, int, bytes, str]], topic_ids: dict[str, str]) -> pa.Table:

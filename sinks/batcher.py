@@ -1,13 +1,18 @@
 """Pure batching of consumed messages by size and age (no I/O, the clock is passed in).
 
-A batch holds, per table, the rows to insert and, per (topic, partition), the offset range it
-covers, including messages that produced no row (already archived, dead-lettered). Offsets are
-committed only after the whole batch is in ClickHouse, so the ranges are the commit positions.
+A batch holds, per table, the rows to insert (Python rows, and Arrow blocks decoded column-wise)
+and, per (topic, partition), the offset range it covers, including messages that produced no row
+(already archived, dead-lettered). Offsets are committed only after the whole batch is in
+ClickHouse, so the ranges are the commit positions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sinks.rows import Row
 
@@ -19,6 +24,7 @@ class Batch:
     """Rows per table and the offset range consumed per (topic, partition)."""
 
     rows: dict[str, list[Row]] = field(default_factory=dict)
+    blocks: dict[str, list[pa.Table]] = field(default_factory=dict)  # see sinks.arrow_block.decoded_table
     dead_letters: list[tuple[str, int, int, bytes, str]] = field(default_factory=list)
     offsets: dict[TopicPartition, tuple[int, int]] = field(default_factory=dict)
     messages: int = 0
@@ -27,7 +33,8 @@ class Batch:
     @property
     def row_count(self) -> int:
         """Rows to insert, dead letters included."""
-        return sum(len(r) for r in self.rows.values()) + len(self.dead_letters)
+        return (sum(len(r) for r in self.rows.values()) + sum(b.num_rows for bs in self.blocks.values() for b in bs)
+                + len(self.dead_letters))
 
     def commit_positions(self) -> dict[TopicPartition, int]:
         """Return the next offset to read per (topic, partition): last consumed + 1."""
@@ -50,10 +57,24 @@ class Batch:
             kept_rows = [r for r in rows if (r[-3], r[-2]) not in partitions]
             if kept_rows:
                 kept.rows[table] = kept_rows
+        for table, blocks in self.blocks.items():
+            kept_blocks = [k for k in (_without(b, partitions) for b in blocks) if k.num_rows]
+            if kept_blocks:
+                kept.blocks[table] = kept_blocks
         kept.dead_letters = [d for d in self.dead_letters if (d[0], d[1]) not in partitions]
         kept.messages = self.messages
         kept.topic_ids = dict(self.topic_ids)
         return kept
+
+
+def _without(block: pa.Table, partitions: set[TopicPartition]) -> pa.Table:
+    topic = block.column("_topic")
+    if not len(topic):
+        return block
+    gone = [p for t, p in partitions if t == topic[0].as_py()]
+    if not gone:
+        return block
+    return block.filter(pc.invert(pc.is_in(block.column("_partition"), pa.array(gone, pa.int32()))))
 
 
 class Batcher:
@@ -73,7 +94,7 @@ class Batcher:
             self._started_ns = now_ns
         key = (topic, partition)
         seen = self._batch.offsets.get(key)
-        self._batch.offsets[key] = (offset, offset) if seen is None else (seen[0], max(seen[1], offset))
+        self._batch.offsets[key] = (offset, offset) if seen is None else (min(seen[0], offset), max(seen[1], offset))
         self._batch.messages += 1
 
     def add_row(self, table: str, row: Row, topic: str, partition: int, offset: int, now_ns: int) -> None:
@@ -81,6 +102,23 @@ class Batcher:
         self._batch.rows.setdefault(table, []).append(row)
         self._rows += 1
         self._track(topic, partition, offset, now_ns)
+
+    def add_block(self, table: str, block: pa.Table, topic: str, partitions: np.ndarray, offsets: np.ndarray,
+                  now_ns: int) -> None:
+        """Add a block of ``table`` rows decoded column-wise, read at ``partitions``/``offsets`` of ``topic``."""
+        if not len(offsets):
+            return
+        self._batch.blocks.setdefault(table, []).append(block)
+        self._rows += block.num_rows
+        if self._started_ns is None:
+            self._started_ns = now_ns
+        for partition in np.unique(partitions):
+            mine = offsets[partitions == partition]
+            key = (topic, int(partition))
+            low, high = int(mine.min()), int(mine.max())
+            seen = self._batch.offsets.get(key)
+            self._batch.offsets[key] = (low, high) if seen is None else (min(seen[0], low), max(seen[1], high))
+        self._batch.messages += len(offsets)
 
     def add_dead_letter(self, topic: str, partition: int, offset: int, raw: bytes, error: str, now_ns: int) -> None:
         """Add an undecodable message for the ``dead_letters`` table."""

@@ -18,7 +18,10 @@ from sinks.ddl import Column, ColumnKind, TableSpec
 
 MAX_INTEGER_DIGITS = 20
 SCALE = 18
-_PLAIN_DECIMAL = re.compile(r"-?\d{1,20}(?:\.\d{1,18})?")
+# ASCII digits only: Python's \d also matches other scripts' digits ("٣"), which Decimal accepts
+# but the Arrow cast to decimal128 refuses (those go through Decimal and come out as ASCII)
+PLAIN_DECIMAL_PATTERN = r"-?[0-9]{1,20}(?:\.[0-9]{1,18})?"
+_PLAIN_DECIMAL = re.compile(PLAIN_DECIMAL_PATTERN)
 _QUANTUM = Decimal(1).scaleb(-SCALE)
 _MISSING = object()
 

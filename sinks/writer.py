@@ -51,8 +51,10 @@ class ArchiveWriter:
         self.retrying_since_ns: int | None = None
 
     def _blocks(self, batch: Batch) -> list[tuple[str, pa.Table]]:
-        blocks = [(table, arrow_table(self._specs[table], rows, batch.topic_ids.get(self._specs[table].topic, "")))
-                  for table, rows in batch.rows.items() if rows]
+        tables = [t for t in {**batch.rows, **batch.blocks} if batch.rows.get(t) or batch.blocks.get(t)]
+        blocks = [(table, arrow_table(self._specs[table], batch.rows.get(table, []),
+                                      batch.topic_ids.get(self._specs[table].topic, ""), batch.blocks.get(table, ())))
+                  for table in tables]
         if batch.dead_letters:
             blocks.append((DEAD_LETTERS, dead_letter_table(batch.dead_letters, batch.topic_ids)))
         return blocks

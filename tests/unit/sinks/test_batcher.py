@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pyarrow as pa
 import pytest
 
 from sinks.batcher import Batcher
@@ -67,3 +69,33 @@ def test_revoked_partitions_are_dropped_with_their_rows() -> None:
 def test_non_positive_limits_are_refused() -> None:
     with pytest.raises(ValueError):
         Batcher(0, 10)
+
+
+def _block(partitions: list[int], offsets: list[int]) -> pa.Table:
+    return pa.table({"_topic": ["md.trades"] * len(offsets), "_partition": pa.array(partitions, pa.int32()),
+                     "_offset": pa.array(offsets, pa.int64())})
+
+
+def test_column_wise_blocks_count_as_rows_and_extend_offset_ranges_either_way() -> None:
+    batcher = Batcher(max_rows=5, max_age_ms=1000)
+    batcher.add_row("md_trades", ("r", "md.trades", 0, 7), "md.trades", 0, 7, 0)
+    batcher.add_block("md_trades", _block([0, 0, 1], [5, 6, 9]), "md.trades",
+                      np.array([0, 0, 1]), np.array([5, 6, 9]), 0)
+    assert batcher.pending_rows == 4 and not batcher.due(0)
+    batcher.add_block("md_trades", _block([1], [8]), "md.trades", np.array([1]), np.array([8]), 0)
+    assert batcher.due(0)
+    batch = batcher.take()
+    # the first offset is the lowest seen, whatever the order the paths added them in
+    assert batch.offsets == {("md.trades", 0): (5, 7), ("md.trades", 1): (8, 9)}
+    assert batch.row_count == 5 and batch.messages == 5
+
+
+def test_revoked_partitions_are_dropped_from_column_wise_blocks_too() -> None:
+    batcher = Batcher(10, 10)
+    batcher.add_block("md_trades", _block([0, 1, 1], [1, 1, 2]), "md.trades",
+                      np.array([0, 1, 1]), np.array([1, 1, 2]), 0)
+    batcher.add_block("md_trades", _block([1], [3]), "md.trades", np.array([1]), np.array([3]), 0)
+    batcher.drop_partitions({("md.trades", 1), ("md.bbo", 0)})
+    batch = batcher.take()
+    assert [b.to_pylist() for b in batch.blocks["md_trades"]] == [[{"_topic": "md.trades", "_partition": 0, "_offset": 1}]]
+    assert batch.row_count == 1 and list(batch.offsets) == [("md.trades", 0)]

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sinks.arrow_block import arrow_table
+from schemas.serde import AvroSerde
+from sinks.arrow_block import arrow_table, decoded_table, plain_decimals
+from sinks.columnar import columnar_decoder
 from sinks.ddl import table_spec
-from sinks.rows import RowError, RowMapper, decimal_string
+from sinks.rows import _PLAIN_DECIMAL, RowError, RowMapper, decimal_string
 
 TRADE = {"venue": "binance", "symbol": "BTCUSDT", "trade_id": 7, "price": "123456789.12345678", "qty": "0.00000001",
          "side": "buy", "ts_event": 1_700_000_000_123_456_789, "ts_recv": 1_700_000_000_123_457_000}
@@ -81,3 +84,36 @@ def test_missing_field_without_default_is_a_row_error() -> None:
     record = {k: v for k, v in TRADE.items() if k != "trade_id"}
     with pytest.raises(RowError, match="trade_id"):
         RowMapper(table_spec("md.trades")).row(record, "md.trades", 0, 0)
+
+
+def test_digits_of_other_scripts_are_normalised_to_ascii_not_passed_to_arrow() -> None:
+    # "٣" is a digit to Python's \d and to Decimal, but Arrow's decimal cast refuses it
+    spec = table_spec("md.trades")
+    row = RowMapper(spec).row({**TRADE, "price": "٣.٥"}, "md.trades", 0, 0)
+    assert row[3] == "3.5"
+    assert arrow_table(spec, [row], "id").column("price")[0].as_py() == Decimal("3.5")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(alphabet="-0123456789.e٣ ", max_size=42),
+                          st.decimals(allow_nan=False, allow_infinity=False).map(str)), min_size=1, max_size=10))
+def test_vectorised_plain_decimal_check_agrees_with_the_per_value_rule(texts: list[str]) -> None:
+    plain = plain_decimals(pa.array(texts, pa.string()))
+    assert plain.tolist() == [bool(_PLAIN_DECIMAL.fullmatch(t)) for t in texts]
+
+
+def test_column_wise_block_has_the_row_path_types_and_concatenates_behind_rows() -> None:
+    # Arrange: the same trade through both paths
+    spec = table_spec("md.trades")
+    serde = AvroSerde()
+    fields, ok = columnar_decoder("Trade").decode([serde.encode("Trade", TRADE)] * 2)  # type: ignore[union-attr]
+    keep = ok & plain_decimals(fields["price"]) & plain_decimals(fields["qty"])
+    keep[1] = False
+    # Act
+    block = decoded_table(spec, fields, keep, "md.trades", np.array([2, 3]), np.array([41, 42]))
+    table = arrow_table(spec, [RowMapper(spec).row(TRADE, "md.trades", 2, 40)], "id", [block])
+    # Assert
+    assert table.num_rows == 2 and table.column("_topic_id").to_pylist() == ["id", "id"]
+    first, second = table.to_pylist()
+    assert {k: v for k, v in first.items() if k != "_offset"} == {k: v for k, v in second.items() if k != "_offset"}
+    assert (first["_offset"], second["_offset"]) == (40, 41)
