@@ -3,7 +3,9 @@
 Idempotent: ``CREATE ... IF NOT EXISTS`` for tables and materialized views, ``CREATE OR REPLACE``
 for plain views, and ``ADD COLUMN IF NOT EXISTS`` for fields that a schema gained since the table
 was created (Avro evolution only adds fields with defaults, so old rows read the default). A
-column whose type differs from the schema is reported, never changed automatically.
+column whose type differs from the schema is reported, never changed automatically. A
+materialized view that now reads another source table (the OHLCV chain 1 s -> 1 m -> 1 h) is
+rewired with ``ALTER TABLE ... MODIFY QUERY``, atomic for inserts running meanwhile.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from sinks.ddl import DEAD_LETTERS_SQL, META_COLUMNS, TableSpec, all_table_specs
 
 log = logging.getLogger(__name__)
 VIEWS_SQL = Path(__file__).parent / "views.sql"
+_MATERIALIZED = re.compile(r"CREATE\s+MATERIALIZED\s+VIEW\s+IF\s+NOT\s+EXISTS\s+(\w+)\s+TO\s+\w+\s+AS\s+(SELECT\b.*)",
+                           re.DOTALL)
 _CREATE_NAME = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:TABLE|MATERIALIZED\s+VIEW|VIEW)\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)")
 
 
@@ -30,6 +34,7 @@ class MigrationReport:
     added_columns: list[str] = field(default_factory=list)
     type_mismatches: list[str] = field(default_factory=list)
     views: list[str] = field(default_factory=list)
+    rewired_views: list[str] = field(default_factory=list)
 
 
 def sql_statements(text: str) -> list[str]:
@@ -55,6 +60,14 @@ def _existing_columns(client: Client, database: str) -> dict[str, dict[str, str]
     for table, name, ch_type in result.result_rows:
         tables.setdefault(table, {})[name] = ch_type
     return tables
+
+
+def _view_sources(client: Client, database: str) -> dict[str, str]:
+    # the table each existing materialized view is fed by (ClickHouse lists it as a dependency of its source)
+    result = client.query(
+        "SELECT name, dependencies_table FROM system.tables WHERE database = {db:String}", parameters={"db": database}
+    )
+    return {view: source for source, views in result.result_rows for view in views}
 
 
 def _normalise(ch_type: str) -> str:
@@ -93,15 +106,23 @@ def migrate(client: Client, database: str) -> MigrationReport:
     for spec in all_table_specs():
         client.command(dedup_view_sql(spec))
         report.views.append(f"v_{spec.name}")
+    sources = _view_sources(client, database)
     for statement in sql_statements(VIEWS_SQL.read_text()):
         client.command(statement)
+        materialized = _MATERIALIZED.match(statement)
+        if materialized:
+            name, select = materialized.groups()
+            wanted = re.findall(r"\bFROM\s+(\w+)", select)[-1]
+            if sources.get(name, wanted) != wanted:
+                client.command(f"ALTER TABLE {name} MODIFY QUERY {select}")
+                report.rewired_views.append(name)
         match = _CREATE_NAME.match(statement)
         if match and not match.group(1).endswith("_state"):
             report.views.append(match.group(1))
     for mismatch in report.type_mismatches:
         log.warning("column type differs from schema; left unchanged", extra={"column": mismatch})
     log.info("archive migrated", extra={"database": database, "created_tables": report.created_tables,
-                                        "added_columns": report.added_columns})
+                                        "added_columns": report.added_columns, "rewired_views": report.rewired_views})
     return report
 
 

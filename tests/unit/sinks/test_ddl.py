@@ -75,3 +75,40 @@ def test_retried_batch_with_same_token_lands_once_in_table_and_views(chdb_client
     assert writer.write(batch, threading.Event()) and writer.write(batch, threading.Event())
     assert chdb_client.query("SELECT count() FROM md_trades").result_rows == [(5,)]
     assert chdb_client.query("SELECT trades, volume FROM ohlcv_1m").result_rows == [(5, Decimal("0.00000005"))]
+
+
+_OLD_1M_VIEW = """CREATE MATERIALIZED VIEW ohlcv_1m_mv TO ohlcv_1m_state AS
+SELECT venue, symbol, toDateTime(toStartOfInterval(ts_event, INTERVAL 1 MINUTE), 'UTC') AS bucket,
+    argMinState(price, (ts_event, trade_id)) AS open, max(price) AS high, min(price) AS low,
+    argMaxState(price, (ts_event, trade_id)) AS close, sum(qty) AS volume,
+    sumIf(qty, side = 'buy') AS buy_volume, sum(toDecimal256(price, 18) * qty) AS quote_volume,
+    toUInt64(count()) AS trades, min(trade_id) AS first_trade_id, max(trade_id) AS last_trade_id
+FROM md_trades GROUP BY venue, symbol, bucket"""
+
+
+def test_older_ohlcv_views_reading_trades_are_rewired_into_the_chain_and_stay_exact(chdb_client: Client) -> None:
+    # Arrange: an archive from before the chain (1 m fed by md_trades directly)
+    migrate(chdb_client, "tickpipe")
+    chdb_client.command("DROP VIEW ohlcv_1m_mv")
+    chdb_client.command(_OLD_1M_VIEW)
+    # Act
+    report = migrate(chdb_client, "tickpipe")
+    again = migrate(chdb_client, "tickpipe")
+    chdb_client.command(
+        "INSERT INTO md_trades (venue, symbol, trade_id, price, qty, side, ts_event, ts_recv, _topic, _partition, _offset) "
+        "SELECT 'binance', ['BTCUSDT', 'ETHUSDT'][number % 2 + 1], number, toDecimal128(60000 + (number * 7919) % 1000, 18) "
+        "/ 100, toDecimal128((number % 13) + 1, 18) / 1000, ['buy', 'sell'][number % 2 + 1], "
+        "toDateTime64(1700000000, 9, 'UTC') + toIntervalMillisecond(number * 7919 % 10800000), "
+        "toDateTime64(1700000000, 9, 'UTC'), 'md.trades', 0, number FROM numbers(5000)")
+    # Assert: the views (1 s -> 1 m -> 1 h states) equal a direct aggregation of the trades
+    assert report.rewired_views == ["ohlcv_1m_mv"] and again.rewired_views == []
+    for view, unit in (("ohlcv_1s", "SECOND"), ("ohlcv_1m", "MINUTE"), ("ohlcv_1h", "HOUR")):
+        direct = chdb_client.query(
+            f"SELECT venue, symbol, toStartOfInterval(ts_event, INTERVAL 1 {unit}) AS b, "
+            "argMin(price, (ts_event, trade_id)), max(price), min(price), argMax(price, (ts_event, trade_id)), "
+            "sum(qty), sumIf(qty, side = 'buy'), toDecimal128(sum(toDecimal256(price, 18) * qty), 18), count(), "
+            "min(trade_id), max(trade_id) FROM md_trades GROUP BY venue, symbol, b ORDER BY venue, symbol, b").result_rows
+        viewed = chdb_client.query(
+            f"SELECT venue, symbol, bucket, open, high, low, close, volume, buy_volume, quote_volume, trades, "
+            f"first_trade_id, last_trade_id FROM {view} ORDER BY venue, symbol, bucket").result_rows
+        assert [tuple(r[3:]) for r in viewed] == [tuple(r[3:]) for r in direct] and len(direct) >= 6, view
