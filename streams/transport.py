@@ -12,6 +12,14 @@ when the last batch holds several state writes, recovery would stop at the first
 restore a state older than the committed input offsets: the inputs in between would be lost (seen
 as a kill -9 test losing one trade per partition). The highwaters therefore come from
 :func:`infra.topics.end_offsets`, which is exact on tansu and Apache Kafka alike.
+
+Faust drops records it has fetched but not yet handed to an agent whenever the flow stops (a
+rebalance, the end of table recovery) and then relies on "seek to committed offsets" to fetch them
+again. aiokafka's ``seek_to_committed`` leaves the position alone where the committed offset is
+None or 0, i.e. for every partition of a group that has not committed yet: the dropped records were
+then lost (seen as a fresh worker missing a book snapshot and a few trades). Those partitions are
+sought explicitly: to 0, or to the beginning when nothing was committed (``auto_offset_reset`` is
+``earliest``).
 """
 
 from __future__ import annotations
@@ -34,6 +42,21 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # aiokafka reads this when start() builds its Fetcher
         consumer._fetch_max_wait_ms = transport.fetch_max_wait_ms
         return consumer
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        return await self.call_thread(self._seek_to_committed)
+
+    async def _seek_to_committed(self) -> Mapping[TP, int]:
+        consumer = self._ensure_consumer()
+        committed = await consumer.seek_to_committed()
+        changelogs = self.consumer.app.tables.changelog_topics
+        for tp, offset in committed.items():
+            if offset == 0 and tp.topic not in changelogs:
+                consumer.seek(tp, 0)
+        never = [tp for tp, offset in committed.items() if offset is None and tp.topic not in changelogs]
+        if never:
+            await consumer.seek_to_beginning(*never)
+        return committed
 
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         if self.consumer.in_transaction:

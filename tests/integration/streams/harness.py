@@ -12,13 +12,14 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from infra.broker import private_broker
+from infra.broker import free_port, private_broker
 from infra.processes import stop_process
 from infra.settings import KafkaSettings, environ_without_settings
 from schemas.serde import AvroSerde
@@ -151,7 +152,8 @@ def fresh_broker(tmp: Path) -> Iterator[KafkaSettings]:
 def start_worker(
     kafka: KafkaSettings, app_id: str, tmp: Path, name: str, cooldown_ms: int, web_port: int = 0
 ) -> subprocess.Popen:
-    """Start ``tickpipe streams worker`` as a real subprocess."""
+    """Start ``tickpipe streams worker`` as a real subprocess (its /metrics are saved when it is stopped)."""
+    web_port = web_port or free_port()
     env = environ_without_settings()
     env.update({
         "TICKPIPE_KAFKA__BOOTSTRAP": kafka.bootstrap,
@@ -166,11 +168,16 @@ def start_worker(
         "TICKPIPE_STREAMS__BATCH_SIZE": "200",
     })
     log = open(tmp / f"worker-{name}.log", "ab")  # noqa: SIM115 (owned by the child)
-    return subprocess.Popen([TICKPIPE, "streams", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([TICKPIPE, "streams", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc.metrics_url, proc.metrics_path = f"http://127.0.0.1:{web_port}/metrics", tmp / f"worker-{name}.metrics"
+    return proc
 
 
 def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    """Stop one process we started, by pid."""
+    """Stop one process we started, by pid; a worker's last /metrics go next to its log, for failures."""
+    if proc.poll() is None and hasattr(proc, "metrics_url"):
+        with suppress(requests.RequestException):
+            proc.metrics_path.write_text(requests.get(proc.metrics_url, timeout=2).text)
     stop_process(proc, timeout_s=20, sig=sig)
 
 
