@@ -9,7 +9,8 @@ Two framings (:mod:`schemas.framing`):
 
 Bodies are encoded by :mod:`schemas.avro_body` (cavro, compiled per schema, plus a writer for arrays
 of string records: 1.5-2.5x fastavro's ``schemaless_writer`` on the feed's hot records, byte-identical,
-see ``bench/serde.py`` and ``tests/unit/schemas/test_serde.py``); decoding stays with fastavro.
+see ``bench/serde.py`` and ``tests/unit/schemas/test_serde.py``; fastavro where cavro has no wheel);
+decoding stays with fastavro.
 
 :meth:`AvroSerde.decode` reads both, whatever the serde writes, and raises :class:`SerdeError` on
 anything else. Messages written with an older schema (a released snapshot in
@@ -26,13 +27,12 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import cavro
 import fastavro
 from fastavro import schemaless_reader
 from fastavro.schema import fingerprint as avro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
-from schemas.avro_body import body_encoder
+from schemas.avro_body import body_encoder, cavro
 from schemas.compat import backward_problems
 from schemas.confluent import ConfluentRegistry, SchemaRegistryUnavailable
 from schemas.framing import (
@@ -68,7 +68,9 @@ __all__ = [
 ]
 
 # cavro raises InvalidValue (a ValueError) for a wrong type or range, KeyError for an unknown enum symbol
-_WRITE_ERRORS = (TypeError, ValueError, KeyError, AttributeError, OverflowError, cavro.CavroException)
+_WRITE_ERRORS: tuple[type[Exception], ...] = (TypeError, ValueError, KeyError, AttributeError, OverflowError) + (
+    (cavro.CavroException,) if cavro is not None else ()
+)
 _READ_ERRORS = (
     EOFError,
     ValueError,
