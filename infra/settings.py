@@ -148,6 +148,11 @@ class StreamsSettings(_Section):
     web_port: int = Field(9102, description="Faust web (metrics + /health) port")
     data_dir: Path = Field(Path(".tickpipe/streams"), description="Faust table data directory")
     book_features_interval_ms: int = Field(0, ge=0, description="throttle book features per instrument; 0 = every update")
+    bbo_features: bool = Field(
+        False,
+        description="also read md.bbo: book features per best bid/offer newer than the book (the book with that "
+        "top laid over it); no signals from it. Off by default: BBOs outnumber depth updates ~18 to 1",
+    )
     bar_allowed_lateness_ms: int = Field(2000, ge=0, description="late trades within this correct a bar")
     flow_bucket_ms: int = Field(
         100, ge=1, le=1000,

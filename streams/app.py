@@ -136,7 +136,7 @@ def build_app(settings: Settings) -> Runtime:
         app.conf.broker_consumer, app, fetch_max_wait_ms=s.fetch_max_wait_ms, bootstrap=k.bootstrap
     )
     rt = Runtime(
-        app=app, settings=settings, topics=declare_topics(app), tables=declare_tables(app, k.partitions),
+        app=app, settings=settings, topics=declare_topics(app, s.bbo_features), tables=declare_tables(app, k.partitions),
         allowed=parse_instruments(s.instruments),
     )
     book.attach(rt)

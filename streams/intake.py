@@ -59,11 +59,13 @@ def check_input(
 
 
 def invalid_numbers(record_name: str, record: dict[str, Any]) -> str | None:
-    """Return why a Trade's or BookDelta's decimal strings are unusable (not finite, price <= 0, qty < 0)."""
+    """Return why a Trade's, BookDelta's or BBO's decimal strings are unusable (not finite, price <= 0, qty < 0)."""
     if record_name == "Trade":
         pairs = [(record["price"], record["qty"])]
     elif record_name == "BookDelta":
         pairs = [(lv["price"], lv["qty"]) for lv in (*record["bids"], *record["asks"])]
+    elif record_name == "BBO":
+        pairs = [(record["bid_price"], record["bid_qty"]), (record["ask_price"], record["ask_qty"])]
     else:
         return None
     for price, qty in pairs:

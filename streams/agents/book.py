@@ -1,4 +1,4 @@
-"""Agent: md.book + md.health -> features.book and signals (the model is driven by book updates).
+"""Agent: md.book + md.health (+ md.bbo) -> features.book and signals (the model is driven by book updates).
 
 Signals are computed here rather than from ``features.book`` so that a signal's inputs are market-data
 offsets, which stay the same when the worker replays after a crash.
@@ -42,7 +42,7 @@ def attach(rt: Runtime) -> None:
     """Register the book agent on ``rt.app``."""
     cfg = book_config(rt)
     s = rt.settings.streams
-    expected = {Topic.BOOK.value: "BookDelta", Topic.HEALTH.value: "FeedEvent"}
+    expected = {Topic.BOOK.value: "BookDelta", Topic.HEALTH.value: "FeedEvent", Topic.BBO.value: "BBO"}
 
     states = tables.InstrumentStates(
         rt.tables.book, lambda saved: BookInstrument.from_state(saved) if saved else BookInstrument()
@@ -69,9 +69,13 @@ def attach(rt: Runtime) -> None:
                     metrics.REPLAYED.labels(msg.topic).inc()
                     continue
                 try:
-                    out = None if is_health else inst.on_delta(record, ref, cfg)
                     if is_health:
+                        out = None
                         inst.on_health(record)
+                    elif msg.topic == Topic.BBO.value:
+                        out = inst.on_bbo(record, cfg)
+                    else:
+                        out = inst.on_delta(record, ref, cfg)
                 except Exception as exc:  # one record must not stop the agent
                     log.exception("book record failed", extra={"topic": msg.topic, "partition": msg.partition,
                                                                "offset": msg.offset, "raw": msg.value})

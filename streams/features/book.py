@@ -157,26 +157,39 @@ class OrderBook:
             return None
         bq, aq = self.bids.fqty, self.asks.fqty
         bid, ask = float(bid_prices[-1]), float(ask_prices[0])
-        bid_qty, ask_qty = bq[-1], aq[0]
         mid = (bid + ask) / 2.0
-        spread = ask - bid
-        top_bids = bq[-1:-11:-1]
-        top_asks = aq[:10]
         band = mid * depth_band_bps / 1e4
         lo = bisect_left(bid_prices, Decimal(repr(mid - band)))
         hi = bisect_right(ask_prices, Decimal(repr(mid + band)))
-        return BookFeatureValues(
-            mid=mid,
-            spread=spread,
-            spread_bps=spread / mid * 1e4,
-            microprice=(bid * ask_qty + ask * bid_qty) / (bid_qty + ask_qty),
-            imbalance_1=imbalance(top_bids[:1], top_asks[:1]),
-            imbalance_5=imbalance(top_bids[:5], top_asks[:5]),
-            imbalance_10=imbalance(top_bids, top_asks),
-            depth_bid_10bps=sum(bq[lo:]),
-            depth_ask_10bps=sum(aq[:hi]),
-            top=TopOfBook(bid, bid_qty, ask, ask_qty),
-        )
+        return _values(bid, ask, bq[-1:-11:-1], aq[:10], sum(bq[lo:]), sum(aq[:hi]))
+
+    def features_with_top(
+        self, bid: Decimal, bid_qty: Decimal, ask: Decimal, ask_qty: Decimal, depth_band_bps: float = DEPTH_BAND_BPS
+    ) -> BookFeatureValues | None:
+        """Return the features of this book with a newer best bid and offer laid over it (None if crossed or empty).
+
+        A BBO newer than the book says where the best levels are now: levels better than the new
+        best are gone and the best levels hold the BBO's quantities; deeper levels are taken as the
+        book last had them. Equal to :meth:`features` of the book with those levels applied, without
+        changing the book (the next depth update brings the true levels).
+        """
+        if bid >= ask or bid_qty <= 0 or ask_qty <= 0:
+            return None
+        bid_prices, ask_prices = self.bids.prices, self.asks.prices
+        bq, aq = self.bids.fqty, self.asks.fqty
+        below = bisect_left(bid_prices, bid)  # bids under the new best bid: [0, below)
+        above = bisect_right(ask_prices, ask)  # asks over the new best ask: [above, n)
+        fbid, fask, fbid_qty, fask_qty = float(bid), float(ask), float(bid_qty), float(ask_qty)
+        mid = (fbid + fask) / 2.0
+        band = mid * depth_band_bps / 1e4
+        band_lo, band_hi = Decimal(repr(mid - band)), Decimal(repr(mid + band))
+        lo = bisect_left(bid_prices, band_lo)
+        hi = bisect_right(ask_prices, band_hi)
+        top_bids = [fbid_qty, *bq[max(below - 9, 0):below][::-1]]
+        top_asks = [fask_qty, *aq[above:above + 9]]
+        depth_bid = sum(bq[lo:below]) + fbid_qty if bid >= band_lo else sum(bq[lo:below])
+        depth_ask = sum([fask_qty, *aq[above:hi]]) if ask <= band_hi else sum(aq[above:hi])
+        return _values(fbid, fask, top_bids, top_asks, depth_bid, depth_ask)
 
     def to_state(self) -> dict[str, Any]:
         """Return a JSON-able form for the changelog (the venue's decimal strings)."""
@@ -197,6 +210,27 @@ class OrderBook:
             side.qty = {price: Decimal(q) for price, (_, q) in zip(side.prices, levels, strict=True)}
             side.fqty = [float(side.qty[price]) for price in side.prices]
         return book
+
+
+def _values(
+    bid: float, ask: float, top_bids: list[float], top_asks: list[float], depth_bid: float, depth_ask: float
+) -> BookFeatureValues:
+    # top_bids / top_asks: the quantities of the best 10 levels, best first
+    bid_qty, ask_qty = top_bids[0], top_asks[0]
+    mid = (bid + ask) / 2.0
+    spread = ask - bid
+    return BookFeatureValues(
+        mid=mid,
+        spread=spread,
+        spread_bps=spread / mid * 1e4,
+        microprice=(bid * ask_qty + ask * bid_qty) / (bid_qty + ask_qty),
+        imbalance_1=imbalance(top_bids[:1], top_asks[:1]),
+        imbalance_5=imbalance(top_bids[:5], top_asks[:5]),
+        imbalance_10=imbalance(top_bids, top_asks),
+        depth_bid_10bps=depth_bid,
+        depth_ask_10bps=depth_ask,
+        top=TopOfBook(bid, bid_qty, ask, ask_qty),
+    )
 
 
 def imbalance(bid_qtys: list[float], ask_qtys: list[float]) -> float:

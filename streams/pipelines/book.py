@@ -1,4 +1,4 @@
-"""One instrument's book pipeline: BookDelta/FeedEvent in -> BookFeatures and Signal records out.
+"""One instrument's book pipeline: BookDelta/BBO/FeedEvent in -> BookFeatures and Signal records out.
 
 Staleness has two sources. The book itself goes stale on an update-id gap and stays so until the next
 snapshot. ``md.health`` marks it stale on ``stale``/``gap``/``resync``/``crossed`` until ``recovered``
@@ -10,9 +10,10 @@ features and no signals.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-from streams.features.book import Applied, Gap, NotSynced, OrderBook, OutOfOrder
+from streams.features.book import Applied, BookFeatureValues, Gap, NotSynced, OrderBook, OutOfOrder
 from streams.models.base import BookObservation, InputRef, SignalModel
 from streams.signals import signal_record
 
@@ -91,17 +92,7 @@ class BookInstrument:
         if values is None:
             return BookOutcome(note="crossed or one-sided book")
         ts = delta["ts_event"]
-        out = BookOutcome()
-        if (
-            cfg.features_interval_ns == 0
-            or self.last_features_ts is None
-            or ts - self.last_features_ts >= cfg.features_interval_ns
-        ):
-            self.last_features_ts = ts
-            out.features = {
-                "venue": delta["venue"], "symbol": delta["symbol"], "update_id": delta["last_update_id"],
-                **values.as_record_fields(), "ts_event": ts, "ts_recv": delta["ts_recv"],
-            }
+        out = BookOutcome(features=self._features(delta, delta["last_update_id"], values, cfg))
         if self.model_state is None:
             self.model_state = cfg.model.new_state()
         top = values.top
@@ -116,6 +107,42 @@ class BookInstrument:
                 decision, cfg.model.name, delta["venue"], delta["symbol"], cfg.target_qty, cfg.signal_ttl_ns, 0
             )
         return out
+
+    def on_bbo(self, bbo: dict[str, Any], cfg: BookConfig) -> BookOutcome:
+        """Apply one BBO: features of the book under a best bid/offer newer than its last update.
+
+        Binance's bookTicker arrives between the 100 ms depth updates, so the top of book moves
+        before the book does. A BBO no newer than the book adds nothing (the book holds it). BBOs
+        drive no signal: the model stays on book updates, whose inputs are one partition of one
+        topic, so signal ids never depend on how md.bbo and md.book interleave.
+        """
+        if self.stale:
+            return BookOutcome(note="stale")
+        if bbo["update_id"] <= self.book.last_update_id:
+            return BookOutcome(note="bbo not newer than book")
+        values = self.book.features_with_top(
+            Decimal(bbo["bid_price"]), Decimal(bbo["bid_qty"]), Decimal(bbo["ask_price"]), Decimal(bbo["ask_qty"])
+        )
+        if values is None:
+            return BookOutcome(note="crossed or one-sided book")
+        return BookOutcome(features=self._features(bbo, bbo["update_id"], values, cfg))
+
+    def _features(
+        self, record: dict[str, Any], update_id: int, values: BookFeatureValues, cfg: BookConfig
+    ) -> dict[str, Any] | None:
+        # the BookFeatures record, or None while the throttle holds
+        ts = record["ts_event"]
+        if (
+            cfg.features_interval_ns
+            and self.last_features_ts is not None
+            and ts - self.last_features_ts < cfg.features_interval_ns
+        ):
+            return None
+        self.last_features_ts = ts
+        return {
+            "venue": record["venue"], "symbol": record["symbol"], "update_id": update_id,
+            **values.as_record_fields(), "ts_event": ts, "ts_recv": record["ts_recv"],
+        }
 
     def to_state(self) -> dict[str, Any]:
         """JSON-able form for the changelog."""

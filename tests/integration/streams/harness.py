@@ -150,7 +150,8 @@ def fresh_broker(tmp: Path) -> Iterator[KafkaSettings]:
 
 
 def start_worker(
-    kafka: KafkaSettings, app_id: str, tmp: Path, name: str, cooldown_ms: int, web_port: int = 0
+    kafka: KafkaSettings, app_id: str, tmp: Path, name: str, cooldown_ms: int, web_port: int = 0,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
     """Start ``tickpipe streams worker`` as a real subprocess (its /metrics are saved when it is stopped)."""
     web_port = web_port or free_port()
@@ -166,6 +167,7 @@ def start_worker(
         "TICKPIPE_STREAMS__SIGNAL_COOLDOWN_MS": str(cooldown_ms),
         "TICKPIPE_STREAMS__SIGNAL_TARGET_QTY": TARGET_QTY,
         "TICKPIPE_STREAMS__BATCH_SIZE": "200",
+        **(extra_env or {}),
     })
     log = open(tmp / f"worker-{name}.log", "ab")  # noqa: SIM115 (owned by the child)
     proc = subprocess.Popen([TICKPIPE, "streams", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -1,4 +1,7 @@
-"""md.health drives staleness end to end: no book features while stale, listed in /health, back after recovered."""
+"""md.health drives staleness end to end: no book features while stale, listed in /health, back after recovered.
+
+The worker also reads md.bbo here (``bbo_features``): a BBO newer than the book gives features of its top.
+"""
 
 from __future__ import annotations
 
@@ -47,7 +50,8 @@ def test_stale_event_stops_book_features_until_recovered(tmp_path: Path) -> None
 
         port = free_port()
         reader = OutputReader(kafka)
-        worker = start_worker(kafka, "streams-stale", tmp_path, "stale", 500, web_port=port)
+        worker = start_worker(kafka, "streams-stale", tmp_path, "stale", 500, web_port=port,
+                              extra_env={"TICKPIPE_STREAMS__BBO_FEATURES": "true"})
 
         def stale_list() -> list[str]:
             try:
@@ -81,6 +85,15 @@ def test_stale_event_stops_book_features_until_recovered(tmp_path: Path) -> None
                 send(Topic.BOOK, "BookDelta", delta(uid))
             # Assert 2: features again
             wait_for(lambda: features_for(range(11, 14)), 20, "book features of updates 11-13")
+            # Act 3: a best bid/offer newer than the book (update 14) moves the best bid up
+            now = time.time_ns()
+            send(Topic.BBO, "BBO", {"venue": "binance", "symbol": "BTCUSDT", "update_id": 14, "bid_price": "100.05",
+                                    "bid_qty": "5", "ask_price": "100.10", "ask_qty": "2", "ts_event": now,
+                                    "ts_recv": now})
+            # Assert 3: features of the book under that top
+            wait_for(lambda: features_for(range(14, 15)), 20, "book features of BBO update 14")
+            assert reader.out.book[("BTCUSDT", 14)]["mid"] == (100.05 + 100.10) / 2
+            assert reader.out.book[("BTCUSDT", 14)]["imbalance_1"] == (5 - 2) / (5 + 2)
         finally:
             stop(worker)
             reader.close()

@@ -131,3 +131,39 @@ def test_book_matches_naive_dicts_and_features_match_naive_formulas(updates):
         assert abs(f.depth_bid_10bps - sum(float(q) for p, q in ref_b.items() if float(p) >= lo)) < 1e-9
         assert abs(f.depth_ask_10bps - sum(float(q) for p, q in ref_a.items() if float(p) <= hi)) < 1e-9
         assert OrderBook.from_state(book.to_state()).to_state() == book.to_state()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 240), st.integers(1, 5)), max_size=30),
+    st.integers(1, 239), st.integers(1, 120), st.integers(1, 5), st.integers(1, 5),
+)
+def test_features_with_a_newer_top_equal_the_features_of_the_book_with_that_top_applied(
+    raw_levels, bid_tick, width, bid_qty, ask_qty
+):
+    # Arrange: any uncrossed book, and a BBO anywhere (it may cross the old book's levels)
+    prices = sorted({p for p, _ in raw_levels})
+    split = len(prices) // 2
+    qty = dict(raw_levels)
+    bids = [(str(Decimal(p) / 4), str(qty[p])) for p in prices[:split]]
+    asks = [(str(Decimal(p) / 4), str(qty[p])) for p in prices[split:]]
+    book = OrderBook()
+    book.apply(delta(1, 1, bids, asks, snapshot=True))
+    bid, ask = Decimal(bid_tick) / 4, Decimal(bid_tick + width) / 4
+    # the reference: the same book with levels better than the BBO removed and the BBO's levels set
+    applied = OrderBook()
+    applied.apply(delta(1, 1, [(p, q) for p, q in bids if Decimal(p) < bid] + [(str(bid), str(bid_qty))],
+                        [(p, q) for p, q in asks if Decimal(p) > ask] + [(str(ask), str(ask_qty))], snapshot=True))
+    before = book.to_state()
+    # Act
+    got = book.features_with_top(bid, Decimal(bid_qty), ask, Decimal(ask_qty))
+    # Assert
+    assert got == applied.features()
+    assert book.to_state() == before  # the book itself is untouched
+
+
+def test_features_with_a_crossed_or_empty_top_are_none():
+    book = OrderBook()
+    book.apply(delta(1, 1, [("100", "1")], [("101", "1")], snapshot=True))
+    assert book.features_with_top(Decimal(101), Decimal(1), Decimal(101), Decimal(1)) is None
+    assert book.features_with_top(Decimal(100), Decimal(0), Decimal(101), Decimal(1)) is None

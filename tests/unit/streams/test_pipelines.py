@@ -137,3 +137,45 @@ def test_intake_rejects_unusable_numbers():
     assert check_input(serde, key, serde.encode("BookDelta", delta), "BookDelta", frozenset()).reason == "invalid_record"
     delta["asks"] = [{"price": "2", "qty": "0"}]
     assert isinstance(check_input(serde, key, serde.encode("BookDelta", delta), "BookDelta", frozenset()), Accepted)
+
+
+def bbo(uid: int, ts: int, bid: str = "100.5", ask: str = "101", bid_qty: str = "3") -> dict:
+    return {"venue": "binance", "symbol": "BTCUSDT", "update_id": uid, "bid_price": bid, "bid_qty": bid_qty,
+            "ask_price": ask, "ask_qty": "1", "ts_event": ts, "ts_recv": ts + 5}
+
+
+def test_a_bbo_newer_than_the_book_gives_features_of_its_top_and_no_signal():
+    # Arrange: book 100 x 101 at update 1
+    inst = BookInstrument()
+    inst.on_delta(delta(1, 1000, snapshot=True), ref(0), CFG)
+    # Act
+    old = inst.on_bbo(bbo(1, 1500), CFG)
+    new = inst.on_bbo(bbo(2, 2000), CFG)
+    # Assert: update 1 is in the book already; update 2 moves the best bid up to 100.5 (qty 3)
+    assert old.features is None and old.note == "bbo not newer than book"
+    assert new.signal is None and new.features is not None
+    assert new.features["update_id"] == 2 and new.features["ts_recv"] == 2005
+    assert new.features["mid"] == (100.5 + 101) / 2 and new.features["imbalance_1"] == (3 - 1) / (3 + 1)
+    assert inst.book.last_update_id == 1 and inst.book.bids.prices == [100]  # the book is unchanged
+
+
+def test_a_bbo_gives_nothing_while_stale_crossed_or_throttled():
+    inst = BookInstrument()
+    assert inst.on_bbo(bbo(1, 1000), CFG).note == "stale"  # no snapshot yet
+    inst.on_delta(delta(1, 1000, snapshot=True), ref(0), CFG)
+    assert inst.on_bbo(bbo(2, 2000, bid="101", ask="101"), CFG).note == "crossed or one-sided book"
+    throttled = BookConfig(OfiMicropriceModel(), features_interval_ns=100, target_qty="1", signal_ttl_ns=1)
+    assert inst.on_bbo(bbo(3, 3000), throttled).features is not None
+    assert inst.on_bbo(bbo(4, 3050), throttled).features is None
+    assert inst.on_delta(delta(2, 3099), ref(1), throttled).features is None
+    assert inst.on_bbo(bbo(6, 3100), throttled).features is not None
+
+
+def test_intake_rejects_a_bbo_with_unusable_numbers():
+    serde = AvroSerde()
+    key = instrument_key("binance", "BTCUSDT")
+    good = bbo(1, 1)
+    assert isinstance(check_input(serde, key, serde.encode("BBO", good), "BBO", frozenset()), Accepted)
+    for change in ({"bid_price": "NaN"}, {"ask_qty": "-1"}, {"ask_price": "0"}):
+        raw = serde.encode("BBO", {**good, **change})
+        assert check_input(serde, key, raw, "BBO", frozenset()).reason == "invalid_record", change
