@@ -148,6 +148,11 @@ class StreamsSettings(_Section):
     web_port: int = Field(9102, description="Faust web (metrics + /health) port")
     data_dir: Path = Field(Path(".tickpipe/streams"), description="Faust table data directory")
     book_features_interval_ms: int = Field(0, ge=0, description="throttle book features per instrument; 0 = every update")
+    book_max_levels: int = Field(
+        5000, ge=0,
+        description="levels kept per book side, the best ones (0 = all); a venue snapshot's depth bounds what is "
+        "known (Binance: 5,000)",
+    )
     bbo_features: bool = Field(
         False,
         description="also read md.bbo: book features per best bid/offer newer than the book (the book with that "

@@ -34,7 +34,7 @@ def book_config(rt: Runtime) -> BookConfig:
     )
     return BookConfig(
         model=model, features_interval_ns=s.book_features_interval_ms * MS,
-        target_qty=s.signal_target_qty, signal_ttl_ns=s.signal_ttl_ms * MS,
+        target_qty=s.signal_target_qty, signal_ttl_ns=s.signal_ttl_ms * MS, max_levels=s.book_max_levels,
     )
 
 

@@ -113,6 +113,12 @@ class BookSide:
             self.fqty.insert(i, float(qty))
             self.text.insert(i, (price_text, qty_text))
 
+    def drop(self, start: int, stop: int) -> None:
+        """Drop the levels at positions ``[start, stop)`` of the ascending price list."""
+        for price in self.prices[start:stop]:
+            del self.qty[price]
+        del self.prices[start:stop], self.fqty[start:stop], self.text[start:stop]
+
     def clear(self) -> None:
         """Drop every level."""
         self.qty.clear()
@@ -130,8 +136,13 @@ class OrderBook:
     last_update_id: int = -1
     synced: bool = False
 
-    def apply(self, delta: dict[str, Any]) -> ApplyResult:
-        """Apply one BookDelta record."""
+    def apply(self, delta: dict[str, Any], max_levels: int = 0) -> ApplyResult:
+        """Apply one BookDelta record; then keep at most ``max_levels`` levels a side (0: all), the best ones.
+
+        A venue's snapshot holds a bounded depth (Binance: 5,000 levels), so levels further out are
+        unknown anyway; without the cap, levels diffs once mentioned far from the touch would pile
+        up for as long as the worker runs, in memory and in every state write.
+        """
         first, last = delta["first_update_id"], delta["last_update_id"]
         if delta["snapshot"]:
             self.bids.clear()
@@ -146,6 +157,9 @@ class OrderBook:
         for side, levels in ((self.bids, delta["bids"]), (self.asks, delta["asks"])):
             for level in levels:
                 side.set(Decimal(level["price"]), Decimal(level["qty"]), level["price"], level["qty"])
+        if max_levels:
+            self.bids.drop(0, max(len(self.bids.prices) - max_levels, 0))  # lowest bids first
+            self.asks.drop(max_levels, len(self.asks.prices))  # highest asks last
         self.last_update_id = last
         self.synced = True
         return Applied()

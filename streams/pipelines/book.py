@@ -28,6 +28,7 @@ class BookConfig:
     features_interval_ns: int
     target_qty: str
     signal_ttl_ns: int
+    max_levels: int = 0  # levels kept a side (0: all)
 
 
 @dataclass
@@ -74,7 +75,7 @@ class BookInstrument:
 
     def on_delta(self, delta: dict[str, Any], ref: InputRef, cfg: BookConfig) -> BookOutcome:
         """Apply one BookDelta; return the features and signal it causes, or why it caused none."""
-        result = self.book.apply(delta)
+        result = self.book.apply(delta, cfg.max_levels)
         if isinstance(result, OutOfOrder):
             return BookOutcome(error=f"out-of-order book update: {result.reason}")
         if isinstance(result, Gap):

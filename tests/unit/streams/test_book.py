@@ -167,3 +167,27 @@ def test_features_with_a_crossed_or_empty_top_are_none():
     book.apply(delta(1, 1, [("100", "1")], [("101", "1")], snapshot=True))
     assert book.features_with_top(Decimal(101), Decimal(1), Decimal(101), Decimal(1)) is None
     assert book.features_with_top(Decimal(100), Decimal(0), Decimal(101), Decimal(1)) is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 4), st.lists(st.tuples(levels, levels), min_size=1, max_size=25))
+def test_a_capped_book_keeps_the_best_levels_of_the_uncapped_one(cap, updates):
+    # Arrange: the same updates into a capped book and an uncapped reference, trimmed to the best `cap` levels
+    capped, full = OrderBook(), OrderBook()
+    for i, (bids, asks) in enumerate(updates):
+        d = delta(i + 1, i + 1, [(str(Decimal(p) / 4), str(q)) for p, q in bids],
+                  [(str(Decimal(p + 60) / 4), str(q)) for p, q in asks], snapshot=i == 0)
+        # Act
+        capped.apply(d, max_levels=cap)
+        full.apply(d)
+        # Assert: levels never seen again keep their trimmed state; the best `cap` levels are known exactly
+        assert len(capped.bids.prices) <= cap and len(capped.asks.prices) <= cap
+        assert set(capped.bids.prices) <= set(full.bids.prices) and set(capped.asks.prices) <= set(full.asks.prices)
+        assert all(capped.bids.qty[p] == full.bids.qty[p] for p in capped.bids.prices)
+        assert capped.bids.fqty == [float(capped.bids.qty[p]) for p in capped.bids.prices]
+        assert [Decimal(p) for p, _ in capped.asks.text] == capped.asks.prices
+    # a snapshot into a capped book keeps exactly the best `cap` levels a side
+    fresh = OrderBook()
+    fresh.apply(delta(99, 99, [(str(p), str(q)) for p, q in full.bids.qty.items()],
+                      [(str(p), str(q)) for p, q in full.asks.qty.items()], snapshot=True), max_levels=cap)
+    assert fresh.bids.prices == full.bids.prices[-cap:] and fresh.asks.prices == full.asks.prices[:cap]
