@@ -196,11 +196,10 @@ class FeedPipeline:
 
     def trades(self, url: str, body: str | bytes, now: int) -> None:
         """Process a page of the venue's trade history: publish the trades of the ranges missing on every connection."""
-        symbol = self.adapter.snapshot_symbol(url)
-        inst = self._instruments.get(symbol)
+        inst = self._rest_instrument(url, body, now, "trades")
         if inst is None:
-            self._dead_letter("rest", body, f"trades of unknown symbol {symbol!r}", now, symbol, source=url)
             return
+        symbol = inst.symbol
         inst.trades_wanted = False
         try:
             page = self.adapter.parse_trades(body, symbol, now)
@@ -242,15 +241,10 @@ class FeedPipeline:
 
     def snapshot(self, url: str, body: str | bytes, now: int) -> None:
         """Process a REST depth snapshot body received at ``now``."""
-        try:
-            symbol = self.adapter.snapshot_symbol(url)
-        except ValueError as exc:
-            self._dead_letter("rest", body, f"snapshot url without symbol: {exc}", now, source=url)
-            return
-        inst = self._instruments.get(symbol)
+        inst = self._rest_instrument(url, body, now, "snapshot")
         if inst is None:
-            self._dead_letter("rest", body, f"snapshot of unknown symbol {symbol!r}", now, symbol, source=url)
             return
+        symbol = inst.symbol
         inst.snapshot_wanted = False
         try:
             snap = self.adapter.parse_snapshot(body, symbol, now)
@@ -259,6 +253,18 @@ class FeedPipeline:
             self._want_snapshot(inst)
             return
         self._on_sync_result(inst, inst.sync.apply_snapshot(snap), now)
+
+    def _rest_instrument(self, url: str, body: str | bytes, now: int, what: str) -> _Instrument | None:
+        """Return the instrument a REST answer is for; None, dead-lettered, when its URL names no configured one."""
+        try:
+            symbol = self.adapter.snapshot_symbol(url)
+        except ValueError as exc:
+            self._dead_letter("rest", body, f"{what} url without symbol: {exc}", now, source=url)
+            return None
+        inst = self._instruments.get(symbol)
+        if inst is None:
+            self._dead_letter("rest", body, f"{what} of unknown symbol {symbol!r}", now, symbol, source=url)
+        return inst
 
     def snapshot_failed(self, symbol: str, reason: str, retriable: bool, now: int) -> None:
         """The snapshot fetch for ``symbol`` failed; ask again unless no retry can help."""

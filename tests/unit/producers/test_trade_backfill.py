@@ -210,3 +210,15 @@ def test_a_venue_whose_trade_ids_went_back_is_not_resumed_and_its_trades_are_kep
     assert run.trade_requests == []
     reset, = [r for r in run.health("other") if "reset" in r["detail"]]
     assert (reset["first_update_id"], reset["last_update_id"]) == (3, 500)
+
+
+def test_a_trade_history_answer_without_or_with_an_unknown_symbol_goes_to_dlq() -> None:
+    # Arrange
+    run = _Run()
+    # Act: neither may stop the feed
+    run.pipeline.rest(f"{BASE}/api/v3/historicalTrades?fromId=4", _history(range(4, 6)), MS)
+    run.pipeline.rest(urls.historical_trades_url(BASE, "ETHUSDT", 4), _history(range(4, 6)), 2 * MS)
+    # Assert
+    errors = [r["error"] for t, r in run.records if t == Topic.DLQ]
+    assert errors[0].startswith("trades url without symbol") and errors[1] == "trades of unknown symbol 'ETHUSDT'"
+    assert run.trade_ids() == []
