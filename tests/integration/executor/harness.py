@@ -10,6 +10,7 @@ import itertools
 import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -63,6 +64,15 @@ def produce_signals(kafka: KafkaSettings, signals: list[dict[str, Any]]) -> None
 def records(kafka: KafkaSettings, topic: Topic, name: str) -> list[dict[str, Any]]:
     """Decoded records of ``topic``."""
     return [SERDE.decode_as(name, m.value()) for m in read_to_end(kafka.bootstrap, topic.value)]
+
+
+def order_events(kafka: KafkaSettings, signal_ids: set[str], by: str = "client_order_id") -> dict[str, list[dict]]:
+    """OrderEvents of ``signal_ids`` from ``orders``, grouped by the field ``by``, in topic order."""
+    out: dict[str, list[dict]] = defaultdict(list)
+    for event in records(kafka, Topic.ORDERS, "OrderEvent"):
+        if event["signal_id"] in signal_ids:
+            out[event[by]].append(event)
+    return out
 
 
 class MarketBridge:

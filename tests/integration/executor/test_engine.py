@@ -19,6 +19,7 @@ from tests.integration.executor.harness import (
     MarketBridge,
     executor_settings,
     new_account,
+    order_events,
     produce,
     produce_signals,
     records,
@@ -29,14 +30,6 @@ from tests.polling import wait_for
 
 pytestmark = [pytest.mark.integration]
 TERMINAL = {"filled", "canceled", "rejected", "expired", "denied"}
-
-
-def _events(kafka: KafkaSettings, signal_ids: set[str]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = defaultdict(list)
-    for event in records(kafka, Topic.ORDERS, "OrderEvent"):
-        if event["signal_id"] in signal_ids:
-            out[event["client_order_id"]].append(event)
-    return out
 
 
 def _done(engine, n: int) -> bool:
@@ -63,7 +56,7 @@ def test_signals_become_venue_orders_with_events_fills_and_positions(
         wait_for(lambda: _done(engine, len(ids)), 40, "every signal done")
 
     # Assert
-    events = _events(kafka_settings, ids)
+    events = order_events(kafka_settings, ids)
     fills = [f for f in records(kafka_settings, Topic.FILLS, "Fill") if f["signal_id"] in ids]
     for s in takers:
         cid = client_order_id(s["signal_id"], 0, 0)
@@ -118,9 +111,9 @@ def test_kill_switch_cancels_open_orders_and_denies_until_released(
         produce_signals(kafka_settings, [allowed])
         wait_for(lambda: _has_status(kafka_settings, allowed["signal_id"], "new"), 20, "order accepted after release")
 
-    denied = [e for evs in _events(kafka_settings, {refused["signal_id"]}).values() for e in evs]
+    denied = [e for evs in order_events(kafka_settings, {refused["signal_id"]}).values() for e in evs]
     assert [e["status"] for e in denied] == ["denied"] and "halted: test halt" in denied[0]["reason"]
-    halted = [e for evs in _events(kafka_settings, {s["signal_id"] for s in resting}).values() for e in evs]
+    halted = [e for evs in order_events(kafka_settings, {s["signal_id"] for s in resting}).values() for e in evs]
     killed = [e for e in halted if e["status"] == "pending_cancel" and e["reason"] == "kill switch"]
     assert killed, "the kill switch canceled no resting order"
     for event in killed:
@@ -130,7 +123,7 @@ def test_kill_switch_cancels_open_orders_and_denies_until_released(
 
 
 def _has_status(kafka: KafkaSettings, signal_id: str, status: str) -> bool:
-    return any(e["status"] == status for evs in _events(kafka, {signal_id}).values() for e in evs)
+    return any(e["status"] == status for evs in order_events(kafka, {signal_id}).values() for e in evs)
 
 
 @pytest.mark.timeout(60)
@@ -148,7 +141,7 @@ def test_venue_rejection_is_rejected_with_code_and_message_without_retry(
         time.sleep(1.0)  # a retry storm would show up here
         assert all(r.done for r in engine.runs.values())
 
-    events = [e for evs in _events(kafka_settings, {broke["signal_id"]}).values() for e in evs]
+    events = [e for evs in order_events(kafka_settings, {broke["signal_id"]}).values() for e in evs]
     assert [e["status"] for e in events] == ["pending_new", "rejected"]
     assert events[-1]["error_code"] == -2010 and "insufficient balance" in events[-1]["reason"]
 
@@ -175,7 +168,7 @@ def test_malformed_and_stale_signals_go_to_dlq_and_are_counted(
     ours = [d for d in letters if d["raw"] == junk or any(s["signal_id"].encode() in d["raw"] for s in (stale, expired, negative))]
     assert len(ours) >= 4 and all(d["stage"] == "executor" and d["source_topic"] == "signals" for d in ours)
     assert {d["error"].split(":")[0] for d in ours} == {"malformed", "stale"}
-    assert _events(kafka_settings, {stale["signal_id"], expired["signal_id"], negative["signal_id"]}) == {}
+    assert order_events(kafka_settings, {stale["signal_id"], expired["signal_id"], negative["signal_id"]}) == {}
 
 
 @pytest.mark.timeout(60)
@@ -196,7 +189,7 @@ def test_unknown_outcome_is_settled_by_query_never_resent(
         wait_for(lambda: _has_status(kafka_settings, s["signal_id"], "filled")
                  or _has_status(kafka_settings, s["signal_id"], "expired"), 20, "settled order")
 
-    events = [e for evs in _events(kafka_settings, {s["signal_id"]}).values() for e in evs]
+    events = [e for evs in order_events(kafka_settings, {s["signal_id"]}).values() for e in evs]
     first = [e for e in events if e["client_order_id"] == client_order_id(s["signal_id"], 0, 0)]
     assert [e["status"] for e in first][:3] == ["pending_new", "unknown", "new"]
     assert first[-1]["status"] in TERMINAL
@@ -223,7 +216,7 @@ def test_429_pauses_as_long_as_retry_after_says(
         wait_for(lambda: _has_status(kafka_settings, s["signal_id"], "new"), 20, "accepted after the pause")
         elapsed = time.monotonic() - started
 
-    events = [e for evs in _events(kafka_settings, {s["signal_id"]}).values() for e in evs]
+    events = [e for evs in order_events(kafka_settings, {s["signal_id"]}).values() for e in evs]
     limited = [e for e in events if e["status"] == "rejected"]
     assert len(limited) == 1 and limited[0]["error_code"] == -1003
     assert elapsed >= 2.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from decimal import Decimal
 
 import pytest
@@ -10,27 +9,18 @@ import pytest
 from executor.ids import client_order_id
 from executor.venue import BinanceVenue, NotFound
 from infra.settings import KafkaSettings
-from schemas.topics import Topic
 from tests.integration.executor.harness import (
     MarketBridge,
     executor_settings,
     new_account,
+    order_events,
     produce_signals,
-    records,
     running_engine,
     signal,
 )
 from tests.polling import wait_for
 
 pytestmark = [pytest.mark.integration]
-
-
-def _events(kafka: KafkaSettings, signal_ids: set[str]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = defaultdict(list)
-    for event in records(kafka, Topic.ORDERS, "OrderEvent"):
-        if event["signal_id"] in signal_ids:
-            out[event["signal_id"]].append(event)
-    return out
 
 
 @pytest.mark.timeout(90)
@@ -55,7 +45,7 @@ def test_eth_signal_below_min_notional_is_denied_at_once_while_a_valid_one_trade
         denied_count = engine.metrics.denied.labels("notional")._value.get()
 
     # Assert
-    events = _events(kafka_settings, ids)
+    events = order_events(kafka_settings, ids, by="signal_id")
     for s in small:
         assert [e["status"] for e in events[s["signal_id"]]] == ["denied"], events[s["signal_id"]]
         denial = events[s["signal_id"]][0]
