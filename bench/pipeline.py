@@ -41,10 +41,7 @@ from pathlib import Path
 
 import requests
 from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
     ConsumerGroupTopicPartitions,
-    KafkaError,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
@@ -53,7 +50,7 @@ from bench._local_stack import LocalStack, local_stack
 from bench._pipeline_verdict import LagSeries, LagVerdict, judge, percentile
 from infra.processes import descendants
 from infra.settings import ExecutorSettings, KafkaSettings, SinkSettings, StreamsSettings
-from infra.topics import end_offsets
+from infra.topics import read_to_end
 from schemas.serde import AvroSerde
 from schemas.topics import Topic
 
@@ -152,7 +149,7 @@ class Prober:
         first: dict[str, int] = {}
         deadline = time.monotonic() + timeout_s
         while set(first) != symbols and time.monotonic() < deadline:
-            for value in read_topic(self.kafka.bootstrap, Topic.TRADES.value):
+            for value in _values(self.kafka.bootstrap, Topic.TRADES):
                 trade = self.serde.decode_as("Trade", value)
                 first[trade["symbol"]] = min(first.get(trade["symbol"], trade["trade_id"]), trade["trade_id"])
             time.sleep(1.0)
@@ -366,45 +363,21 @@ class Latencies:
     tick_to_venue_answer: list[float]
 
 
-def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[bytes]:
-    """Every value in ``topic`` from the beginning to its current end (no consumer group)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-pipeline-reader",
-                         "enable.auto.commit": False, "enable.partition.eof": True, "log_level": 0})
-    try:
-        parts = consumer.list_topics(topic, timeout=timeout_s).topics[topic].partitions
-        tps = [TopicPartition(topic, p) for p in parts]
-        ends = end_offsets(bootstrap, tps, timeout_s)
-        pending = {(t, p) for (t, p), (low, high) in ends.items() if high > low}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-        values: list[bytes] = []
-        deadline = time.monotonic() + timeout_s
-        while pending and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            key = (msg.topic(), msg.partition())
-            if msg.error() is not None:
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    pending.discard(key)
-                continue
-            values.append(msg.value())
-            if msg.offset() + 1 >= ends[key][1]:
-                pending.discard(key)
-        return values
-    finally:
-        consumer.close()
+def _values(bootstrap: str, topic: Topic) -> list[bytes]:
+    """Every value in ``topic`` from its beginning to its end at the call."""
+    return [msg.value() for msg in read_to_end(bootstrap, topic.value)]
 
 
 def collect_latencies(bootstrap: str, window_ns: tuple[int, int]) -> Latencies:
     """Join the window's signals with the executor's order events by signal id."""
     serde = AvroSerde()
-    signals = [serde.decode_as("Signal", v) for v in read_topic(bootstrap, Topic.SIGNALS.value)]
+    signals = [serde.decode_as("Signal", v) for v in _values(bootstrap, Topic.SIGNALS)]
     # by input receive time: ticks that arrived in the window, not signals a backlog emitted then
     signals = [s for s in signals if window_ns[0] <= s["ts_recv"] <= window_ns[1]]
     sent: dict[str, int] = {}
     denied: set[str] = set()
     answered: dict[str, int] = {}
-    for value in read_topic(bootstrap, Topic.ORDERS.value):
+    for value in _values(bootstrap, Topic.ORDERS):
         o = serde.decode_as("OrderEvent", value)
         sid = o["signal_id"]
         if o["status"] == "pending_new":
@@ -414,7 +387,7 @@ def collect_latencies(bootstrap: str, window_ns: tuple[int, int]) -> Latencies:
         elif o["previous_status"] == "pending_new":
             answered[sid] = min(answered.get(sid, o["ts_emit"]), o["ts_emit"])
     stale = set()
-    for value in read_topic(bootstrap, Topic.DLQ.value):
+    for value in _values(bootstrap, Topic.DLQ):
         dead = serde.decode_as("DeadLetter", value)
         if dead["source_topic"] == Topic.SIGNALS.value and dead["error"].startswith("stale"):
             stale.add(serde.decode_as("Signal", dead["raw"])["signal_id"])
