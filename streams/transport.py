@@ -20,6 +20,13 @@ None or 0, i.e. for every partition of a group that has not committed yet: the d
 then lost (seen as a fresh worker missing a book snapshot and a few trades). Those partitions are
 sought explicitly: to 0, or to the beginning when nothing was committed (``auto_offset_reset`` is
 ``earliest``).
+
+At the end of table recovery Faust resumes the stream partitions, seeks them to the committed
+offsets and only then resumes flow control, which empties the agents' input queues. Records the
+fetch loop handed to an agent while the seek was under way were emptied out with the queues, yet
+the fetch loop had already moved its read offset past them, so they were never read again (seen on
+a loaded machine as a fresh worker missing every partition's first records, book snapshots
+included). The flow is therefore stopped before every seek; Faust resumes it right after.
 """
 
 from __future__ import annotations
@@ -68,6 +75,10 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class _Consumer(faust_aiokafka.Consumer):
+    async def perform_seek(self) -> None:
+        self.stop_flow()
+        await super().perform_seek()
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
