@@ -27,7 +27,7 @@ def run_service(settings: Settings, venue: str, rest_url: str | None, start_at: 
     ensure_control_topic(settings.kafka, s.control_topic)
     engine = Engine(s, settings.kafka, client, ExecutorMetrics(), start_at=start_at)
     install_sigterm(engine)
-    server = serve_observability(s.metrics_port, engine.health)
+    server = serve_observability(settings.metrics_host, s.metrics_port, engine.health)
     log.info("executor starting", extra={"venue": venue, "rest_url": s.rest_url, "replay": start_at is not None})
     try:
         engine.run()

@@ -14,12 +14,13 @@ HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
 
 
 def serve_observability(
-    port: int, health: HealthCheck, host: str = "127.0.0.1", registry: CollectorRegistry = REGISTRY
+    host: str, port: int, health: HealthCheck, registry: CollectorRegistry = REGISTRY
 ) -> ThreadingHTTPServer:
-    """Serve ``/metrics`` (Prometheus text) and ``/health`` (JSON; 200 when healthy, else 503).
+    """Serve ``/metrics`` (Prometheus text) and ``/health`` (JSON; 200 when healthy, else 503) on ``host``.
 
-    Returns the server; call ``shutdown()`` on it to stop. Port 0 picks a free port
-    (read it back from ``server.server_address``).
+    ``host`` is the ``metrics_host`` setting: loopback locally, all addresses in a container, where
+    Prometheus scrapes from another pod. Returns the server; call ``shutdown()`` on it to stop.
+    Port 0 picks a free port (read it back from ``server.server_address``).
     """
 
     class Handler(BaseHTTPRequestHandler):

@@ -288,6 +288,11 @@ class Settings(BaseSettings):
 
     home: Path = Field(Path(".tickpipe"), description="root of local state: logs, pids, data")
     log_level: str = Field("INFO", description="log level of every service")
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="address every service's /metrics and /health bind to; 0.0.0.0 in a container so that "
+        "Prometheus and the orchestrator's probes reach them",
+    )
     kafka: KafkaSettings = KafkaSettings()
     broker: BrokerSettings = BrokerSettings()
     warehouse: WarehouseSettings = WarehouseSettings()

@@ -53,7 +53,7 @@ def run_feed(settings: Settings, feed: FeedSettings, symbols: list[str]) -> int:
     service = FeedService(
         adapter, feed, symbols, publisher.publish, metrics, poll=publisher.poll, events=events, resume=resume,
     )
-    server = serve_observability(feed.metrics_port, service.health)
+    server = serve_observability(settings.metrics_host, feed.metrics_port, service.health)
     log.info("feed starting", extra={
         "venue": adapter.venue, "symbols": symbols, "connections": feed.connections,
         "ws_url": feed.ws_url, "rest_url": feed.rest_url, "bootstrap": settings.kafka.bootstrap,

@@ -67,7 +67,7 @@ def run_sink(settings: Settings, topics: list[str]) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-    server = serve_observability(sink.metrics_port, loop.health)
+    server = serve_observability(settings.metrics_host, sink.metrics_port, loop.health)
     log.info("sink started", extra={"url": warehouse.url, "database": warehouse.database, "topics": topics,
                                     "created_tables": report.created_tables, "added_columns": report.added_columns,
                                     "metrics_port": server.server_address[1]})

@@ -29,7 +29,7 @@ def run_worker(settings: Settings) -> None:
         ok = rt.app.started and not rt.app.crashed
         return ok, {"app_id": settings.streams.app_id, "assigned": assigned, "stale": sorted(rt.stale)}
 
-    server = serve_observability(settings.streams.web_port, health)
+    server = serve_observability(settings.metrics_host, settings.streams.web_port, health)
     log.info("streams worker starting", extra={"web_port": server.server_address[1], "app_id": settings.streams.app_id})
     worker = faust.Worker(
         rt.app, loglevel=settings.log_level, quiet=True, override_logging=False, redirect_stdouts=False

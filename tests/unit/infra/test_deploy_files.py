@@ -20,6 +20,8 @@ K8S = ROOT / "infra" / "k8s"
 LOCAL_ONLY = {"broker", "warehouse"}
 CLUSTER_SERVICES = [s for s in SERVICES if s.name not in LOCAL_ONLY]
 SETTING_NAMES = {r.env for r in setting_rows()}
+# The tickpipe services that serve Prometheus /metrics next to /health.
+METERED = [s for s in CLUSTER_SERVICES if s.name in {"feed", "streams", "sink", "executor"}]
 
 
 def default_port(spec: ServiceSpec) -> int:
@@ -88,6 +90,11 @@ def test_compose_points_clients_at_the_cluster_endpoints(compose: dict[str, Any]
     assert env["TICKPIPE_KAFKA__SCHEMA_REGISTRY_URL"] == "http://schema-registry:8081"
 
 
+def test_compose_services_serve_metrics_and_health_beyond_loopback_for_prometheus(compose: dict[str, Any]) -> None:
+    for spec in METERED:
+        assert compose[spec.name]["environment"]["TICKPIPE_METRICS_HOST"] == "0.0.0.0", spec.name
+
+
 # -- kubernetes -------------------------------------------------------------------------------------
 
 
@@ -120,6 +127,20 @@ def test_k8s_deployment_per_service_with_probes_on_its_health_port(k8s: list[dic
         else:
             assert f"http://{health_target(spec)}" in " ".join(probe["exec"]["command"])
     assert {"name": "tickpipe-settings"} in [e.get("configMapRef") for e in container["envFrom"]]
+
+
+@pytest.mark.parametrize("spec", METERED, ids=lambda s: s.name)
+def test_k8s_prometheus_scrapes_each_service_on_its_port_which_the_service_binds_beyond_loopback(
+    k8s: list[dict[str, Any]], spec: ServiceSpec
+) -> None:
+    template = by_kind(k8s, "Deployment")[spec.name]["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert int(annotations["prometheus.io/port"]) == default_port(spec)
+    assert annotations["prometheus.io/path"] == "/metrics"
+    # scrapes and httpGet probes arrive on the pod's address, not its loopback
+    assert by_kind(k8s, "ConfigMap")["tickpipe-settings"]["data"]["TICKPIPE_METRICS_HOST"] == "0.0.0.0"
 
 
 def test_k8s_configmap_holds_known_settings_and_the_ports_the_deployments_expose(k8s: list[dict[str, Any]]) -> None:
