@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -10,6 +11,8 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+from infra.processes import stop_process
 
 
 @dataclass(frozen=True)
@@ -32,22 +35,35 @@ def bench_scripts(folder: Path, only: list[str] | None = None) -> list[Path]:
     return scripts
 
 
-def run_benchmarks(scripts: list[Path], console: Console, timeout_s: float) -> list[BenchResult]:
-    """Run each script (``python -m bench.<name>``), its output straight to the terminal; one never stops the rest."""
+def run_benchmarks(
+    scripts: list[Path], console: Console, timeout_s: float, grace_s: float = 30.0
+) -> list[BenchResult]:
+    """Run each script (``python -m bench.<name>``), its output straight to the terminal; one never stops the rest.
+
+    A script that overruns ``timeout_s`` gets SIGINT, and on Ctrl-C (which the script receives
+    too) the runner waits: either way the script has ``grace_s`` to stop the brokers and
+    warehouses it started before it is killed, so no service outlives the run.
+    """
     results = []
     for i, script in enumerate(scripts, 1):
         console.rule(f"[{i}/{len(scripts)}] {script.name}")
         started = time.monotonic()
+        # As a module from the repository root: run as a file, bench/ would shadow the packages
+        # (bench/streams.py for `import streams`).
+        proc = subprocess.Popen([sys.executable, "-m", f"{script.parent.name}.{script.stem}"], cwd=script.parent.parent)
         try:
-            # As a module from the repository root: run as a file, bench/ would shadow the packages
-            # (bench/streams.py for `import streams`).
-            rc = subprocess.run(
-                [sys.executable, "-m", f"{script.parent.name}.{script.stem}"],
-                cwd=script.parent.parent, timeout=timeout_s, check=False,
-            ).returncode
+            rc = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             console.print(f"[red]{script.name} exceeded {timeout_s:.0f}s and was stopped[/red]")
+            stop_process(proc, timeout_s=grace_s, sig=signal.SIGINT)
             rc = -1
+        except KeyboardInterrupt:
+            console.print(f"waiting up to {grace_s:.0f}s for {script.name} to stop what it started")
+            try:
+                proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
         results.append(BenchResult(script, rc, time.monotonic() - started))
     return results
 

@@ -41,3 +41,18 @@ def test_every_script_runs_and_failures_are_reported(bench_dir: Path, capfd: pyt
     assert "records/s: 123" in out and "half done" in out
     text = console.export_text()
     assert "[1/2] a_ok.py" in text and "[2/2] b_fails.py" in text and "failed (3)" in text
+
+
+def test_an_overrunning_script_is_interrupted_and_stops_what_it_started_before_it_ends(tmp_path: Path) -> None:
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    marker = tmp_path / "services-stopped"
+    (folder / "slow.py").write_text(
+        f"import time\ntry:\n    time.sleep(120)\nfinally:\n    open({str(marker)!r}, 'w').write('stopped')\n"
+    )
+
+    results = run_benchmarks(bench_scripts(folder), Console(width=100), timeout_s=2, grace_s=30)
+
+    assert [r.returncode for r in results] == [-1]
+    assert marker.read_text() == "stopped"
