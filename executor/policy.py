@@ -8,11 +8,13 @@ of ``passive_window * (1 - urgency)`` (so urgency 1 crosses at once).  The IOC l
 visible level needed for the size, never beyond ``max_slippage_bps`` from the best opposite price.  The
 size shrinks to ``depth_fraction`` of the visible liquidity inside that bound when liquidity is thin.
 
-Venue filters are the policy's hard edge: a ``Place`` always satisfies the instrument's PRICE_FILTER tick,
-LOT_SIZE step and min qty, and NOTIONAL minimum.  Sizes are only ever rounded *down* to the lot step (never
-past the signal's target).  An intent that cannot trade within them (target below min qty or min notional,
-or shrunk below them by thin liquidity) is refused at once with :class:`Deny` (or, once part of it filled,
-finished), never left waiting until it expires.
+Venue filters are the policy's hard edge: a ``Place`` always satisfies the instrument's PRICE_FILTER (tick,
+min and max price), LOT_SIZE (step, min and max qty) and NOTIONAL (min, and max for limit orders).  Sizes
+are only ever rounded *down* to the lot step (never past the signal's target); an order larger than the max
+qty or max notional allows is cut to the largest that passes and the rest follows in later orders.  An
+intent that cannot trade within them (target below min qty or min notional, price outside the allowed
+range, or shrunk below the minimums by thin liquidity) is refused at once with :class:`Deny` (or, once part
+of it filled, finished), never left waiting until it expires.
 """
 
 from __future__ import annotations
@@ -32,14 +34,21 @@ def _t(value: Decimal) -> str:
     return decimal_text(value.normalize())
 
 
+UNLIMITED = Decimal("Infinity")
+
+
 @dataclass(frozen=True)
 class InstrumentRules:
-    """Venue trading rules of one instrument (exchangeInfo filters)."""
+    """Venue trading rules of one instrument (exchangeInfo filters); a missing maximum is ``UNLIMITED``."""
 
     tick_size: Decimal
     step_size: Decimal
     min_qty: Decimal
     min_notional: Decimal
+    max_qty: Decimal = UNLIMITED
+    max_notional: Decimal = UNLIMITED
+    min_price: Decimal = Decimal(0)
+    max_price: Decimal = UNLIMITED
 
     def floor_price(self, price: Decimal) -> Decimal:
         """Round down to the tick."""
@@ -53,17 +62,29 @@ class InstrumentRules:
         """Round down to the lot step."""
         return (qty / self.step_size).to_integral_value(ROUND_FLOOR) * self.step_size
 
+    def largest_qty(self, price: Decimal, qty: Decimal) -> Decimal:
+        """``qty`` cut to what one limit order at ``price`` may carry (max qty, max notional), on the lot step."""
+        return self.floor_qty(min(qty, self.max_qty, self.max_notional / price))
+
     def violation(self, price: Decimal, qty: Decimal) -> tuple[str, str] | None:
-        """Return ``(filter, reason)`` for the first venue filter this order breaks, or None if it passes all."""
+        """Return ``(filter, reason)`` for the first venue filter this limit order breaks, or None if it passes all."""
         if price <= 0 or price % self.tick_size != 0:
             return "price_filter", f"price {_t(price)} is not a positive multiple of the tick {_t(self.tick_size)} (PRICE_FILTER)"
+        if price < self.min_price or price > self.max_price:
+            return "price_filter", (
+                f"price {_t(price)} outside [{_t(self.min_price)}, {_t(self.max_price)}] (PRICE_FILTER)"
+            )
         if qty <= 0 or qty % self.step_size != 0:
             return "lot_size", f"qty {_t(qty)} is not a positive multiple of the lot step {_t(self.step_size)} (LOT_SIZE)"
         if qty < self.min_qty:
             return "lot_size", f"qty {_t(qty)} below the min qty {_t(self.min_qty)} (LOT_SIZE)"
+        if qty > self.max_qty:
+            return "lot_size", f"qty {_t(qty)} above the max qty {_t(self.max_qty)} (LOT_SIZE)"
+        notional = f"notional {_t(price * qty)} ({_t(qty)} at {_t(price)})"
         if price * qty < self.min_notional:
-            notional = f"notional {_t(price * qty)} ({_t(qty)} at {_t(price)})"
             return "notional", f"{notional} below the min notional {_t(self.min_notional)} (NOTIONAL)"
+        if price * qty > self.max_notional:
+            return "notional", f"{notional} above the max notional {_t(self.max_notional)} (NOTIONAL)"
         return None
 
 
@@ -244,16 +265,18 @@ def decide(
     price = book.opposite(intent.side)[0][0] if cross else passive_price(intent.side, book, rules, params)
     if price is None:
         return Wait("crossed or locked book")
-    refused = rules.violation(price, remaining)
-    if refused is not None:  # the whole remainder cannot trade at this price: no shrinking can help
-        return _untradable(intent, *refused, price, remaining)
+    # an IOC buy may fill up to its bound: its size must pass the max notional at that price too
+    bound = slippage_bound(intent.side, price, rules, params) if cross else price
+    size = rules.largest_qty(max(price, bound), remaining)
+    refused = rules.violation(price, size)
+    if refused is not None:  # no order of this intent can trade at this price: no shrinking can help
+        return _untradable(intent, *refused, price, size)
     if cross:
-        bound = slippage_bound(intent.side, price, rules, params)
-        taken = marketable_limit(intent.side, remaining, book.opposite(intent.side), bound, rules, params.depth_fraction)
+        taken = marketable_limit(intent.side, size, book.opposite(intent.side), bound, rules, params.depth_fraction)
         action = Place(OrderType.LIMIT, TimeInForce.IOC, *(taken or (price, Decimal(0))))
     else:
         visible = sum((q for _, q in book.opposite(intent.side) + book.same(intent.side)), Decimal(0))
-        action = Place(OrderType.LIMIT_MAKER, None, price, rules.floor_qty(min(remaining, visible * params.depth_fraction)))
+        action = Place(OrderType.LIMIT_MAKER, None, price, rules.floor_qty(min(size, visible * params.depth_fraction)))
     refused = rules.violation(action.price, action.qty)
     if refused is not None:
         return _untradable(intent, "thin_liquidity", f"liquidity too thin: order shrunk to depth: {refused[1]}",

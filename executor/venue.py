@@ -24,7 +24,7 @@ import ccxt
 import orjson
 
 from executor.commands import SubmitOrder
-from executor.policy import InstrumentRules
+from executor.policy import UNLIMITED, InstrumentRules
 from schemas.decimals import decimal_text
 
 
@@ -121,14 +121,25 @@ def exchange_for(rest_url: str, api_key: str, api_secret: str, timeout_ms: int) 
     return exchange
 
 
+def _limit(text: str | None) -> Decimal:
+    """A filter maximum; Binance writes "0" (or leaves it out) for no limit."""
+    value = Decimal(text or "0")
+    return value if value > 0 else UNLIMITED
+
+
 def _rules(symbol_info: dict[str, Any]) -> InstrumentRules:
     filters = {f["filterType"]: f for f in symbol_info.get("filters", [])}
+    price, lot = filters["PRICE_FILTER"], filters["LOT_SIZE"]
     notional = filters.get("NOTIONAL") or filters.get("MIN_NOTIONAL") or {}
     return InstrumentRules(
-        tick_size=Decimal(filters["PRICE_FILTER"]["tickSize"]),
-        step_size=Decimal(filters["LOT_SIZE"]["stepSize"]),
-        min_qty=Decimal(filters["LOT_SIZE"]["minQty"]),
+        tick_size=Decimal(price["tickSize"]),
+        step_size=Decimal(lot["stepSize"]),
+        min_qty=Decimal(lot["minQty"]),
         min_notional=Decimal(notional.get("minNotional", "0")),
+        max_qty=_limit(lot.get("maxQty")),
+        max_notional=_limit(notional.get("maxNotional")),
+        min_price=Decimal(price.get("minPrice") or "0"),
+        max_price=_limit(price.get("maxPrice")),
     )
 
 

@@ -147,6 +147,51 @@ def test_violation_names_each_filter() -> None:
     assert InstrumentRules(D("0.01"), D("0.0001"), D("0.001"), D("5")).violation(D("9000"), D("0.0009"))[0] == "lot_size"
     assert ETH.violation(D("3000.00"), D("0.0016"))[0] == "notional"
     assert ETH.violation(D("3000.00"), D("0.0017")) is None
+    capped = InstrumentRules(D("0.01"), D("0.0001"), D("0.0001"), D("5"), max_qty=D("2"), max_notional=D("10000"),
+                             min_price=D("1"), max_price=D("5000"))
+    assert capped.violation(D("5000.01"), D("0.01")) == ("price_filter", "price 5000.01 outside [1, 5000] (PRICE_FILTER)")
+    assert capped.violation(D("0.99"), D("10"))[0] == "price_filter"
+    assert capped.violation(D("1"), D("2.0001")) == ("lot_size", "qty 2.0001 above the max qty 2 (LOT_SIZE)")
+    assert capped.violation(D("5000"), D("2")) is None  # the maxima themselves pass
+    assert InstrumentRules(D("0.01"), D("0.0001"), D("0.0001"), D("5"), max_notional=D("10000")).violation(
+        D("5000"), D("2.0001")
+    ) == ("notional", "notional 10000.5 (2.0001 at 5000) above the max notional 10000 (NOTIONAL)")
+
+
+CAPPED = InstrumentRules(D("0.01"), D("0.0001"), D("0.0001"), D("5"), max_qty=D("0.5"), max_notional=D("1200"))
+
+
+def test_an_order_above_the_max_qty_is_cut_to_it_and_the_rest_follows_in_the_next_order() -> None:
+    book = _book("2000.00", "2000.01", bids=((D("2000.00"), D("50")),), asks=((D("2000.01"), D("50")),))
+
+    first = decide(_intent(target="1.2"), None, book, CAPPED, PARAMS, NOW)
+    second = decide(_intent(target="1.2", filled="0.5"), None, book, CAPPED, PARAMS, NOW)
+    last = decide(_intent(target="1.2", filled="1.0"), None, book, CAPPED, PARAMS, NOW)
+
+    assert [a.qty for a in (first, second, last)] == [D("0.5"), D("0.5"), D("0.2")]
+    assert all(isinstance(a, Place) and CAPPED.violation(a.price, a.qty) is None for a in (first, second, last))
+
+
+def test_an_ioc_buy_is_sized_so_that_even_at_its_slippage_bound_it_stays_under_the_max_notional() -> None:
+    rules = InstrumentRules(D("0.01"), D("0.0001"), D("0.0001"), D("5"), max_notional=D("3000"))
+    asks = ((D("3000.01"), D("0.5")), (D("3001.50"), D("5")), (D("3002.90"), D("5")))
+    book = _book("3000.00", "3000.01", bids=((D("3000.00"), D("50")),), asks=asks)
+
+    action = decide(_intent(urgency=1.0, target="3"), None, book, rules, PARAMS, NOW)
+
+    bound = slippage_bound(Side.BUY, D("3000.01"), rules, PARAMS)
+    assert isinstance(action, Place) and action.time_in_force is TimeInForce.IOC
+    assert action.qty == rules.floor_qty(D("3000") / bound) and action.price <= bound
+    assert action.price * action.qty <= D("3000")
+
+
+def test_a_price_outside_the_allowed_range_is_denied_with_the_price_filter() -> None:
+    rules = InstrumentRules(D("0.01"), D("0.0001"), D("0.0001"), D("5"), max_price=D("2500"))
+    book = _book("3000.00", "3000.01", bids=((D("3000.00"), D("50")),), asks=((D("3000.01"), D("50")),))
+
+    action = decide(_intent(target="0.01"), None, book, rules, PARAMS, NOW)
+
+    assert isinstance(action, Deny) and action.check == "price_filter" and "outside [0, 2500]" in action.reason
 
 
 def test_resting_order_is_repriced_after_ttl_and_when_the_market_moves_away() -> None:
@@ -218,8 +263,12 @@ def test_ioc_never_beyond_the_bound_and_passive_never_crosses(
         assert isinstance(action, Wait | Deny)
 
 
-grids = st.sampled_from([ETH, RULES, InstrumentRules(D("0.01"), D("0.00001"), D("0.00001"), D("5")),
-                         InstrumentRules(D("0.00001"), D("0.0001"), D("0.001"), D("0.0001"))])
+grids = st.sampled_from([
+    ETH, RULES, CAPPED, InstrumentRules(D("0.01"), D("0.00001"), D("0.00001"), D("5")),
+    InstrumentRules(D("0.00001"), D("0.0001"), D("0.001"), D("0.0001")),
+    InstrumentRules(D("0.01"), D("0.001"), D("0.001"), D("1"), max_qty=D("3"), max_notional=D("50000"),
+                    min_price=D("0.05"), max_price=D("90000")),
+])
 
 
 @settings(max_examples=400)
