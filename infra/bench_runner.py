@@ -63,6 +63,7 @@ def run_benchmarks(
                 proc.wait(timeout=grace_s)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
             raise
         results.append(BenchResult(script, rc, time.monotonic() - started))
     return results

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from executor.ids import client_order_id
+from executor.ids import MAX_ATTEMPT, client_order_id
 from executor.venue import BinanceVenue, NotFound
 from infra.broker import free_port
 from infra.settings import KafkaSettings, environ_without_settings
@@ -74,7 +74,7 @@ def test_replay_from_offset_zero_adopts_every_order_and_sends_none_again(
         assert statuses.count("pending_new") == 2, statuses  # live run + replay's adoption, one venue order
         # an IOC may miss a moving book, so the live run may have needed more than one; together they
         # traded, and the attempt after the live run's last never reached the venue
-        attempts = [a for a in range(10) if client_order_id(s["signal_id"], 0, a) in live_orders]
+        attempts = [a for a in range(MAX_ATTEMPT + 1) if client_order_id(s["signal_id"], 0, a) in live_orders]
         assert attempts == list(range(len(attempts))), attempts
         executed = [Decimal(venue.query("BTCUSDT", client_order_id(s["signal_id"], 0, a))["executedQty"]) for a in attempts]
         assert sum(executed) > 0, executed
