@@ -116,7 +116,41 @@ class Withdrawal:
     size_factor: float = 0.2
 
 
-Fault = Drop | Stall | DepthGap | Duplicate | Reorder | ServerShutdown | RestError | Storm429 | Withdrawal
+@dataclass(frozen=True, slots=True)
+class LateExecution:
+    """Hold the next ``count`` matching REST calls ``delay_s`` inside the venue, then execute them.
+
+    A client that timed out meanwhile never learns the outcome and may find "no such order" while the
+    request is held. As on Binance, the ``timestamp``/``recvWindow`` check runs when the request
+    executes: one whose ``timestamp + recvWindow`` passed while it was held is dropped (-1021).
+    """
+
+    count: int = 1
+    path: str | None = "/api/v3/order"
+    method: str | None = "POST"
+    delay_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerLost:
+    """Execute the next ``count`` matching REST calls, then drop the connection without an answer."""
+
+    count: int = 1
+    path: str | None = "/api/v3/order"
+    method: str | None = "POST"
+
+
+@dataclass(frozen=True, slots=True)
+class TradesLag:
+    """For ``seconds``, ``myTrades`` leaves out executions younger than ``lag_s`` (order state runs ahead)."""
+
+    seconds: float = 10.0
+    lag_s: float = 3.0
+
+
+RestFault = RestError | LateExecution | AnswerLost
+Fault = (Drop | Stall | DepthGap | Duplicate | Reorder | ServerShutdown | RestError | Storm429 | Withdrawal
+         | LateExecution | AnswerLost | TradesLag)
 
 KINDS: dict[str, type] = {
     "drop": Drop,
@@ -128,6 +162,9 @@ KINDS: dict[str, type] = {
     "rest_error": RestError,
     "http_429": Storm429,
     "liquidity_withdrawal": Withdrawal,
+    "late_execution": LateExecution,
+    "answer_lost": AnswerLost,
+    "mytrades_lag": TradesLag,
 }
 
 

@@ -29,18 +29,23 @@ from infra.sim_exchange import metrics as m
 from infra.sim_exchange.accounts import parse_account, parse_balances
 from infra.sim_exchange.engine import Account, Balance, Engine, LevelChange, TopChange, TradeEvent
 from infra.sim_exchange.faults import (
+    AnswerLost,
     ConnectionFaults,
     DepthGap,
     Drop,
     Duplicate,
     Fault,
+    KINDS,
     FaultSpecError,
+    LateExecution,
     Reorder,
     RestError,
+    RestFault,
     Schedule,
     ServerShutdown,
     Stall,
     Storm429,
+    TradesLag,
     Withdrawal,
     parse_faults,
     resolve_targets,
@@ -200,6 +205,7 @@ class SimExchange:
         self.rest_faults: list[list[Any]] = []  # [RestError, remaining count]
         self.storm: Storm429 | None = None
         self.storm_until = 0.0
+        self.trades_lag_ms, self.trades_lag_until = 0, 0.0
         self.withdrawal_ends: dict[str | None, float] = {}
         self.started = time.monotonic()
         self._tasks: list[asyncio.Task[None]] = []
@@ -439,7 +445,15 @@ class SimExchange:
             return web.json_response(err.body(), status=err.status, headers=headers)
         fault = self._match_rest_fault(request)
         try:
-            if fault is not None and not fault.after_execution:
+            if isinstance(fault, LateExecution):
+                await asyncio.sleep(fault.delay_s)  # held in the venue; the handler's recvWindow check runs now
+                response = await handler(request)
+            elif isinstance(fault, AnswerLost):
+                await handler(request)
+                if request.transport is not None:
+                    request.transport.abort()  # executed, and the answer never leaves
+                return web.Response(status=500)
+            elif fault is not None and not fault.after_execution:
                 response = await self._fault_response(fault)
             else:
                 response = await handler(request)
@@ -458,7 +472,7 @@ class SimExchange:
         response.headers["X-MBX-USED-WEIGHT-1M"] = str(used)
         return response
 
-    def _match_rest_fault(self, request: web.Request) -> RestError | None:
+    def _match_rest_fault(self, request: web.Request) -> RestFault | None:
         for entry in self.rest_faults:
             fault, remaining = entry
             if remaining <= 0:
@@ -469,8 +483,8 @@ class SimExchange:
                 continue
             entry[1] -= 1
             self.rest_faults = [e for e in self.rest_faults if e[1] > 0]
-            m.FAULTS_FIRED.labels("rest_error").inc()
-            log.info("rest fault fired", extra={"path": request.path, "mode": fault.mode})
+            m.FAULTS_FIRED.labels(next(k for k, v in KINDS.items() if isinstance(fault, v))).inc()
+            log.info("rest fault fired", extra={"path": request.path, "fault": repr(fault)})
             return fault
         return None
 
@@ -682,6 +696,9 @@ class SimExchange:
         account, params = self._signed(request)
         spec = self._spec(params)
         fills = self.engine.fills(account.api_key, spec.symbol)
+        if time.monotonic() < self.trades_lag_until:  # mytrades_lag fault: the newest executions not yet listed
+            newest = self.clock_ms() - self.trades_lag_ms
+            fills = [f for f in fills if f.time <= newest]
         limit = min(max(_int_or(params, "limit", 500), 1), 1000)
         if params.get("orderId"):
             order_id = _int_or(params, "orderId", 0)
@@ -861,6 +878,7 @@ class SimExchange:
             task.cancel()
         self.rest_faults.clear()
         self.storm = None
+        self.trades_lag_until = 0.0
         for conn in self.connections.values():
             conn.faults = ConnectionFaults(conn.faults.rng)
             conn.faulty = False
@@ -878,7 +896,7 @@ class SimExchange:
             result["connections"] = targets
             for conn_id in targets:
                 self._apply_to_connection(self.connections[conn_id], fault, now)
-        elif isinstance(fault, RestError):
+        elif isinstance(fault, (RestError, LateExecution, AnswerLost)):
             # re-applying the same fault (every_s) re-arms it instead of stacking a backlog
             pending = next((entry for entry in self.rest_faults if entry[0] == fault), None)
             if pending is None:
@@ -887,6 +905,8 @@ class SimExchange:
                 pending[1] = fault.count
         elif isinstance(fault, Storm429):
             self.storm, self.storm_until = fault, now + fault.seconds
+        elif isinstance(fault, TradesLag):
+            self.trades_lag_ms, self.trades_lag_until = int(fault.lag_s * 1000), now + fault.seconds
         elif isinstance(fault, Withdrawal):
             self.flow.set_withdrawal(fault.symbol, fault.extra_ticks, fault.size_factor)
             self.withdrawal_ends[fault.symbol] = now + fault.seconds
