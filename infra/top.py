@@ -169,19 +169,19 @@ def _executor_view(sampler: Sampler) -> Group:
     head = Text(f"trading: {state}   open orders: {health.get('open_orders', '-')}   "
                 f"in flight: {health.get('inflight', '-')}")
     positions = health.get("positions", {})
-    pnl = {r["symbol"]: r for r in _safe_rows(sampler, PNL_SQL)}
+    try:
+        pnl = {r["symbol"]: r for r in sampler.query(PNL_SQL)}
+        failure = None
+    except Exception as exc:  # noqa: BLE001 (PnL is optional next to the executor's own figures, but say so)
+        pnl, failure = {}, f"PnL query failed: {type(exc).__name__}: {str(exc)[:160]}"
     rows = [
         (s, q, pnl.get(s, {}).get("last", "-"), pnl.get(s, {}).get("pnl", "-"))
         for s, q in sorted({**{s: "-" for s in pnl}, **positions}.items())
     ]
-    return Group(head, _table("symbol", "position", "last", "PnL (quote)", rows=rows, empty="no positions"))
-
-
-def _safe_rows(sampler: Sampler, sql: str) -> list[dict[str, Any]]:
-    try:
-        return sampler.query(sql)
-    except Exception:  # noqa: BLE001 (PnL is optional next to the executor's own figures)
-        return []
+    table = _table("symbol", "position", "last", "PnL (quote)", rows=rows, empty=failure or "no positions")
+    if failure is not None and rows:
+        return Group(head, table, Text(failure, style="yellow"))
+    return Group(head, table)
 
 
 def _signals_view(sampler: Sampler) -> Table | Text:
