@@ -51,7 +51,9 @@ class WarehouseSettings(_Section):
     url: str = Field("http://127.0.0.1:8123", description="ClickHouse HTTP URL used by sink, sql, reports")
     database: str = Field("tickpipe", description="database holding the archive tables")
     user: str = Field("default", description="ClickHouse user")
-    password: str = Field("", description="ClickHouse password (warehouse: required when set)")
+    password: str = Field(
+        "", description="ClickHouse password (warehouse: required when set; needed to listen beyond loopback)"
+    )
     data_dir: Path = Field(Path(".tickpipe/warehouse"), description="chdb store owned by `tickpipe warehouse`")
     host: str = Field("127.0.0.1", description="listen address of `tickpipe warehouse`")
     port: int = Field(8123, description="listen port of `tickpipe warehouse`")
@@ -61,6 +63,11 @@ class WarehouseSettings(_Section):
     )
     spool_dir: Path | None = Field(
         None, description="`tickpipe warehouse`: where insert data is spooled for chdb; unset = /dev/shm, else temp dir"
+    )
+    user_files_dir: Path | None = Field(
+        None,
+        description="`tickpipe warehouse`: the only directory file(), File engines and path-named tables may use "
+        "(ClickHouse's user_files_path); unset = file access refused",
     )
     display_name: str = Field("tickpipe-warehouse", description="X-ClickHouse-Server-Display-Name header")
     shutdown_timeout_s: float = Field(30.0, gt=0, description="SIGTERM: how long in-flight requests may finish")

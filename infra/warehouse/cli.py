@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         from infra.broker import port_in_use
         from infra.logs import configure_logging
         from infra.warehouse.engine import StoreError
-        from infra.warehouse.server import serve
+        from infra.warehouse.server import UnsafeBindError, serve
 
         settings = settings_of(ctx)
         overrides = {k: v for k, v in {"port": port, "host": host, "data_dir": data_dir}.items() if v is not None}
@@ -36,6 +36,6 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"port {wh.host}:{wh.port} is already in use", param_hint="--port")
         try:
             asyncio.run(serve(wh))
-        except StoreError as exc:
+        except (StoreError, UnsafeBindError) as exc:
             logging.getLogger("infra.warehouse").error("warehouse cannot start: %s", exc)
             raise typer.Exit(1) from None

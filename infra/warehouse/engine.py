@@ -20,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import re
 import tempfile
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,13 +32,21 @@ from typing import Any
 
 import chdb
 
+from infra.warehouse.access import SourcePolicy, check_statement
 from infra.warehouse.protocol import (
     SESSION_IS_LOCKED,
     SESSION_NOT_FOUND,
+    SYNTAX_ERROR,
     Statement,
+    check_method,
     error_text,
     output_format,
 )
+
+_VETTED_CACHE = 1024
+# formatQuery names itself in its errors ("... : In scope SELECT formatQuery(...)"): the client sent
+# the inner statement, so its error reads as ClickHouse's parser would put it
+_IN_SCOPE = re.compile(r"(?:\.)?\s*: In scope SELECT formatQuery\(.*?\)\s+SETTINGS [^.]*?\.(?= \()", re.DOTALL)
 
 
 class EngineError(Exception):
@@ -131,6 +141,11 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _escaped(text: str) -> str:
+    # a String query parameter is read in TSV's escaped form
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
 def _quote_ident(name: str) -> str:
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
@@ -202,7 +217,9 @@ class Engine:
     statements can never starve each other of threads.
     """
 
-    def __init__(self, data_dir: Path, workers: int, spool_dir: Path | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, workers: int, spool_dir: Path | None = None, user_files_dir: Path | None = None
+    ) -> None:
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
             self._lock_fd = _lock_store(data_dir)
@@ -222,6 +239,12 @@ class Engine:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chdb")
         probe = self._all[0].conn.query("SELECT version(), timezone()", "TabSeparated").bytes().decode()
         self.version, self.timezone = probe.strip().split("\t")
+        catalogue = self._all[0].conn.query(
+            "SELECT name FROM system.table_functions UNION ALL SELECT name FROM system.table_engines "
+            "UNION ALL SELECT name FROM system.database_engines", "TabSeparatedRaw",
+        ).bytes().decode().split()
+        self.policy = SourcePolicy.from_catalogue(catalogue, user_files_dir)
+        self._vetted: OrderedDict[str, None] = OrderedDict()
 
     async def run(self, statement: Statement) -> Outcome:
         """Run ``statement`` on a worker thread; the event loop stays free for other clients."""
@@ -286,9 +309,31 @@ class Engine:
         """HTTP sessions open now."""
         return len(self._sessions)
 
+    def _vet(self, handle: _Handle, statement: Statement) -> None:
+        # the engine's own parser first (syntax errors and multi-statements as ClickHouse reports
+        # them, before the readonly check), then the source grants on what it parsed
+        text = statement.parsed_text
+        if text not in self._vetted:
+            try:
+                result = handle.conn.query(
+                    "SELECT formatQuery({q:String}) SETTINGS implicit_select = 0", "TabSeparatedRaw",
+                    params={"q": _escaped(text)},
+                )
+            except Exception as exc:  # chdb raises ChdbError or RuntimeError
+                code, message = error_text(str(exc))
+                raise EngineError(code, _IN_SCOPE.sub(".", message) if code == SYNTAX_ERROR else message) from exc
+            check_statement(result.bytes(), self.policy)
+            self._vetted[text] = None
+            if len(self._vetted) > _VETTED_CACHE:
+                self._vetted.popitem(last=False)
+        check_method(statement.method, statement)
+        if statement.values_data:
+            check_statement(statement.values_data, self.policy)
+
     def _execute(self, handle: _Handle, statement: Statement) -> Outcome:
         try:
             self._prepare(handle, statement)
+            self._vet(handle, statement)
             if statement.insert_format is not None:
                 return self._insert_from_file(handle, statement)
             fmt = output_format(statement) if statement.kind == "select" else None
@@ -309,6 +354,7 @@ class Engine:
 
     def _open_stream(self, handle: _Handle, statement: Statement) -> tuple[Any, bytes]:
         self._prepare(handle, statement)
+        self._vet(handle, statement)
         try:
             streaming = handle.conn.send_query(statement.sql, statement.default_format, params=statement.params or {})
         except Exception as exc:  # chdb raises ChdbError or RuntimeError

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -47,6 +48,7 @@ class WarehouseProcess:
         password: str = "",
         log_path: Path | None = None,
         start_timeout_s: float = 30.0,
+        settings_env: Mapping[str, str] | None = None,
     ) -> None:
         self.port = port
         self.host = host
@@ -55,6 +57,7 @@ class WarehouseProcess:
         self.password = password
         self.log_path = log_path or self.data_dir.parent / f"warehouse-{port}.log"
         self.start_timeout_s = start_timeout_s
+        self.settings_env = dict(settings_env or {})  # more TICKPIPE_WAREHOUSE__* for this process
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -75,6 +78,7 @@ class WarehouseProcess:
         # the caller's environment passes through; the warehouse's own settings ride on top
         env = dict(os.environ)
         env.update({"TICKPIPE_WAREHOUSE__USER": self.user, "TICKPIPE_WAREHOUSE__PASSWORD": self.password})
+        env.update(self.settings_env)
         argv = [*_tickpipe_argv(), "warehouse", "--host", self.host, "--port", str(self.port),
                 "--data-dir", str(self.data_dir)]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

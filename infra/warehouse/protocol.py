@@ -160,6 +160,17 @@ class Statement:
     session_id: str | None = None
     session_timeout_s: float = 60.0
     session_check: bool = False
+    method: str = "POST"
+    values_data: str = ""
+
+    @property
+    def parsed_text(self) -> str:
+        """What the engine's parser reads: the statement without its data (``VALUES`` rows, ``FORMAT`` data)."""
+        if self.insert_format is not None:
+            return f"{self.sql} {self.insert_settings_clause} FORMAT {self.insert_format}"
+        if self.values_data:
+            return self.sql[:len(self.sql) - len(self.values_data)]
+        return self.sql
 
     @property
     def is_insert(self) -> bool:
@@ -235,7 +246,11 @@ def check_credentials(given: Credentials, user: str, password: str) -> None:
 
 
 def check_method(method: str, statement: Statement) -> None:
-    """Refuse a modifying statement sent by GET: ClickHouse runs GET requests with ``readonly=2``."""
+    """Refuse a modifying statement sent by GET: ClickHouse runs GET requests with ``readonly=2``.
+
+    The engine calls this after the statement parsed (``statement.method``): like ClickHouse, a GET
+    of invalid SQL answers the syntax error, not the readonly one.
+    """
     if method.upper() in ("GET", "HEAD") and statement.kind != "select" and not statement.changes_session:
         raise ProtocolError(
             READONLY,
@@ -277,19 +292,32 @@ def content_type_of(fmt: str) -> str:
 
 
 def _skip_ws_and_comments(buf: bytes, pos: int) -> int:
+    # ClickHouse's lexer: "--" to the end of the line, "#" followed by a space or "!" likewise,
+    # "/* */" nested; anything else that starts with "#" is not a comment (the parser refuses it)
     n = len(buf)
     while pos < n:
         ch = buf[pos]
         if ch in b" \t\r\n\f\v":
             pos += 1
-        elif buf.startswith(b"--", pos) or buf.startswith(b"#", pos):
+        elif buf.startswith(b"--", pos) or buf.startswith(b"# ", pos) or buf.startswith(b"#!", pos):
             end = buf.find(b"\n", pos)
             pos = n if end < 0 else end + 1
         elif buf.startswith(b"/*", pos):
-            end = buf.find(b"*/", pos + 2)
-            pos = n if end < 0 else end + 2
+            pos = _skip_block_comment(buf, pos)
         else:
             break
+    return pos
+
+
+def _skip_block_comment(buf: bytes, pos: int) -> int:
+    depth, pos, n = 1, pos + 2, len(buf)
+    while pos < n and depth:
+        if buf.startswith(b"/*", pos):
+            depth, pos = depth + 1, pos + 2
+        elif buf.startswith(b"*/", pos):
+            depth, pos = depth - 1, pos + 2
+        else:
+            pos += 1
     return pos
 
 
@@ -311,20 +339,36 @@ def _skip_quoted(buf: bytes, pos: int) -> int:
     return n
 
 
+_HEREDOC = re.compile(rb"\$([A-Za-z0-9_]*)\$")
+
+
 @dataclass(frozen=True)
-class _Token:
+class Token:
+    """One lexeme of a statement: ``buf[start:end]``.
+
+    ``word`` is the upper-cased text of a bare word (empty otherwise; ``(`` for an opening
+    parenthesis); ``quote`` is the opening quote of a quoted part (``'``, ``"``, a backtick, or
+    ``$`` for a heredoc ``$tag$...$tag$``), empty otherwise.
+    """
+
     start: int
     end: int
-    word: bytes  # upper-cased for bare words, empty for quoted/punctuation
+    word: bytes
+    quote: bytes = b""
+
+    def text(self, buf: bytes) -> bytes:
+        """The token's bytes in ``buf``."""
+        return buf[self.start:self.end]
 
 
-def _tokens(buf: bytes, stop_after_format: bool) -> list[_Token]:
-    """Lex the statement head: words, quoted parts and punctuation, until the data starts.
+def tokens(buf: bytes, stop_after_format: bool, stop_at_semicolon: bool = True) -> list[Token]:
+    """Lex a statement: words, quoted parts and punctuation, until the data starts.
 
     With ``stop_after_format`` lexing stops right after the identifier that follows a top-level
-    ``FORMAT`` keyword of an INSERT: what comes next is data, possibly binary.
+    ``FORMAT`` keyword of an INSERT: what comes next is data, possibly binary. With
+    ``stop_at_semicolon`` it stops after a top-level ``;``.
     """
-    out: list[_Token] = []
+    out: list[Token] = []
     pos = 0
     depth = 0
     n = len(buf)
@@ -333,26 +377,67 @@ def _tokens(buf: bytes, stop_after_format: bool) -> list[_Token]:
         if pos >= n:
             return out
         ch = buf[pos]
+        heredoc = _HEREDOC.match(buf, pos) if ch == 0x24 else None
         if ch in b"'\"`":
             end = _skip_quoted(buf, pos)
-            out.append(_Token(pos, end, b""))
+            out.append(Token(pos, end, b"", bytes((ch,))))
+            pos = end
+        elif heredoc is not None:
+            close = buf.find(heredoc.group(0), heredoc.end())
+            end = n if close < 0 else close + len(heredoc.group(0))
+            out.append(Token(pos, end, b"", b"$"))
             pos = end
         elif ch == 0x5F or 0x30 <= ch <= 0x39 or 0x41 <= ch <= 0x5A or 0x61 <= ch <= 0x7A or ch >= 0x80:
             end = pos
             while end < n and (buf[end] == 0x5F or 0x30 <= buf[end] <= 0x39 or 0x41 <= buf[end] <= 0x5A
                                or 0x61 <= buf[end] <= 0x7A or buf[end] >= 0x80 or buf[end] == 0x2E):
                 end += 1
-            out.append(_Token(pos, end, buf[pos:end].upper()))
+            out.append(Token(pos, end, buf[pos:end].upper()))
             pos = end
             if stop_after_format and depth == 0 and len(out) >= 2 and out[-2].word == b"FORMAT":
                 return out
         else:
             depth += ch == 0x28
             depth -= ch == 0x29
-            out.append(_Token(pos, pos + 1, b"(" if ch == 0x28 else b""))
+            out.append(Token(pos, pos + 1, b"(" if ch == 0x28 else b""))
             pos += 1
-            if ch == 0x3B and depth == 0:  # ';' ends the statement
+            if ch == 0x3B and depth <= 0 and stop_at_semicolon:  # ';' ends the statement
                 return out
+
+
+_ESCAPES = {ord("0"): 0, ord("a"): 7, ord("b"): 8, ord("e"): 27, ord("f"): 12, ord("n"): 10, ord("r"): 13,
+            ord("t"): 9, ord("v"): 11}
+_HEX2 = re.compile(rb"[0-9A-Fa-f]{2}")
+
+
+def unquote(buf: bytes, token: Token) -> str:
+    """The value of a quoted token as ClickHouse reads it (backslash escapes, hex escapes, doubled quotes)."""
+    raw = token.text(buf)
+    if token.quote == b"$":
+        tag = raw[:raw.index(b"$", 1) + 1]
+        inner = raw[len(tag):]
+        return (inner[:-len(tag)] if inner.endswith(tag) else inner).decode(errors="replace")
+    quote = raw[0]
+    body = raw[1:-1] if len(raw) >= 2 and raw[-1] == quote else raw[1:]
+    out = bytearray()
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch == 0x5C and i + 1 < len(body):
+            nxt = body[i + 1]
+            if nxt in b"xX" and _HEX2.fullmatch(body, i + 2, i + 4):
+                out.append(int(body[i + 2:i + 4], 16))
+                i += 4
+                continue
+            out.append(_ESCAPES.get(nxt, nxt))
+            i += 2
+        elif ch == quote and body[i + 1:i + 2] == bytes((ch,)):
+            out.append(ch)
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return out.decode(errors="replace")
 
 
 def _data_start(buf: bytes, pos: int) -> int:
@@ -387,17 +472,17 @@ class _InsertHead:
 
 def _split_insert(buf: bytes) -> _InsertHead | None:
     """Split ``INSERT ... [SETTINGS ...] FORMAT f <data>`` into head, format, settings and data offset."""
-    tokens = _tokens(buf, stop_after_format=True)
-    words = [t.word for t in tokens]
-    if len(tokens) < 2 or words[-2] != b"FORMAT" or b"SELECT" in words:  # INSERT ... SELECT has no data
+    toks = tokens(buf, stop_after_format=True)
+    words = [t.word for t in toks]
+    if len(toks) < 2 or words[-2] != b"FORMAT" or b"SELECT" in words:  # INSERT ... SELECT has no data
         return None
-    fmt_token = tokens[-1]
-    head_end = tokens[-2].start
+    fmt_token = toks[-1]
+    head_end = toks[-2].start
     settings_clause = ""
     if b"SETTINGS" in words[:-2]:
         idx = words.index(b"SETTINGS")
-        settings_clause = buf[tokens[idx].start:head_end].decode().strip()
-        head_end = tokens[idx].start
+        settings_clause = buf[toks[idx].start:head_end].decode().strip()
+        head_end = toks[idx].start
     return _InsertHead(
         sql=buf[:head_end].decode().strip(),
         fmt=buf[fmt_token.start:fmt_token.end].decode(),
@@ -435,11 +520,11 @@ def _refuse_multi_statements(sql: bytes) -> None:
     # chdb would run "SELECT 1; DROP TABLE t" as two statements; ClickHouse's HTTP interface refuses
     if b";" not in sql:
         return
-    tokens = _tokens(sql, stop_after_format=False)
-    if tokens and sql[tokens[-1].start] == 0x3B and _skip_ws_and_comments(sql, tokens[-1].end) < len(sql):
+    toks = tokens(sql, stop_after_format=False)
+    if toks and sql[toks[-1].start] == 0x3B and _skip_ws_and_comments(sql, toks[-1].end) < len(sql):
         raise ProtocolError(
             SYNTAX_ERROR, "SYNTAX_ERROR", f"Syntax error (Multi-statements are not allowed): failed at position "
-            f"{tokens[-1].end + 1}: {sql[tokens[-1].end:tokens[-1].end + 40].decode(errors='replace').strip()}"
+            f"{toks[-1].end + 1}: {sql[toks[-1].end:toks[-1].end + 40].decode(errors='replace').strip()}"
         )
 
 
@@ -457,10 +542,10 @@ def parse_request(params: Mapping[str, str], body: bytes, *, form_query: str | N
         raise ProtocolError(SYNTAX_ERROR, "SYNTAX_ERROR", "Empty query")
     common: dict[str, Any] = {
         "database": params.get("database") or None,
-        "default_format": params.get("default_format") or "TabSeparated",
+        "default_format": _format_name(params.get("default_format") or "TabSeparated"),
         "settings": _settings_of(params),
         "params": {k[6:]: v for k, v in params.items() if k.startswith("param_")},
-        "query_id": params.get("query_id") or None,
+        "query_id": _query_id(params.get("query_id")),
         **_session_of(params),
     }
     keyword = _first_keyword(full)
@@ -476,7 +561,9 @@ def parse_request(params: Mapping[str, str], body: bytes, *, form_query: str | N
         head = _split_insert(full)
         data = full[head.data_pos:] if head is not None else b""
     if head is None:  # INSERT ... VALUES (...) or INSERT ... SELECT: the engine runs it as is
-        return Statement(sql=_decode_sql(full), kind="insert", **common)
+        _refuse_multi_statements(full)
+        sql = _decode_sql(full)
+        return Statement(sql=sql, kind="insert", values_data=_values_data(full).decode(), **common)
     return Statement(
         sql=head.sql,
         insert_format=head.fmt,
@@ -485,6 +572,39 @@ def parse_request(params: Mapping[str, str], body: bytes, *, form_query: str | N
         kind="insert",
         **common,
     )
+
+
+_FORMAT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_HEADER_SAFE = re.compile(r"^[\x20-\x7e]*$")
+
+
+def _format_name(name: str) -> str:
+    # it goes back in the X-ClickHouse-Format header: a name no format has is refused here
+    if not _FORMAT_NAME.match(name):
+        raise ProtocolError(UNKNOWN_FORMAT, "UNKNOWN_FORMAT", f"Unknown format {name!r}")
+    return name
+
+
+def query_id_of(params: Mapping[str, str]) -> str | None:
+    """The client's ``query_id`` if it can be echoed in a response header, else None."""
+    query_id = params.get("query_id")
+    return query_id if query_id and _HEADER_SAFE.match(query_id) else None
+
+
+def _query_id(query_id: str | None) -> str | None:
+    if query_id and not _HEADER_SAFE.match(query_id):
+        raise ProtocolError(BAD_ARGUMENTS, "BAD_ARGUMENTS", "query_id must be printable ASCII")
+    return query_id or None
+
+
+def _values_data(sql: bytes) -> bytes:
+    # the rows after a top-level VALUES: data to the parser, but their expressions are evaluated
+    depth = 0
+    for tok in tokens(sql, stop_after_format=False):
+        depth += (tok.word == b"(") - (sql[tok.start] == 0x29)
+        if depth == 0 and tok.word == b"VALUES":
+            return sql[tok.end:]
+    return b""
 
 
 def _decode_sql(raw: bytes) -> str:

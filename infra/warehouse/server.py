@@ -8,8 +8,11 @@ analyst are served at the same time and the event loop never waits on chdb.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
 import signal
+import tempfile
 import time
 import uuid
 from typing import Any
@@ -19,6 +22,7 @@ from aiohttp import BasicAuth, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from infra.settings import WarehouseSettings
+from infra.warehouse.access import check_settings
 from infra.warehouse.engine import Engine, EngineError, Outcome, ResultStream
 from infra.warehouse.metrics import WarehouseMetrics
 from infra.warehouse.protocol import (
@@ -27,13 +31,13 @@ from infra.warehouse.protocol import (
     UNKNOWN_EXCEPTION,
     ProtocolError,
     check_credentials,
-    check_method,
     content_type_of,
     credentials_of,
     decompress_body,
     http_status_of_code,
     output_format,
     parse_request,
+    query_id_of,
 )
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,7 @@ _SETTINGS = web.AppKey("settings", WarehouseSettings)
 _METRICS = web.AppKey("metrics", WarehouseMetrics)
 _STARTED = web.AppKey("started", float)
 _SESSION_SWEEP_S = 5.0
+_MAX_URI_BYTES = 1 << 20
 _FORM_TYPES = ("multipart/form-data",)  # curl -d sends x-www-form-urlencoded: that body is SQL
 
 
@@ -104,7 +109,7 @@ async def _handle_query(request: web.Request) -> web.StreamResponse:
     metrics = app[_METRICS]
     if request.method == "GET" and "query" not in request.query:
         return web.Response(text="Ok.\n")
-    query_id = request.query.get("query_id") or str(uuid.uuid4())
+    query_id = query_id_of(request.query) or str(uuid.uuid4())
     started, started_ns = time.perf_counter(), time.perf_counter_ns()
     kind = "other"
     metrics.start()
@@ -114,9 +119,9 @@ async def _handle_query(request: web.Request) -> web.StreamResponse:
             credentials_of(request.query, request.headers, _basic_auth(request)), settings.user, settings.password
         )
         params, body, form_query = await _read_statement_input(request)
-        statement = parse_request(params, body, form_query=form_query)
+        statement = dataclasses.replace(parse_request(params, body, form_query=form_query), method=request.method)
         kind = statement.kind
-        check_method(request.method, statement)
+        check_settings(statement.settings)
         fmt = output_format(statement) if kind == "select" else None
         if (fmt in STREAMABLE_FORMATS and statement.keyword in STREAMABLE_KEYWORDS
                 and params.get("wait_end_of_query") != "1"):
@@ -239,7 +244,11 @@ async def _handle_metrics(request: web.Request) -> web.Response:
 
 def build_app(settings: WarehouseSettings, engine: Engine, metrics: WarehouseMetrics | None = None) -> web.Application:
     """Assemble the aiohttp application around an open engine."""
-    app = web.Application(client_max_size=settings.max_request_bytes)
+    # ClickHouse reads URLs up to http_max_uri_size (1 MiB): a GET's statement lives in its URL
+    app = web.Application(
+        client_max_size=settings.max_request_bytes,
+        handler_args={"max_line_size": _MAX_URI_BYTES, "max_field_size": _MAX_URI_BYTES},
+    )
     app[_ENGINE] = engine
     app[_SETTINGS] = settings
     app[_METRICS] = metrics or WarehouseMetrics()
@@ -266,15 +275,38 @@ def _is_loopback(host: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
+class UnsafeBindError(RuntimeError):
+    """Listening beyond loopback without a password: anyone who can reach the port could run any statement."""
+
+    retriable = False
+
+
+def check_bind(settings: WarehouseSettings) -> None:
+    """Refuse to serve beyond loopback without a password (ClickHouse's default user is loopback-only)."""
+    if not _is_loopback(settings.host) and not settings.password:
+        raise UnsafeBindError(
+            f"refusing to listen on {settings.host} without a password: set TICKPIPE_WAREHOUSE__PASSWORD "
+            "(and __USER), or listen on 127.0.0.1"
+        )
+
+
 async def serve(settings: WarehouseSettings, stop: asyncio.Event | None = None) -> None:
     """Open the store, serve until SIGTERM/SIGINT (or ``stop``), finish in-flight requests, close."""
+    check_bind(settings)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    engine = Engine(settings.data_dir, settings.workers, settings.spool_dir)
-    if not _is_loopback(settings.host) and not settings.password:
-        log.warning("listening beyond loopback without a password", extra={"host": settings.host})
+    settings = settings.model_copy(update={
+        "data_dir": settings.data_dir.resolve(),
+        "spool_dir": settings.spool_dir.resolve() if settings.spool_dir else None,
+        "user_files_dir": settings.user_files_dir.resolve() if settings.user_files_dir else None,
+    })
+    # clickhouse-local's default database answers a table name that is a path with that file, relative
+    # names from the working directory: run in the user files directory, or in an empty one
+    no_files = None if settings.user_files_dir else tempfile.TemporaryDirectory(prefix="tickpipe-warehouse-cwd-")
+    os.chdir(settings.user_files_dir or no_files.name)  # type: ignore[union-attr]
+    engine = Engine(settings.data_dir, settings.workers, settings.spool_dir, settings.user_files_dir)
     # auto_decompress=False: aiohttp would inflate gzip/deflate/zstd itself but not lz4; decoding
     # every Content-Encoding in one place keeps the body handling uniform
     runner = web.AppRunner(
@@ -296,4 +328,6 @@ async def serve(settings: WarehouseSettings, stop: asyncio.Event | None = None) 
         expiry.cancel()
         await runner.cleanup()
         engine.close()
+        if no_files is not None:
+            no_files.cleanup()
         log.info("warehouse stopped, store closed", extra={"data_dir": str(settings.data_dir)})
