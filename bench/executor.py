@@ -1,6 +1,6 @@
 """Executor benchmark: signal-to-acknowledgement latency and sustained orders/s on loopback.
 
-Starts its own tansu broker and simulated exchange (high ORDERS limit so the venue's rate limit is not
+Starts its own Kafka broker and simulated exchange (high ORDERS limit so the venue's rate limit is not
 what is measured), publishes the sim's book to ``md.bbo``/``md.book``, runs the executor engine and
 feeds urgency-1 signals (one IOC each).  Latency = the ``new`` OrderEvent's ``ts_emit`` minus the
 signal's ``ts_emit`` (signal published -> consumed -> risk -> venue ack -> event).  Throughput = acks/s
@@ -79,7 +79,7 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-executor-"))
-    with private_broker(tmp / "tansu.log") as (kafka, _):
+    with private_broker(tmp / "kafka") as (kafka, _):
         sim = start_sim_exchange(log_path=tmp / "sim.log", events_per_s=40, weight_limit_1m=100_000_000,
                                  orders_limit_10s=1_000_000, orders_limit_1d=100_000_000)
         try:

@@ -111,8 +111,8 @@ def bench_publish(lines: list[Line], rounds: int) -> tuple[float, str]:
     from infra.broker import private_broker
     from producers.publisher import KafkaPublisher
 
-    log_path = Path(tempfile.gettempdir()) / f"bench-feed-tansu-{time.time_ns()}.log"
-    with private_broker(log_path) as (kafka, _):
+    data_dir = Path(tempfile.gettempdir()) / f"bench-feed-kafka-{time.time_ns()}"
+    with private_broker(data_dir) as (kafka, _):
         events = FeedEvents("binance", "bench")
         publisher = KafkaPublisher(kafka, events, FeedMetrics(CollectorRegistry()), time.time_ns,
                                    buffer_max_records=2_000_000)
@@ -231,7 +231,7 @@ def main() -> None:
     if not args.no_kafka:
         rounds = max(1, args.repeat // 4)
         t, note = bench_publish(lines, rounds)
-        rows.append(("... + publish to local tansu (until flushed)", n_frames * rounds / t, note))
+        rows.append(("... + publish to the local Kafka (until flushed)", n_frames * rounds / t, note))
     if CF_STAGE in best:
         rows.append((CF_STAGE, best[CF_STAGE], notes[CF_STAGE]))
     width = max(len(r[0]) for r in rows)

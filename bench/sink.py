@@ -1,6 +1,6 @@
 """Sink throughput: trades from Kafka into ClickHouse through ``tickpipe sink``'s loop, vs a plain insert.
 
-Starts a private tansu broker and a private warehouse process, produces N trades to ``md.trades``,
+Starts a private Kafka broker and a private warehouse process, produces N trades to ``md.trades``,
 then runs the sink loop (consume, decode, Arrow block, insert with dedup token, offset commit) and
 times it from its first acknowledged insert to the last (the consumer-group join is excluded and
 reported apart). Each sink run writes its own, identically migrated database (same materialized
@@ -174,7 +174,7 @@ def main() -> None:
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="bench-sink-") as tmp,
-        private_broker(Path(tmp) / "tansu.log") as (kafka, _),
+        private_broker(Path(tmp) / "kafka") as (kafka, _),
         WarehouseProcess(free_port(), Path(tmp) / "store", log_path=Path(tmp) / "warehouse.log") as warehouse_proc,
     ):
         warehouse = WarehouseSettings(url=warehouse_proc.url, database="bench")

@@ -1,6 +1,6 @@
 """Streams benchmark: input events/s through every agent, md-to-signal latency, one worker vs two.
 
-Two phases, each on a broker of its own (tansu, memory storage) so offsets and groups start clean:
+Two phases, each on a broker of its own (Apache Kafka, fresh data directory) so offsets and groups start clean:
 
 1. **Backlog throughput.** ``--events`` synthetic book/trade events (4 symbols, one per partition)
    are published first; then ``tickpipe streams worker`` subprocesses start and the clock runs from the
@@ -43,7 +43,7 @@ TICKPIPE = str(Path(sys.executable).parent / "tickpipe")
 
 @contextmanager
 def broker(tmp: Path) -> Iterator[KafkaSettings]:
-    with private_broker(tmp / f"tansu-{time.time_ns()}.log") as (kafka, _):
+    with private_broker(tmp / f"kafka-{time.time_ns()}") as (kafka, _):
         yield kafka
 
 

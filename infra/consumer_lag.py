@@ -1,15 +1,11 @@
-"""Consumer-group lag: committed offsets against end offsets, per group and topic.
-
-tansu answers ListGroups (every state UNKNOWN), DescribeGroups (the real state) and OffsetFetch; end
-offsets come from :func:`infra.topics.end_offsets` (exact on tansu too).
-"""
+"""Consumer-group lag: committed offsets (OffsetFetch) against end offsets (ListOffsets), per group and topic."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from infra.topics import end_offsets
@@ -38,7 +34,7 @@ def group_lags(bootstrap: str, timeout_s: float = 5.0) -> list[GroupLag]:
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
     listing = admin.list_consumer_groups(request_timeout=timeout_s).result()
     committed: dict[tuple[str, str], list[TopicPartition]] = defaultdict(list)
-    states = _group_states(admin, [g.group_id for g in listing.valid], timeout_s)
+    states = {g.group_id: g.state.name if g.state is not None else "UNKNOWN" for g in listing.valid}
     for group in sorted(listing.valid, key=lambda g: g.group_id):
         future = admin.list_consumer_group_offsets(
             [ConsumerGroupTopicPartitions(group.group_id)], request_timeout=timeout_s
@@ -57,17 +53,3 @@ def group_lags(bootstrap: str, timeout_s: float = 5.0) -> list[GroupLag]:
             lag=sum(lags),
         ))
     return rows
-
-
-def _group_states(admin: AdminClient, groups: list[str], timeout_s: float) -> dict[str, str]:
-    # ListGroups on tansu reports every state as UNKNOWN; DescribeGroups has the real one.
-    states = {g: "UNKNOWN" for g in groups}
-    if not groups:
-        return states
-    for group_id, future in admin.describe_consumer_groups(groups, request_timeout=timeout_s).items():
-        try:
-            described = future.result()
-        except KafkaException:
-            continue
-        states[group_id] = described.state.name
-    return states

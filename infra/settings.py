@@ -30,6 +30,10 @@ class KafkaSettings(_Section):
     partitions: int = Field(4, ge=1, description="partitions per topic at `tickpipe topics create`")
     replication_factor: int = Field(1, ge=1, description="replication factor at topic creation")
     retention_ms: int = Field(7 * 24 * 3600 * 1000, description="topic retention (ms); -1 keeps forever")
+    topic_retention_ms: dict[str, int] = Field(
+        {},
+        description='per-topic retention (ms) overriding retention_ms, JSON: {"md.book": 86400000}; applied to existing topics too',
+    )
     session_timeout_ms: int = Field(6000, ge=1000, description="consumer-group session timeout (ms)")
     heartbeat_interval_ms: int = Field(1500, ge=100, description="consumer-group heartbeat interval (ms)")
     schema_registry_url: str | None = Field(
@@ -38,11 +42,20 @@ class KafkaSettings(_Section):
 
 
 class BrokerSettings(_Section):
-    """The local tansu broker started by `tickpipe broker`."""
+    """The local Apache Kafka node (KRaft, broker + controller) run by `tickpipe broker`."""
 
     host: str = Field("127.0.0.1", description="listen address of the local broker")
-    port: int = Field(9092, description="listen port of the local broker")
-    start_timeout_s: float = Field(20.0, description="how long to wait for the first metadata response")
+    port: int = Field(9092, description="listen port of the local broker (Kafka clients)")
+    controller_port: int = Field(9093, description="listen port of the local node's KRaft controller")
+    start_timeout_s: float = Field(60.0, description="how long to wait for the first metadata response")
+    data_dir: Path = Field(
+        Path(".tickpipe/kafka"), description="the broker's log and metadata, formatted on first start and kept"
+    )
+    libs_dir: Path | None = Field(
+        None, description="Kafka's jars; unset = .kafka/libs in the checkout, where `make install` copies them from "
+        "Maven Central (infra/kafka/pom.xml)",
+    )
+    heap_mb: int = Field(512, ge=128, description="the broker JVM's largest heap (MB); the page cache holds the data")
 
 
 class WarehouseSettings(_Section):
@@ -180,7 +193,9 @@ class StreamsSettings(_Section):
     batch_size: int = Field(1000, ge=1, description="records taken per agent batch (stream.take)")
     batch_within_ms: int = Field(20, ge=1, description="longest wait to fill a batch (ms)")
     fetch_max_wait_ms: int = Field(
-        20, ge=1, description="consumer fetch wait (ms); the local broker holds empty fetches this long"
+        20, ge=1,
+        description="worker fetch wait (ms): aiokafka sends no new fetch to a broker while one is held, so a "
+        "partition resumed meanwhile waits up to this long (Faust's own value: 1500)",
     )
     instruments: str = Field("", description="comma-separated venue:symbol accepted; empty = any")
     ofi_window_ms: int = Field(1000, ge=1, description="signal model: OFI window (event time, ms)")
@@ -233,7 +248,7 @@ class ExecutorSettings(_Section):
     api_secret: str = Field("tickpipe-sim-secret", description="venue API secret")
     metrics_port: int = Field(9104, description="Prometheus metrics + /health port")
     control_topic: str = Field(
-        "executor.control", description="compacted topic carrying the kill switch (`tickpipe executor halt/release`)"
+        "executor.control", description="compacted topic carrying the kill switch (`tickpipe executor halt/resume`)"
     )
     request_timeout_ms: int = Field(3000, ge=100, description="venue REST timeout; a timed-out order is `unknown`")
     symbols: str = Field("", description="comma-separated symbols to reconcile at start; empty = every venue symbol")
@@ -273,6 +288,20 @@ class ExecutorSettings(_Section):
     # recovery
     reconcile_trades_limit: int = Field(1000, ge=1, le=1000, description="recent trades per symbol read at start")
     settle_retry_ms: int = Field(200, ge=10, description="first backoff of a query settling an unknown order (doubles, capped 5 s)")
+    recv_window_ms: int = Field(
+        5000, ge=1, le=60_000,
+        description="recvWindow sent with every order; an unknown order not found at the venue counts as never placed "
+        "only once its timestamp + recvWindow has passed on the venue's clock",
+    )
+    clock_sync_interval_ms: int = Field(60_000, ge=1000, description="how often the venue's clock offset is measured")
+    # kill switch
+    control_key: str = Field(
+        "tickpipe-control-key", description="HMAC key signing control messages (`tickpipe executor halt|resume`); "
+        "set a secret one outside a laptop",
+    )
+    control_max_age_ms: int = Field(
+        60_000, ge=1, description="a control message older than this when it arrives is rejected as a replay"
+    )
 
 
 class StackSettings(_Section):

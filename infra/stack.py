@@ -46,11 +46,10 @@ class ServiceSpec:
 
 
 # Start order follows depends_on; topics are created once the broker is healthy and before any
-# service with uses_kafka starts (tansu would auto-create unknown topics with its own defaults).
+# service with uses_kafka starts (the broker does not auto-create topics: each gets its own configs).
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
-        "broker", ("broker",), lambda s: s.broker.port, "broker.port", Probe.KAFKA,
-        args=lambda _s: ("--create-topics",), uses_kafka=False,
+        "broker", ("broker",), lambda s: s.broker.port, "broker.port", Probe.KAFKA, uses_kafka=False,
     ),
     ServiceSpec(
         "warehouse", ("warehouse",), lambda s: s.warehouse.port, "warehouse.port", Probe.HTTP,
@@ -227,6 +226,7 @@ def stack_environment(settings: Settings) -> dict[str, str]:
         "feed.rest_url": f"http://{sim}",
         "executor.rest_url": f"http://{sim}",
         "warehouse.data_dir": str(_under_home(settings.warehouse, "data_dir", home / "warehouse")),
+        "broker.data_dir": str(_under_home(settings.broker, "data_dir", home / "kafka")),
         "streams.data_dir": str(_under_home(settings.streams, "data_dir", home / "streams")),
     }
     return {env_name(k): v for k, v in env.items()}
@@ -298,7 +298,7 @@ def render_supervisord_conf(
             "startretries=3",
             "stopsignal=TERM",
             "stopwaitsecs=20",
-            # The whole process group: a service's own children (tansu under `tickpipe broker`) go too.
+            # The whole process group: a service's own children (the warehouse's chdb workers, ...) go too.
             "stopasgroup=true",
             "killasgroup=true",
             "redirect_stderr=true",

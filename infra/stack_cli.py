@@ -36,36 +36,53 @@ def register(app: typer.Typer) -> None:
             table.add_row(info.name, str(info.partitions), ",".join(map(str, info.end_offsets)), str(info.messages))
         Console().print(table)
 
-    @app.command("broker")
-    def broker(
+    @topics_app.command("tail")
+    def topics_tail(
         ctx: typer.Context,
-        create_topics_too: bool = typer.Option(
-            False, "--create-topics", help="create every tickpipe topic as soon as the broker answers"
-        ),
+        topic: Annotated[str, typer.Argument(help="topic to read, e.g. md.trades")],
+        from_beginning: Annotated[bool, typer.Option("--from-beginning", help="start at each partition's first record")] = False,
+        last: Annotated[int, typer.Option("--last", "-n", min=0, help="else start this many records before each partition's end")] = 10,
+        follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new records until Ctrl-C")] = False,
+        key: Annotated[str | None, typer.Option("--key", help='only records with this key, e.g. "binance:BTCUSDT"')] = None,
     ) -> None:
-        """Run the local tansu broker in the foreground; ready once a metadata request succeeds."""
-        from infra.broker import BrokerError, start_broker
-        from infra.logs import configure_logging
-        from infra.topics import create_topics
+        """Print a topic's records as JSON lines, Avro decoded (no consumer group, nothing committed)."""
+        import threading
+
+        from infra.topic_tail import tail
+
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+        def emit(line: str) -> None:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+        try:
+            tail(settings_of(ctx).kafka.bootstrap, topic, emit, from_beginning=from_beginning, last=last,
+                 follow=follow, key=key, stop=stop)
+        except KeyboardInterrupt:
+            pass
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except BrokenPipeError:  # `| head`
+            sys.stderr.close()
+
+    @app.command("broker")
+    def broker(ctx: typer.Context) -> None:
+        """Run the local Apache Kafka node (KRaft broker + controller) in the foreground, as this process.
+
+        The storage under ``broker.data_dir`` is formatted on first start and kept; topics are created
+        by ``tickpipe up`` / ``tickpipe topics create`` once the broker answers.
+        """
+        from infra.broker import BrokerError, KafkaNode, exec_broker
 
         settings = settings_of(ctx)
-        configure_logging("broker", settings.log_level)
-        host, port = settings.broker.host, settings.broker.port
         try:
-            proc = start_broker(
-                host, port, timeout_s=settings.broker.start_timeout_s, die_with_parent=True, inherit_output=True
-            )
+            exec_broker(KafkaNode.from_settings(settings.broker))
         except BrokerError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
-        signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
-        if create_topics_too:
-            # tansu keeps topics in memory: a restarted broker gets them back before clients return.
-            created = create_topics(settings.kafka.model_copy(update={"bootstrap": f"{host}:{port}"}))
-            typer.echo(f"created {len(created)} topic(s)")
-        typer.echo(f"broker ready on {host}:{port} (pid {proc.pid})", err=False)
-        sys.stdout.flush()
-        sys.exit(proc.wait())
 
     @app.command("up")
     def up(ctx: typer.Context) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from infra.broker import port_in_use
+from infra.broker import port_in_use, wait_for_coordinator
 from infra.health import Health, probe
 from infra.processes import alive, descendants, kill_all, resume_all, terminate_all, wait_gone
 from infra.settings import Settings
@@ -181,6 +181,7 @@ class StackController:
             self._create_topics()
 
     def _create_topics(self) -> None:
+        wait_for_coordinator(self.wired.kafka.bootstrap, self.settings.stack.start_timeout_s)
         created = create_topics(self.wired.kafka)
         self.console.print(f"topics: created {len(created)} ({self.wired.kafka.partitions} partitions each)"
                            if created else "topics: all exist")

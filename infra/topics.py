@@ -5,8 +5,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    OffsetSpec,
+)
 
 from infra.settings import KafkaSettings
 from schemas.topics import Topic
@@ -26,18 +33,28 @@ class TopicInfo:
         return sum(self.end_offsets)
 
 
+def topic_configs(kafka: KafkaSettings, name: str) -> dict[str, str]:
+    """The configs a tickpipe topic is created with: its retention (per-topic setting, else the default)."""
+    return {"retention.ms": str(kafka.topic_retention_ms.get(name, kafka.retention_ms))}
+
+
 def create_topics(kafka: KafkaSettings, names: list[str] | None = None, timeout_s: float = 15.0) -> list[str]:
-    """Create the tickpipe topics that do not exist yet; return the names created."""
+    """Create the tickpipe topics that do not exist yet; return the names created.
+
+    Existing topics keep their partitions; their retention is brought to the settings' value, so a
+    changed retention applies to a broker whose topics outlived the change.
+    """
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
     wanted = names or [t.value for t in Topic]
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     missing = [n for n in wanted if n not in existing]
+    _align_retention(admin, kafka, [n for n in wanted if n in existing], timeout_s)
     if not missing:
         return []
     futures = admin.create_topics(
         [
             NewTopic(n, num_partitions=kafka.partitions, replication_factor=kafka.replication_factor,
-                     config={"retention.ms": str(kafka.retention_ms)})
+                     config=topic_configs(kafka, n))
             for n in missing
         ],
         request_timeout=timeout_s,
@@ -51,6 +68,24 @@ def create_topics(kafka: KafkaSettings, names: list[str] | None = None, timeout_
             if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                 raise
     return created
+
+
+def _align_retention(admin: AdminClient, kafka: KafkaSettings, names: list[str], timeout_s: float) -> None:
+    if not names:
+        return
+    described = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, n) for n in names],
+                                       request_timeout=timeout_s)
+    changes = []
+    for resource, future in described.items():
+        want = topic_configs(kafka, resource.name)
+        have = future.result()
+        differ = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+                  for k, v in want.items() if k not in have or have[k].value != v]
+        if differ:
+            changes.append(ConfigResource(ConfigResource.Type.TOPIC, resource.name, incremental_configs=differ))
+    if changes:
+        for future in admin.incremental_alter_configs(changes, request_timeout=timeout_s).values():
+            future.result()
 
 
 def describe_topics(kafka: KafkaSettings, timeout_s: float = 10.0) -> list[TopicInfo]:
@@ -71,51 +106,23 @@ def describe_topics(kafka: KafkaSettings, timeout_s: float = 10.0) -> list[Topic
 def end_offsets(
     bootstrap: str, partitions: list[TopicPartition], timeout_s: float = 10.0
 ) -> dict[tuple[str, int], tuple[int, int]]:
-    """Return ``(low, end)`` offsets per ``(topic, partition)``, exact on tansu too.
-
-    tansu 0.6 answers ListOffsets(latest) with the base offset of the partition's last record batch
-    plus one, not its last offset plus one (5 records produced in one batch read as end offset 1).
-    Its Fetch responses carry the right high watermark, so the last batch is fetched once and the
-    end is the high watermark of that fetch (or, failing that, where the consumer reaches the end of
-    the partition; on a topic still being written that may not come before ``timeout_s``). Against
-    Apache Kafka this costs one small fetch per non-empty partition and changes nothing.
-    """
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": "tickpipe-admin", "enable.auto.commit": False,
-        "enable.partition.eof": True, "log_level": 0,
-    })
-    try:
-        listed = {
-            (tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=timeout_s) for tp in partitions
-        }
-        pending = {key: high for key, (low, high) in listed.items() if high > low}
-        ends = {key: high for key, (_, high) in listed.items()}
-        if pending:
-            consumer.assign([TopicPartition(t, p, high - 1) for (t, p), high in pending.items()])
-            deadline = time.monotonic() + timeout_s
-            while pending and time.monotonic() < deadline:
-                msg = consumer.poll(0.2)
-                if msg is None:
-                    continue
-                key = (msg.topic(), msg.partition())
-                if msg.error() is None:
-                    _, fetched_high = consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
-                    ends[key] = max(ends[key], msg.offset() + 1, fetched_high)
-                    if fetched_high > 0:
-                        pending.pop(key, None)
-                elif msg.error().code() == KafkaError._PARTITION_EOF:
-                    ends[key] = max(ends[key], msg.offset())
-                    pending.pop(key, None)
-        return {key: (listed[key][0], ends[key]) for key in listed}
-    finally:
-        consumer.close()
+    """Return ``(low, end)`` offsets per ``(topic, partition)``: two ListOffsets requests in all."""
+    if not partitions:
+        return {}
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    keys = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+    out: dict[str, dict[tuple[str, int], int]] = {}
+    for name, spec in (("low", OffsetSpec.earliest()), ("end", OffsetSpec.latest())):
+        futures = admin.list_offsets({tp: spec for tp in keys}, request_timeout=timeout_s)
+        out[name] = {(tp.topic, tp.partition): future.result().offset for tp, future in futures.items()}
+    return {key: (out["low"][key], out["end"][key]) for key in out["end"]}
 
 
 def read_to_end(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Message]:
     """Return every message of ``topic`` from its beginning up to its end offsets at the call (no group).
 
-    For checks and tools that need a topic's exact content: the ends come from :func:`end_offsets`
-    (exact on tansu), so the read stops as soon as each partition is complete instead of waiting for
+    For checks and tools that need a topic's exact content: the ends come from :func:`end_offsets`,
+    so the read stops as soon as each partition is complete instead of waiting for
     silence. Raise ``TimeoutError`` naming the partitions not read to their end within ``timeout_s``.
     """
     consumer = Consumer({

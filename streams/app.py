@@ -132,9 +132,7 @@ def build_app(settings: Settings) -> Runtime:
         table_standby_replicas=s.standby_replicas,
         web_enabled=False,
     )
-    app.transport = Transport(
-        app.conf.broker_consumer, app, fetch_max_wait_ms=s.fetch_max_wait_ms, bootstrap=k.bootstrap
-    )
+    app.transport = Transport(app.conf.broker_consumer, app, fetch_max_wait_ms=s.fetch_max_wait_ms)
     rt = Runtime(
         app=app, settings=settings, topics=declare_topics(app, s.bbo_features), tables=declare_tables(app, k.partitions),
         allowed=parse_instruments(s.instruments),

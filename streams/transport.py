@@ -1,17 +1,11 @@
-"""Faust's aiokafka transport with a configurable fetch wait and exact changelog end offsets.
+"""Faust's aiokafka transport with a configurable fetch wait and no lost records around seeks.
 
-Faust hard-codes ``fetch_max_wait_ms=1500`` for its worker consumer. A broker that answers a fetch
-as soon as data arrives makes that harmless, but the local tansu broker holds an empty fetch for the
-whole wait even when records arrive meanwhile (measured: p50 345 ms from produce to consume at
-1500 ms, 3.4 ms at 20 ms). The fetch wait is therefore a setting, applied here before the consumer
-starts.
-
-Table recovery reads each changelog partition up to its end offset ("highwater") and stops there.
-tansu answers ListOffsets with the base offset of the partition's last record batch plus one, so
-when the last batch holds several state writes, recovery would stop at the first of them and
-restore a state older than the committed input offsets: the inputs in between would be lost (seen
-as a kill -9 test losing one trade per partition). The highwaters therefore come from
-:func:`infra.topics.end_offsets`, which is exact on tansu and Apache Kafka alike.
+Faust hard-codes ``fetch_max_wait_ms=1500`` for its worker consumer. Kafka answers a fetch as soon as
+data arrives, but aiokafka keeps at most one fetch in flight per broker and builds it from the
+partitions fetchable when it is sent: a partition resumed by flow control, or whose buffered records
+were just consumed, waits for the held fetch to come back before it is fetched again, up to the
+whole wait. The fetch wait is therefore a setting (``streams.fetch_max_wait_ms``), applied here
+before the consumer starts.
 
 Faust drops records it has fetched but not yet handed to an agent whenever the flow stops (a
 rebalance, the end of table recovery) and then relies on "seek to committed offsets" to fetch them
@@ -31,16 +25,12 @@ included). The flow is therefore stopped before every seek; Faust resumes it rig
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
 import aiokafka
-from confluent_kafka import TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
-
-from infra.topics import end_offsets
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -65,14 +55,6 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             await consumer.seek_to_beginning(*never)
         return committed
 
-    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
-        if self.consumer.in_transaction:
-            return await super()._highwaters(partitions)
-        exact = await asyncio.to_thread(
-            end_offsets, self.consumer.transport.bootstrap, [TopicPartition(tp.topic, tp.partition) for tp in partitions]
-        )
-        return {tp: exact[(tp.topic, tp.partition)][1] for tp in partitions}
-
 
 class _Consumer(faust_aiokafka.Consumer):
     async def perform_seek(self) -> None:
@@ -84,11 +66,10 @@ class _Consumer(faust_aiokafka.Consumer):
 
 
 class Transport(faust_aiokafka.Transport):
-    """The ``kafka://`` transport: fetch wait of ``fetch_max_wait_ms``, exact highwaters from ``bootstrap``."""
+    """The ``kafka://`` transport with a worker fetch wait of ``fetch_max_wait_ms``."""
 
     Consumer = _Consumer
 
-    def __init__(self, *args: Any, fetch_max_wait_ms: int, bootstrap: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, fetch_max_wait_ms: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fetch_max_wait_ms = fetch_max_wait_ms
-        self.bootstrap = bootstrap

@@ -77,14 +77,15 @@ def kafka_settings(
 ) -> Iterator[KafkaSettings]:
     """A real broker with every tickpipe topic created (4 partitions).
 
-    ``local``: tansu on a free loopback port; ``docker``: Apache Kafka through testcontainers.
+    ``local``: Apache Kafka (KRaft, from the Maven-resolved jars) on free loopback ports;
+    ``docker``: Apache Kafka through testcontainers.
     """
     if backend == "docker":
         settings = KafkaSettings(bootstrap=request.getfixturevalue("docker_kafka_bootstrap"), partitions=4)
         create_topics(settings)
         yield settings
         return
-    with private_broker(tmp_path_factory.mktemp("broker") / "tansu.log") as (settings, _):
+    with private_broker(tmp_path_factory.mktemp("broker") / "kafka") as (settings, _):
         yield settings
 
 

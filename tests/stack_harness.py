@@ -46,6 +46,8 @@ def stack_env(home: Path, services: str, **overrides: str) -> dict[str, str]:
     )
     for name in services.split(","):
         env[PORT_ENV[name.strip()]] = str(free_port())
+    if "broker" in services.split(","):
+        env[env_name("broker.controller_port")] = str(free_port())
     env.update(overrides)
     return env
 

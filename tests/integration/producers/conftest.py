@@ -25,7 +25,7 @@ from schemas.serde import AvroSerde
 
 @dataclass
 class Broker:
-    """A tansu process of one test: its pid is known, so a test may freeze it (SIGSTOP)."""
+    """A broker process of one test: its pid is known, so a test may freeze it (SIGSTOP)."""
 
     kafka: KafkaSettings
     pid: int
@@ -34,7 +34,7 @@ class Broker:
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[Broker]:
     """A fresh broker with every topic created, private to the test (clean topics, known pid)."""
-    with private_broker(tmp_path / "tansu.log") as (kafka, proc):
+    with private_broker(tmp_path / "kafka") as (kafka, proc):
         yield Broker(kafka, proc.pid)
 
 

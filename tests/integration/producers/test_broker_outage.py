@@ -1,4 +1,4 @@
-"""Broker unreachable for 10 s mid-stream (tansu frozen with SIGSTOP): records wait in RAM, every
+"""Broker unreachable for 10 s mid-stream (the Kafka JVM frozen with SIGSTOP): records wait in RAM, every
 record arrives once, and a `backpressure` FeedEvent reports the outage."""
 
 from __future__ import annotations

@@ -28,8 +28,8 @@ from tests import polling
 
 @pytest.fixture
 def private_kafka(tmp_path: Path) -> Iterator[KafkaSettings]:
-    """A tansu broker of this test alone (no other test's records in its topics), stopped by pid."""
-    with private_broker(tmp_path / "tansu.log") as (settings, _):
+    """A broker of this test alone (no other test's records in its topics), stopped by pid."""
+    with private_broker(tmp_path / "kafka") as (settings, _):
         yield settings
 
 
@@ -93,7 +93,7 @@ def committed_offsets(kafka: KafkaSettings, group: str, topic: str) -> dict[int,
 
 
 def end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
-    """Return the end offset per partition of ``topic`` (exact on tansu, see infra.topics.end_offsets)."""
+    """Return the end offset per partition of ``topic`` (ListOffsets, see infra.topics.end_offsets)."""
     ends = topic_end_offsets(kafka.bootstrap, [TopicPartition(topic, p) for p in range(kafka.partitions)])
     return {p: end for (_, p), (_, end) in ends.items()}
 

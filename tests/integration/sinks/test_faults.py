@@ -164,15 +164,16 @@ def test_clickhouse_paused_then_down_10s_retries_commits_nothing_then_catches_up
 def test_recreated_topic_starting_again_at_offset_0_is_archived_not_skipped(
     archive: Archive, threaded_sink_factory: Callable[..., ThreadedSink], tmp_path: Path
 ) -> None:
-    # Arrange: the local broker forgets everything on restart; the archive does not
+    # Arrange: a second, empty broker on the same address (a topic deleted and recreated, a new
+    # cluster behind the same bootstrap): md.trades starts again at offset 0; the archive does not
     port = free_port()
     first_life, second_life = _trades(1_000), _trades(1_600)[1_000:]
-    with private_broker(tmp_path / "tansu-1.log", port=port) as (kafka, _):
+    with private_broker(tmp_path / "kafka-1", port=port) as (kafka, _):
         produce(kafka, "md.trades", first_life)
         sink = threaded_sink_factory(kafka, archive, topics=["md.trades"], group_id="reset-drill")
         wait_for(lambda: committed_total(kafka, "reset-drill", "md.trades") == 1_000, 60, "first life archived")
         sink.stop()
-    with private_broker(tmp_path / "tansu-2.log", port=port) as (kafka, _):
+    with private_broker(tmp_path / "kafka-2", port=port) as (kafka, _):
         produce(kafka, "md.trades", second_life)
         # Act
         sink = threaded_sink_factory(kafka, archive, topics=["md.trades"], group_id="reset-drill")

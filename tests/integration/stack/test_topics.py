@@ -1,4 +1,4 @@
-"""infra.topics against a real broker: a topic read to its exact end, even where tansu under-reports it."""
+"""infra.topics against a real broker: a topic read to its exact end; topics created with their configs."""
 
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.timeout(60)
 def test_read_to_end_returns_every_message_once_including_a_whole_last_batch(tmp_path: Path) -> None:
-    with private_broker(tmp_path / "tansu.log") as (kafka, _):
-        # Arrange: five records in one batch on partition 1 (tansu's ListOffsets reports that
-        # partition's end as 1), two more on partition 3, nothing elsewhere
+    with private_broker(tmp_path / "kafka") as (kafka, _):
+        # Arrange: five records in one batch on partition 1, two more on partition 3, nothing elsewhere
         topic = "dlq"
         producer = Producer({"bootstrap.servers": kafka.bootstrap, "linger.ms": 100})
         values = [f"p1-{i}".encode() for i in range(5)] + [b"p3-0", b"p3-1"]

@@ -145,7 +145,7 @@ def reference(landed: list[Produced], signal_cooldown_ms: int) -> Outputs:
 @contextmanager
 def fresh_broker(tmp: Path) -> Iterator[KafkaSettings]:
     """A broker of our own with every topic created (4 partitions); stopped by pid."""
-    with private_broker(tmp / f"tansu-{time.time_ns()}.log") as (kafka, _):
+    with private_broker(tmp / f"kafka-{time.time_ns()}") as (kafka, _):
         yield kafka
 
 

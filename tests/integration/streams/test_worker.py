@@ -128,10 +128,10 @@ def test_two_workers_on_four_partitions_match_the_reference(tmp_path: Path, item
 def test_recovery_restores_the_newest_state_when_the_changelog_ends_in_a_multi_record_batch(
     tmp_path: Path, items: list
 ) -> None:
-    """tansu reports a partition's end as its last batch's base offset + 1; recovery must read past it.
+    """Recovery reads a changelog partition to its end, through a last batch of several records.
 
     Three successive states of BTCUSDT are written to the trade changelog in one record batch. If
-    recovery stopped at the reported end it would restore the oldest of them and emit flow features
+    recovery stopped at the batch's first record it would restore the oldest of them and emit flow features
     for trades the newest state already holds; restoring the newest, the worker skips exactly those.
     """
     app_id = "streams-recover"

@@ -6,10 +6,12 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 import yaml
 
+from infra.broker import KafkaNode
 from infra.settings import Settings
 from infra.settings_table import setting_rows
 from infra.stack import SERVICES, ServiceSpec, env_name
@@ -45,6 +47,25 @@ def test_compose_runs_kafka_in_kraft_mode_clickhouse_and_the_schema_registry(com
     assert "controller" in compose["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
     assert compose["clickhouse"]["image"].startswith("clickhouse/clickhouse-server:")
     assert compose["schema-registry"]["image"].startswith("confluentinc/cp-schema-registry:")
+
+
+def test_the_local_broker_runs_the_kafka_version_and_the_broker_choices_of_compose(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    # Arrange: the version the local broker's jars are resolved at, and the config it starts with
+    pom = ElementTree.parse(ROOT / "infra" / "kafka" / "pom.xml").getroot()
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    local_version = pom.find("m:properties/m:kafka.version", ns).text
+    node = KafkaNode("127.0.0.1", 9092, 9093, tmp_path, tmp_path)
+    local = dict(line.split("=", 1) for line in node.properties().splitlines())
+    env = compose["kafka"]["environment"]
+
+    # Assert: one Kafka version, and compose's settings (KAFKA_X_Y = x.y) are the local ones
+    assert compose["kafka"]["image"] == f"apache/kafka:{local_version}"
+    for name in ("process.roles", "controller.listener.names", "inter.broker.listener.name",
+                 "offsets.topic.replication.factor", "transaction.state.log.replication.factor",
+                 "transaction.state.log.min.isr", "group.initial.rebalance.delay.ms", "auto.create.topics.enable"):
+        assert str(env["KAFKA_" + name.replace(".", "_").upper()]) == local[name], name
 
 
 @pytest.mark.parametrize("spec", CLUSTER_SERVICES, ids=lambda s: s.name)
