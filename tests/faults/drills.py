@@ -20,16 +20,14 @@ from typing import Any
 import requests
 
 from infra.health import probe
-from infra.processes import descendants
 from infra.stack import StackPaths
 from infra.supervision import Supervisor
 from tests.e2e.pipeline_checks import Pipeline, order_problems, trade_differences
 from tests.stack_harness import RunningStack
 
-OURS = ("feed", "streams", "sink", "executor", "warehouse")
-"""Services we run and supervise. The broker is left out of kill -9 (tansu's memory storage would
-empty: every topic and offset gone), and so is the simulated exchange (it is the venue, and a
-restarted one starts its trade ids again from 1)."""
+OURS = ("feed", "streams", "sink", "executor", "warehouse", "broker")
+"""Services we run and supervise, each killed with SIGKILL in turn. The simulated exchange is left
+out (it is the venue, and a restarted one starts its trade ids again from 1)."""
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout_s: float, every_s: float = 0.25) -> tuple[Any, float]:
@@ -79,14 +77,8 @@ class DrillBench:
         return {info.name: info.pid for info in self.supervisor.all_info()}
 
     def broker_pid(self) -> int:
-        """The tansu process below the supervised ``tickpipe broker`` program."""
-        for pid in descendants(self.stack.pid("broker")):
-            try:
-                if b"tansu" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    return pid
-            except FileNotFoundError:
-                continue
-        raise RuntimeError("no tansu process below the broker program")
+        """The Kafka JVM: ``tickpipe broker`` execs it, so it is the supervised program's own pid."""
+        return self.stack.pid("broker")
 
     def healthy(self, name: str) -> bool:
         return probe(self.stack.service(name)).ok

@@ -122,12 +122,12 @@ def test_one_stalled_connection_is_replaced_and_its_peer_keeps_every_trade(bench
 def test_broker_frozen_for_10s_producers_buffer_and_deliver_every_trade_once(bench: DrillBench) -> None:
     # Arrange
     since, before = time.time(), bench.pids()
-    tansu = bench.broker_pid()
+    broker = bench.broker_pid()
 
-    # Act: SIGSTOP tansu (unreachable: connections hang), SIGCONT after 10 s.
-    bench.freeze(tansu, OUTAGE_S)
+    # Act: SIGSTOP the broker (unreachable: connections hang), SIGCONT after 10 s.
+    bench.freeze(broker, OUTAGE_S)
     catch_up_s = bench.catch_up_s()
-    record = DrillRecord("broker frozen 10 s", f"SIGSTOP the tansu broker, SIGCONT after {OUTAGE_S:.0f} s")
+    record = DrillRecord("broker frozen 10 s", f"SIGSTOP the Kafka broker, SIGCONT after {OUTAGE_S:.0f} s")
     record.measured = {
         "catch_up_s": catch_up_s,
         "backpressure_event_archived_after_resume_s": round(catch_up_s + bench.wait_health(since, "backpressure", timeout_s=90), 2),
