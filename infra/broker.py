@@ -10,9 +10,11 @@ holds what was written) and ``make down`` / ``make up``.
 from __future__ import annotations
 
 import base64
+import ctypes
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -208,17 +210,30 @@ def exec_broker(node: KafkaNode) -> None:
     os.execvp(argv[0], argv)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec: the kernel SIGKILLs the broker when the thread that started it
+    # dies, so a test or bench killed (or crashed) mid-run leaves no JVM behind holding ports and memory.
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def start_broker(
     node: KafkaNode, log_path: Path | None = None, timeout_s: float = 60.0, inherit_output: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Start ``node`` as a child process and return it once a metadata request succeeds.
 
-    Kafka's output goes to ``log_path``, else to the caller's stdout when ``inherit_output``, else nowhere.
+    Kafka's output goes to ``log_path``, else to the caller's stdout when ``inherit_output``, else
+    nowhere. The broker lives no longer than the calling thread.
     """
     _check_ports(node)
     prepare(node)
     out = open(log_path, "ab") if log_path else (None if inherit_output else subprocess.DEVNULL)  # noqa: SIM115
-    proc = subprocess.Popen(node.java("kafka.Kafka", str(node.config_path)), stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        node.java("kafka.Kafka", str(node.config_path)), stdout=out, stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 (no threads in the child)
+    )
     if log_path:
         out.close()  # the child holds its own descriptor
     try:
