@@ -1,4 +1,4 @@
-"""CLI commands: ``tickpipe executor``, ``tickpipe executor halt|release``, ``tickpipe replay``."""
+"""CLI commands: ``tickpipe executor``, ``tickpipe executor halt|resume``, ``tickpipe replay``."""
 
 from __future__ import annotations
 
@@ -28,22 +28,24 @@ def register(app: typer.Typer) -> None:
 
     @executor_app.command("halt")
     def halt(ctx: typer.Context, reason: str = typer.Option("operator halt", help="why")) -> None:
-        """Kill switch: cancel all open orders and refuse new ones until `release` (control topic)."""
+        """Kill switch: cancel all open orders and refuse new ones until `resume` (signed control message)."""
         from executor.control import send_control
         from executor.risk import TradingState
 
         settings = settings_of(ctx)
-        send_control(settings.kafka, settings.executor.control_topic, TradingState.HALTED, reason)
+        send_control(settings.kafka, settings.executor.control_topic, TradingState.HALTED, reason,
+                     settings.executor.control_key)
         typer.echo(f"HALTED sent to {settings.executor.control_topic}")
 
-    @executor_app.command("release")
-    def release(ctx: typer.Context, reason: str = typer.Option("operator release", help="why")) -> None:
+    @executor_app.command("resume")
+    def resume(ctx: typer.Context, reason: str = typer.Option("operator resume", help="why")) -> None:
         """Lift the kill switch: trading state back to ACTIVE."""
         from executor.control import send_control
         from executor.risk import TradingState
 
         settings = settings_of(ctx)
-        send_control(settings.kafka, settings.executor.control_topic, TradingState.ACTIVE, reason)
+        send_control(settings.kafka, settings.executor.control_topic, TradingState.ACTIVE, reason,
+                     settings.executor.control_key)
         typer.echo(f"ACTIVE sent to {settings.executor.control_topic}")
 
     app.add_typer(executor_app, name="executor")

@@ -23,7 +23,8 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
 from executor.commands import Side
-from executor.control import apply_control
+from executor.control import ControlVerifier, apply_control
+from executor.ledger import SignalLedger
 from executor.market import MarketView
 from executor.metrics import ExecutorMetrics
 from executor.order import InvalidStateTrigger, OrderTrigger
@@ -31,7 +32,7 @@ from executor.policy import PolicyParams
 from executor.positions import Positions
 from executor.reconcile import reconcile
 from executor.risk import RiskEngine, RiskLimits, TradingState, buckets_from_rate_limits
-from executor.trader import SignalRun, Trader, TraderConfig
+from executor.trader import NotYetProven, SignalRun, Trader, TraderConfig
 from executor.venue import BinanceVenue, OutcomeUnknown, RateLimited, VenueError
 from infra.kafka_config import idempotent_producer_config, manual_commit_consumer_config
 from infra.settings import ExecutorSettings, KafkaSettings
@@ -42,6 +43,7 @@ from schemas.topics import Topic, instrument_key
 log = logging.getLogger(__name__)
 
 MD_BACKFILL = 200  # messages per md partition read back at start, to know the market at once
+LEDGER_MARGIN_MS = 10_000  # signals read back beyond max_signal_age_ms at start (clock skew between hosts)
 
 
 def now_ns() -> int:
@@ -111,6 +113,10 @@ class Engine:
         self.committed: dict[int, int] = {}
         self.seen: dict[int, int] = {}
         self.replay_end: dict[int, int] = {}
+        self.ledger = SignalLedger(settings.max_signal_age_ms * 1_000_000)
+        self.control_verifier = ControlVerifier(settings.control_key, settings.control_max_age_ms * 1_000_000)
+        self.control_end = 0  # control messages below this offset at start are history: no age check
+        self._next_clock_sync = 0
         self._stopping = False
         self.started = False
         self.producer = Producer(idempotent_producer_config(kafka, **{"linger.ms": 2}))
@@ -162,15 +168,22 @@ class Engine:
             s.passive_window_ms * ms, s.max_slippage_bps, s.depth_fraction,
         )
         config = TraderConfig(s.venue, policy, s.max_attempts, s.poll_interval_ms * ms, s.settle_retry_ms * ms,
-                              s.market_wait_ms * ms)
+                              s.market_wait_ms * ms, s.recv_window_ms)
         self.trader = Trader(config, self.venue, self.risk, self.market, self.positions, self.rules, self.outbox,
-                             self.clock, self._acked, lambda check: self.metrics.denied.labels(check).inc())
+                             self.clock, self._acked, lambda check: self.metrics.denied.labels(check).inc(),
+                             lambda order, exc: self.metrics.invalid_transitions.inc())
+        self._sync_clock(self._until_answered("time", self.venue.server_time))
+        # any request of a previous process carries a timestamp before now (+1 s the venue tolerates ahead):
+        # until this venue time has passed, "not found" in the recovery lookup proves nothing
+        self.trader.recover_proof_ms = self.trader.venue_clock.venue_ms(self.clock()) + s.recv_window_ms + 1000
         log.info("order rate buckets from venue rateLimits",
                  extra={"buckets": [(round(b.rate, 3), b.burst) for b in buckets]})
         self.md = self._consumer(f"{s.group_id}-md-{self.clock()}", **{"fetch.wait.max.ms": s.signals_fetch_wait_ms})
         self._assign_tail(self.md, [Topic.BBO.value, Topic.BOOK.value], MD_BACKFILL)
         self.control = self._consumer(f"{s.group_id}-control-{self.clock()}")
+        self.control_end = self.control.get_watermark_offsets(TopicPartition(s.control_topic, 0), timeout=10)[1]
         self.control.assign([TopicPartition(s.control_topic, 0, OFFSET_BEGINNING)])
+        self._restore_ledger()
         self.signals = self._consumer(
             s.group_id, **{"auto.offset.reset": s.signals_offset_reset, "fetch.wait.max.ms": s.signals_fetch_wait_ms}
         )
@@ -179,6 +192,41 @@ class Engine:
         else:
             self._assign_replay()
         self.started = True
+
+    def _sync_clock(self, clock: Any) -> None:
+        self.trader.venue_clock = clock
+        self._next_clock_sync = self.clock() + self.settings.clock_sync_interval_ms * 1_000_000
+        log.info("venue clock measured", extra={"offset_ms": round(clock.offset_ms, 1),
+                                                "uncertainty_ms": round(clock.uncertainty_ms, 1)})
+
+    def _restore_ledger(self) -> None:
+        """Read the signal ids of the last ``max_signal_age_ms`` (+ margin) from ``signals``, every partition."""
+        topic = Topic.SIGNALS.value
+        reader = self._consumer(f"{self.settings.group_id}-ledger-{self.clock()}")
+        try:
+            meta = reader.list_topics(topic, timeout=10).topics[topic]
+            since_ms = (self.clock() - self.ledger.max_age_ns) // 1_000_000 - LEDGER_MARGIN_MS
+            starts = reader.offsets_for_times([TopicPartition(topic, p, since_ms) for p in meta.partitions], timeout=10)
+            ends = end_offsets(self.kafka.bootstrap, [TopicPartition(topic, p) for p in meta.partitions])
+            todo = {tp.partition: ends[(topic, tp.partition)][1] for tp in starts
+                    if 0 <= tp.offset < ends[(topic, tp.partition)][1]}
+            reader.assign([tp for tp in starts if tp.partition in todo])
+            deadline = time.monotonic() + 30
+            while todo and time.monotonic() < deadline:
+                for msg in reader.consume(1000, 0.2):
+                    if msg.error() is not None or msg.partition() not in todo:
+                        continue
+                    if msg.offset() + 1 >= todo[msg.partition()]:
+                        del todo[msg.partition()]
+                    try:
+                        self.ledger.claim(self.serde.decode_as("Signal", msg.value() or b""), msg.partition(), msg.offset())
+                    except SerdeError:
+                        continue
+            if todo:
+                raise RuntimeError(f"signal ledger: partitions {sorted(todo)} not read to their end in 30 s")
+        finally:
+            reader.close()
+        log.info("signal ledger restored", extra={"signal_ids": len(self.ledger)})
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         ends = end_offsets(self.kafka.bootstrap, partitions)
@@ -190,7 +238,7 @@ class Engine:
                 # start at the exact end: a broker's ListOffsets may under-report it (tansu)
                 tp.offset = end
         consumer.assign(partitions)
-        log.info("signals assigned", extra={"partitions": {tp.partition: self.recover_below[tp.partition] for tp in partitions}})
+        log.info("signals assigned", extra={"partitions": {str(tp.partition): self.recover_below[tp.partition] for tp in partitions}})
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._commit()
@@ -255,6 +303,13 @@ class Engine:
         if isinstance(parsed, str):
             self._dead_letter(msg, parsed)
             return
+        first = self.ledger.claim(parsed.signal, partition, offset)
+        if first is not None:
+            self.metrics.signals.labels("duplicate").inc()
+            log.warning("duplicate signal id dropped; the first message's run stands", extra={
+                "signal_id": parsed.signal_id, "partition": partition, "offset": offset,
+                "first_partition": first.partition, "first_offset": first.offset})
+            return
         self.runs[(partition, offset)] = parsed
         self.metrics.signals.labels("received").inc()
 
@@ -268,11 +323,19 @@ class Engine:
         """First step of a run: recovery lookup if it may have been acted on, then the staleness check."""
         if run.started:
             return True
+        if self.clock() < run.next_action_at:
+            return False
         if run.offset < self.recover_below.get(run.partition, 0):
             try:
                 self.trader.recover(run)
+            except NotYetProven as exc:
+                run.next_action_at = exc.retry_at_ns
+                log.info("recovery lookup waits for the previous run's requests to expire",
+                         extra={"signal_id": run.signal_id, "wait_ms": (exc.retry_at_ns - self.clock()) // 1_000_000})
+                return False
             except (OutcomeUnknown, RateLimited) as exc:
                 log.warning("recovery lookup failed; retrying", extra={"signal_id": run.signal_id, "error": str(exc)})
+                run.next_action_at = self.clock() + self.settings.settle_retry_ms * 1_000_000
                 return False
             if run.orders:
                 self.metrics.signals.labels("recovered").inc()
@@ -302,14 +365,26 @@ class Engine:
 
     # ---- loop --------------------------------------------------------------------------------------
 
+    def _consumer_error(self, msg: Message, loop: str) -> None:
+        error = msg.error()
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        self.metrics.consumer_errors.labels(loop).inc()
+        log.error("consumer error", extra={"loop": loop, "topic": msg.topic(), "partition": msg.partition(),
+                                           "error": str(error), "code": error.code(), "fatal": error.fatal(),
+                                           "retriable": error.retriable()})
+
     def _drain_market(self) -> None:
         for msg in self.md.consume(1000, 0):
             if msg.error():
+                self._consumer_error(msg, "market")
                 continue
             try:
                 name, record = self.serde.decode(msg.value() or b"")
-            except SerdeError:
+            except SerdeError as exc:
                 self.metrics.md_errors.inc()
+                log.warning("undecodable market-data record", extra={
+                    "topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(), "error": str(exc)})
                 continue
             if name == "BBO":
                 self.market.on_bbo(record)
@@ -319,18 +394,34 @@ class Engine:
     def _drain_control(self) -> None:
         for msg in self.control.consume(100, 0):
             if msg.error():
+                self._consumer_error(msg, "control")
                 continue
-            change = apply_control(self.risk, msg.value())
+            verdict = self.control_verifier.verify(msg.value(), self.clock(), live=msg.offset() >= self.control_end)
+            if isinstance(verdict, str):
+                self.metrics.control_rejected.labels(verdict.split(":", 1)[0]).inc()
+                log.error("control message rejected", extra={"offset": msg.offset(), "why": verdict,
+                                                             "raw": (msg.value() or b"")[:200]})
+                continue
+            change = apply_control(self.risk, verdict)
             if change is TradingState.HALTED:
                 self.cancel_all("kill switch")
             self.metrics.trading_state.set(list(TradingState).index(self.risk.state))
+        if self.risk.state is TradingState.HALTED:
+            # sticky: an order that appears while halted (a late ack, a settled unknown) is canceled too
+            self.cancel_all("kill switch (order appeared while halted)", quiet=True)
 
-    def cancel_all(self, reason: str) -> None:
-        """Cancel every live order of ours (the kill switch)."""
-        log.warning("canceling all open orders", extra={"reason": reason, "count": len(self.trader.live)})
-        for order in list(self.trader.live.values()):
-            if order.can(OrderTrigger.CANCEL_REQUEST):
+    def cancel_all(self, reason: str, quiet: bool = False) -> None:
+        """Cancel every live order of ours that can be canceled (the kill switch)."""
+        cancelable = [o for o in self.trader.live.values() if o.can(OrderTrigger.CANCEL_REQUEST)]
+        if quiet and not cancelable:
+            return
+        log.warning("canceling all open orders", extra={"reason": reason, "count": len(cancelable)})
+        for order in cancelable:
+            try:
                 self.trader.request_cancel(order, reason)
+            except VenueError as exc:
+                log.warning("kill-switch cancel failed; retried next loop",
+                            extra={"client_order_id": order.client_order_id, "error": str(exc)})
 
     def _step_runs(self) -> None:
         for key in sorted(self.runs):
@@ -344,9 +435,11 @@ class Engine:
             except VenueError as exc:
                 log.warning("venue call failed; the run retries", extra={"signal_id": run.signal_id, "error": str(exc)})
             except InvalidStateTrigger as exc:
-                log.exception("illegal order transition; run stopped for inspection",
+                # never drop the run: its orders stay live and its offset uncommitted; tried again later
+                self.metrics.invalid_transitions.inc()
+                log.exception("illegal order transition; run kept and retried",
                               extra={"signal_id": run.signal_id, "error": str(exc)})
-                run.done, run.outcome = True, f"invalid transition {exc}"
+                run.next_action_at = self.clock() + 1_000_000_000
             if run.done:
                 self.metrics.signals.labels("done").inc()
                 log.info("signal done", extra={"signal_id": run.signal_id, "outcome": run.outcome,
@@ -404,8 +497,7 @@ class Engine:
                         msgs = self.signals.consume(1, 0.02)  # idle: block until the next signal, briefly
                     for msg in msgs:
                         if msg.error():
-                            if msg.error().code() != KafkaError._PARTITION_EOF:
-                                log.warning("signals consumer error", extra={"error": str(msg.error())})
+                            self._consumer_error(msg, "signals")
                             continue
                         self._take(msg)
                 else:
@@ -415,11 +507,21 @@ class Engine:
                 if now - last_commit > 50_000_000:
                     self._commit()
                     self._update_gauges()
+                    self.ledger.forget_before(now)
                     last_commit = now
+                if now >= self._next_clock_sync:
+                    self._resync_clock()
                 if inflight and not msgs:
                     time.sleep(0.002)  # runs are waiting on timers (TTL, poll, backoff): don't spin
         finally:
             self.close()
+
+    def _resync_clock(self) -> None:
+        try:
+            self._sync_clock(self.venue.server_time())
+        except VenueError as exc:
+            log.warning("venue clock measurement failed; keeping the last one", extra={"error": str(exc)})
+            self._next_clock_sync = self.clock() + 5_000_000_000
 
     def stop(self, *_: Any) -> None:
         """Ask the loop to finish (SIGTERM handler)."""

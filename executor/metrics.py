@@ -18,6 +18,18 @@ class ExecutorMetrics:
         )
         self.fills = Counter("executor_fills_total", "Fill records published", registry=registry)
         self.delivery_errors = Counter("executor_delivery_errors_total", "Kafka delivery failures", registry=registry)
+        self.consumer_errors = Counter(
+            "executor_consumer_errors_total", "Kafka consumer errors by loop (signals, market, control)", ["loop"],
+            registry=registry,
+        )
+        self.invalid_transitions = Counter(
+            "executor_invalid_transitions_total", "venue reports the order state machine refused (order kept managed)",
+            registry=registry,
+        )
+        self.control_rejected = Counter(
+            "executor_control_rejected_total", "control messages rejected (unsigned, bad_signature, replayed, malformed)",
+            ["why"], registry=registry,
+        )
         self.md_errors = Counter("executor_md_errors_total", "undecodable market-data records", registry=registry)
         self.ack_latency = Histogram(
             "executor_signal_to_ack_seconds", "signal emit to venue acknowledgement",

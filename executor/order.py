@@ -39,11 +39,12 @@ class OrderTrigger(StrEnum):
     ACCEPT = "accept"  # venue acknowledged (or a query found it)
     REJECT = "reject"  # venue refused it
     OUTCOME_UNKNOWN = "outcome_unknown"  # 5xx / timeout / dropped connection: venue state unknown
-    NOT_FOUND = "not_found"  # a query by client order id proves the venue never took it
+    NOT_FOUND = "not_found"  # not at the venue although the request can no longer execute (recvWindow past)
     PARTIAL_FILL = "partial_fill"
     FILL = "fill"
     CANCEL_REQUEST = "cancel_request"
-    CANCEL_REJECT = "cancel_reject"  # venue refused the cancel: settle by query
+    CANCEL_REJECT = "cancel_reject"  # the venue shows the order still resting, unfilled: the cancel failed
+    CANCEL_REJECT_PARTIAL = "cancel_reject_partial"  # the same for an order with fills
     CANCEL = "cancel"
     EXPIRE = "expire"  # IOC remainder, or the venue expired it
 
@@ -56,10 +57,20 @@ TRANSITIONS: dict[tuple[OrderStatus, OrderTrigger], OrderStatus] = {
     (S.PENDING_NEW, T.ACCEPT): S.NEW,
     (S.PENDING_NEW, T.REJECT): S.REJECTED,
     (S.PENDING_NEW, T.OUTCOME_UNKNOWN): S.UNKNOWN,
+    # a fill report overtaking the acknowledgement (a marketable order matched at once, ack still in flight)
+    (S.PENDING_NEW, T.PARTIAL_FILL): S.PARTIALLY_FILLED,
+    (S.PENDING_NEW, T.FILL): S.FILLED,
     (S.UNKNOWN, T.ACCEPT): S.NEW,
     (S.UNKNOWN, T.REJECT): S.REJECTED,
-    (S.UNKNOWN, T.NOT_FOUND): S.REJECTED,  # the request never reached the matching engine
+    # "not found" counts only once the request's timestamp + recvWindow has passed on the venue's clock:
+    # from then on the venue drops it, so it never reached (and never will reach) the matching engine
+    (S.UNKNOWN, T.NOT_FOUND): S.REJECTED,
     (S.UNKNOWN, T.OUTCOME_UNKNOWN): S.UNKNOWN,  # the settling query itself failed
+    # a late report of what the venue did with a request whose answer was lost (held, then executed)
+    (S.UNKNOWN, T.PARTIAL_FILL): S.PARTIALLY_FILLED,
+    (S.UNKNOWN, T.FILL): S.FILLED,
+    (S.UNKNOWN, T.CANCEL): S.CANCELED,  # placed, then canceled by the kill switch or an operator before we knew
+    (S.UNKNOWN, T.EXPIRE): S.EXPIRED,  # an IOC that took nothing
     (S.NEW, T.PARTIAL_FILL): S.PARTIALLY_FILLED,
     (S.NEW, T.FILL): S.FILLED,
     (S.NEW, T.CANCEL_REQUEST): S.PENDING_CANCEL,
@@ -68,19 +79,28 @@ TRANSITIONS: dict[tuple[OrderStatus, OrderTrigger], OrderStatus] = {
     (S.PARTIALLY_FILLED, T.PARTIAL_FILL): S.PARTIALLY_FILLED,
     (S.PARTIALLY_FILLED, T.FILL): S.FILLED,
     (S.PARTIALLY_FILLED, T.CANCEL_REQUEST): S.PENDING_CANCEL,
-    (S.PARTIALLY_FILLED, T.CANCEL): S.CANCELED,
-    (S.PARTIALLY_FILLED, T.EXPIRE): S.EXPIRED,
-    (S.PENDING_CANCEL, T.PARTIAL_FILL): S.PENDING_CANCEL,  # fills race the cancel
-    (S.PENDING_CANCEL, T.FILL): S.FILLED,
+    (S.PARTIALLY_FILLED, T.CANCEL): S.CANCELED,  # unsolicited, with fills kept
+    (S.PARTIALLY_FILLED, T.EXPIRE): S.EXPIRED,  # IOC remainder after a partial take
+    (S.PENDING_CANCEL, T.PARTIAL_FILL): S.PENDING_CANCEL,  # fills race the cancel; its answer is still due
+    (S.PENDING_CANCEL, T.FILL): S.FILLED,  # the order filled before the cancel reached the matching engine
     (S.PENDING_CANCEL, T.CANCEL): S.CANCELED,
     (S.PENDING_CANCEL, T.EXPIRE): S.EXPIRED,
-    (S.PENDING_CANCEL, T.CANCEL_REJECT): S.UNKNOWN,  # usually already done: a query settles it
-    (S.PENDING_CANCEL, T.OUTCOME_UNKNOWN): S.UNKNOWN,
-    (S.CANCELED, T.FILL): S.FILLED,  # real world possibility: a fill reported after the cancel ack
+    # the cancel was refused (rate limit, -2011 race) or lost, and the venue still shows the order resting
+    (S.PENDING_CANCEL, T.CANCEL_REJECT): S.NEW,
+    (S.PENDING_CANCEL, T.CANCEL_REJECT_PARTIAL): S.PARTIALLY_FILLED,
+    # real world possibility: a fill that happened before the cancel (or the expiry) reported after it;
+    # the venue's own terminal report follows (sync applies it right after)
+    (S.CANCELED, T.PARTIAL_FILL): S.PARTIALLY_FILLED,
+    (S.CANCELED, T.FILL): S.FILLED,
+    (S.EXPIRED, T.PARTIAL_FILL): S.PARTIALLY_FILLED,
+    (S.EXPIRED, T.FILL): S.FILLED,
+    # Not in the table on purpose: REJECTED -> anything (a "not found" is only accepted once the request
+    # cannot execute any more, so a rejected order never appears later); FILLED / DENIED -> anything.
+    # A refused transition leaves the order managed by the engine (kept live, queried again).
 }
 
 TERMINAL: frozenset[OrderStatus] = frozenset({S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED, S.DENIED})
-"""States no trigger leaves except the rare late-fill edge (CANCELED -> FILLED)."""
+"""States no trigger leaves except a late fill report (CANCELED / EXPIRED -> PARTIALLY_FILLED / FILLED)."""
 
 OPEN: frozenset[OrderStatus] = frozenset({S.NEW, S.PARTIALLY_FILLED, S.PENDING_CANCEL})
 """States in which the order rests on the venue."""
@@ -88,17 +108,15 @@ OPEN: frozenset[OrderStatus] = frozenset({S.NEW, S.PARTIALLY_FILLED, S.PENDING_C
 UNSETTLED: frozenset[OrderStatus] = frozenset({S.PENDING_NEW, S.UNKNOWN})
 """States in which only a query by client order id can tell what the venue did."""
 
-VENUE_STATUS_TRIGGER: dict[str, OrderTrigger] = {
-    "NEW": T.ACCEPT,
-    "PARTIALLY_FILLED": T.ACCEPT,  # the fill part comes from executedQty
-    "FILLED": T.ACCEPT,
-    "PENDING_CANCEL": T.ACCEPT,
+VENUE_FINAL_TRIGGER: dict[str, OrderTrigger] = {
     "CANCELED": T.CANCEL,
-    "REJECTED": T.REJECT,
     "EXPIRED": T.EXPIRE,
     "EXPIRED_IN_MATCH": T.EXPIRE,  # self-trade prevention expired it
 }
-"""Binance order status -> the terminal trigger it implies (fills are derived from executedQty)."""
+"""Binance terminal order status -> the trigger it implies (fills are derived from executedQty)."""
+
+VENUE_RESTING: frozenset[str] = frozenset({"NEW", "PARTIALLY_FILLED", "PENDING_CANCEL"})
+"""Binance statuses of an order still on the book."""
 
 
 class InvalidStateTrigger(Exception):
@@ -187,19 +205,54 @@ class Order:
         venue_order_id: str | None,
         reason: str | None = None,
     ) -> list[Transition]:
-        """Apply the triggers a venue snapshot implies; return them (empty when nothing changed)."""
-        out: list[Transition] = []
+        """Apply the triggers a venue snapshot implies; return them (empty when nothing changed).
+
+        Every trigger goes through the table before any field changes: an illegal one raises
+        :class:`InvalidStateTrigger` and leaves the order exactly as it was.
+        """
+        triggers = venue_triggers(self.status, self.filled_qty, self.command.qty, venue_status, executed_qty)
+        status = self.status
+        for trigger in triggers:  # check the whole path first
+            target = TRANSITIONS.get((status, trigger))
+            if target is None:
+                raise InvalidStateTrigger(status, trigger)
+            status = target
+        out = [self.apply(t, reason=reason if t in _WITH_REASON else None) for t in triggers]
         if venue_order_id is not None:
             self.venue_order_id = venue_order_id
-        final = VENUE_STATUS_TRIGGER.get(venue_status)
-        if final is T.REJECT:
-            return [self.apply(T.REJECT, reason=reason)] if self.can(T.REJECT) else []
-        if self.can(T.ACCEPT):
-            out.append(self.apply(T.ACCEPT))
         if executed_qty > self.filled_qty:
             self.filled_qty, self.quote_filled = executed_qty, quote_qty
-            complete = executed_qty >= self.command.qty
-            out.append(self.apply(T.FILL if complete else T.PARTIAL_FILL))
-        if final is not None and final is not T.ACCEPT and self.can(final):
-            out.append(self.apply(final, reason=reason))
         return out
+
+
+_WITH_REASON = frozenset({T.REJECT, T.CANCEL, T.EXPIRE})
+
+
+def venue_triggers(
+    status: OrderStatus, filled_qty: Decimal, qty: Decimal, venue_status: str, executed_qty: Decimal
+) -> list[OrderTrigger]:
+    """The triggers that take an order at ``status`` (``filled_qty`` of ``qty`` known) to a venue snapshot.
+
+    The acknowledgement first (an unsettled order the venue holds), then the fill the executed quantity
+    implies, then the venue's terminal status or, for an order we asked to cancel that still rests, the
+    failed cancel.  A snapshot that tells nothing new gives no trigger, so a repeat is a no-op.
+    """
+    if venue_status == "REJECTED":
+        return [] if status is S.REJECTED else [T.REJECT]
+    out: list[OrderTrigger] = []
+    state = status
+    if state in UNSETTLED:
+        out.append(T.ACCEPT)
+        state = S.NEW
+    if executed_qty > filled_qty:
+        trigger = T.FILL if executed_qty >= qty else T.PARTIAL_FILL
+        out.append(trigger)
+        state = TRANSITIONS.get((state, trigger), state)
+    final = VENUE_FINAL_TRIGGER.get(venue_status)
+    if final is not None and state is not TRANSITIONS.get((S.NEW, final)):
+        out.append(final)
+    elif venue_status in VENUE_RESTING and state is S.PENDING_CANCEL:
+        out.append(T.CANCEL_REJECT_PARTIAL if executed_qty > 0 else T.CANCEL_REJECT)
+    elif venue_status in VENUE_RESTING and state not in OPEN:
+        out.append(T.ACCEPT)  # resting on the venue but not for us: the table refuses it
+    return out

@@ -19,7 +19,7 @@ from executor.commands import OrderType, Side, SubmitOrder, TimeInForce
 from executor.events import fill_record, order_event
 from executor.ids import client_order_id
 from executor.market import MarketView
-from executor.order import Order, OrderStatus, OrderTrigger, Transition
+from executor.order import InvalidStateTrigger, Order, OrderStatus, OrderTrigger, Transition
 from executor.policy import (
     Cancel,
     Deny,
@@ -34,11 +34,19 @@ from executor.policy import (
 )
 from executor.positions import Positions
 from executor.risk import Approved, Denied, RiskEngine, Throttled
-from executor.venue import BinanceVenue, NotFound, OutcomeUnknown, RateLimited, Rejected
+from executor.venue import BinanceVenue, NotFound, OutcomeUnknown, RateLimited, Rejected, VenueClock, VenueError
 
 log = logging.getLogger(__name__)
 
 MAX_SETTLE_BACKOFF_NS = 5_000_000_000
+
+
+class NotYetProven(OutcomeUnknown):
+    """The venue does not know an order, but a request for it may still execute until ``retry_at_ns``."""
+
+    def __init__(self, message: str, retry_at_ns: int) -> None:
+        super().__init__(message)
+        self.retry_at_ns = retry_at_ns
 
 
 class Outbox(Protocol):
@@ -68,6 +76,8 @@ class SignalRun:
     settle_backoff_ns: int = 0
     venue_rejections: int = 0
     started: bool = False  # recovery lookup and staleness check passed
+    finishing: bool = False  # the policy is done; waiting for every Fill (a lagging myTrades)
+    fills_backoff_ns: int = 0
     done: bool = False
     outcome: str = ""
 
@@ -92,6 +102,7 @@ class TraderConfig:
     poll_interval_ns: int
     settle_retry_ns: int
     market_wait_ns: int
+    recv_window_ms: int = 5000
 
 
 class Trader:
@@ -109,6 +120,7 @@ class Trader:
         clock: Callable[[], int],
         on_ack: Callable[[SignalRun, int], None] = lambda run, now: None,
         on_deny: Callable[[str], None] = lambda check: None,
+        on_refused: Callable[[Order, InvalidStateTrigger], None] = lambda order, exc: None,
     ) -> None:
         self.config = config
         self.venue = venue
@@ -124,6 +136,11 @@ class Trader:
         self.live: dict[str, Order] = {}  # client order id -> order resting or unsettled on the venue
         self.published_trades: set[tuple[str, int]] = set()
         self.fill_qty: dict[str, Decimal] = {}  # client order id -> quantity of its published Fills
+        self.on_refused = on_refused  # called for every venue report the transition table refuses
+        self.disputed: dict[str, Order] = {}  # orders whose venue report the table refused: kept managed
+        self.venue_clock = VenueClock()  # measured by the engine (GET /api/v3/time)
+        self.deadline_ms: dict[str, int] = {}  # client order id -> venue time after which its POST cannot execute
+        self.recover_proof_ms = 0  # venue time after which no request of a previous process can still execute
 
     # ---- publishing -------------------------------------------------------------------------------
 
@@ -131,10 +148,14 @@ class Trader:
         now = self.clock()
         for transition in transitions:
             self.outbox.order_event(order_event(order, transition, ts_event or now, now, now))
+        cid = order.client_order_id
         if order.is_terminal:
-            self.live.pop(order.client_order_id, None)
+            # only this very order leaves `live`: a denial or rejection of another order under the same
+            # id (a duplicate) must never hide the one resting on the venue
+            if self.live.get(cid) is order and cid not in self.disputed:
+                del self.live[cid]
         elif order.status is not OrderStatus.INITIALIZED:
-            self.live[order.client_order_id] = order
+            self.live[cid] = order
 
     def _fills(self, order: Order, trades: list[dict[str, Any]]) -> None:
         now = self.clock()
@@ -164,16 +185,65 @@ class Trader:
             self._fills(order, self.venue.my_trades(order.command.symbol, order.venue_order_id))
 
     def _apply_venue_order(self, order: Order, payload: dict[str, Any]) -> None:
-        transitions = order.sync(
-            payload["status"], Decimal(payload["executedQty"]), Decimal(payload["cummulativeQuoteQty"]),
-            str(payload["orderId"]),
-        )
+        try:
+            transitions = order.sync(
+                payload["status"], Decimal(payload["executedQty"]), Decimal(payload["cummulativeQuoteQty"]),
+                str(payload["orderId"]),
+            )
+        except InvalidStateTrigger as exc:
+            self._refused(order, exc, payload)
+            return
+        self.disputed.pop(order.client_order_id, None)
         ts_event = int(payload.get("transactTime") or payload.get("updateTime") or 0) * 1_000_000 or None
         self._publish(order, transitions, ts_event)
         full = payload.get("fills") or []
         if full and all("tradeId" in f for f in full):
             self._fills(order, [_full_fill(payload, f, order.command.side) for f in full])
         self.fetch_fills(order)
+
+    def _refused(self, order: Order, exc: InvalidStateTrigger, payload: dict[str, Any]) -> None:
+        # the venue says something the table does not allow: keep the order managed (live, so the kill
+        # switch and the exposure check see it; its run unfinished, so the offset stays uncommitted) and
+        # ask the venue again later
+        cid = order.client_order_id
+        self.disputed[cid] = order
+        self.live[cid] = order
+        self.on_refused(order, exc)
+        log.error("venue report refused by the order state machine; order kept managed", extra={
+            "client_order_id": cid, "transition": str(exc), "venue_status": payload.get("status"),
+            "executed_qty": payload.get("executedQty"), "filled_qty": str(order.filled_qty)})
+
+    def _requery_disputed(self, run: SignalRun, orders: list[Order]) -> None:
+        for order in orders:
+            try:
+                self._apply_venue_order(order, self.venue.query(order.command.symbol, order.client_order_id))
+            except VenueError as exc:
+                log.warning("query of a disputed order failed", extra={"client_order_id": order.client_order_id,
+                                                                       "error": str(exc)})
+        run.settle_backoff_ns = min(2 * run.settle_backoff_ns or self.config.settle_retry_ns, MAX_SETTLE_BACKOFF_NS)
+        run.next_action_at = self.clock() + run.settle_backoff_ns
+
+    def _finish(self, run: SignalRun, outcome: str) -> None:
+        """The policy is done with ``run``; it is done once every execution has its Fill published."""
+        run.finishing, run.outcome = True, outcome
+        self._complete(run)
+
+    def _complete(self, run: SignalRun) -> None:
+        try:
+            for order in run.orders:
+                self.fetch_fills(order)
+        except VenueError as exc:
+            log.warning("myTrades failed; the run waits for its fills", extra={"signal_id": run.signal_id,
+                                                                              "error": str(exc)})
+        missing = [o.client_order_id for o in run.orders if self.fills_missing(o)]
+        if not missing:
+            run.done = True
+            return
+        # myTrades lags the order state: ask again with backoff; the offset stays uncommitted meanwhile
+        run.fills_backoff_ns = min(2 * run.fills_backoff_ns or self.config.settle_retry_ns, MAX_SETTLE_BACKOFF_NS)
+        run.next_action_at = self.clock() + run.fills_backoff_ns
+        log.info("fills missing; run waits", extra={"signal_id": run.signal_id, "orders": missing,
+                                                    "retry_in_ms": run.fills_backoff_ns // 1_000_000})
 
     # ---- the step ---------------------------------------------------------------------------------
 
@@ -186,6 +256,13 @@ class Trader:
         """Advance ``run`` by at most one venue action; call again on the next tick."""
         now = self.clock()
         if run.done or now < run.next_action_at or now < self.paused_until:
+            return
+        disputed = [o for o in run.orders if o.client_order_id in self.disputed and self.disputed[o.client_order_id] is o]
+        if disputed:
+            self._requery_disputed(run, disputed)
+            return
+        if run.finishing:
+            self._complete(run)
             return
         for done_order in run.orders:
             self.fetch_fills(done_order)  # a failed myTrades call earlier: complete the Fills first
@@ -214,7 +291,7 @@ class Trader:
             case Cancel(reason=reason):
                 self._cancel(run, reason)
             case Finish(reason=reason):
-                run.done, run.outcome = True, reason  # fills are complete: checked at the top of step
+                self._finish(run, reason)
             case Deny(check=check, reason=reason, price=price, qty=qty):
                 self._deny(run, check, reason, price, qty)
             case Wait(reason="no market data") if now - run.received_at >= self.config.market_wait_ns:
@@ -243,7 +320,7 @@ class Trader:
     def _place(self, run: SignalRun, action: Place, now: int) -> None:
         symbol = run.signal["symbol"]
         if run.attempt >= self.config.max_attempts:
-            run.done, run.outcome = True, f"max attempts {self.config.max_attempts} reached"
+            self._finish(run, f"max attempts {self.config.max_attempts} reached")
             return
         refused = self.rules[symbol].violation(action.price, action.qty)
         if refused is not None:  # the policy never proposes this; the venue must never see it either
@@ -266,8 +343,10 @@ class Trader:
         self._submit(run, order)
 
     def _submit(self, run: SignalRun, order: Order) -> None:
+        timestamp = self.venue_clock.venue_ms(self.clock())
+        self.deadline_ms[order.client_order_id] = timestamp + self.config.recv_window_ms
         try:
-            payload = self.venue.submit(order.command)
+            payload = self.venue.submit(order.command, timestamp, self.config.recv_window_ms)
         except Rejected as exc:
             self._venue_rejected(run, order, exc)
             return
@@ -285,6 +364,7 @@ class Trader:
 
     def _accepted(self, run: SignalRun, order: Order, payload: dict[str, Any]) -> None:
         run.attempt = order.command.attempt + 1  # the venue holds this id now: the next order is a new attempt
+        self.deadline_ms.pop(order.client_order_id, None)
         self._apply_venue_order(order, payload)
         if order.is_terminal:
             run.working = None
@@ -297,7 +377,7 @@ class Trader:
             run.next_action_at = self.clock() + self.config.poll_interval_ns
             return
         # any other refusal would be refused again: no retry storm
-        run.done, run.outcome = True, f"rejected by venue: {exc.code} {exc.message}"
+        self._finish(run, f"rejected by venue: {exc.code} {exc.message}")
 
     def _rate_limited(self, run: SignalRun, order: Order, exc: RateLimited) -> None:
         now = self.clock()
@@ -310,7 +390,18 @@ class Trader:
         try:
             payload = self.venue.query(order.command.symbol, order.client_order_id)
         except NotFound:
-            self._publish(order, [order.apply(OrderTrigger.NOT_FOUND, reason="not at venue after unknown outcome")])
+            deadline = self.deadline_ms.get(order.client_order_id, self.recover_proof_ms)
+            now = self.clock()
+            if not self.venue_clock.surely_past(deadline, now):
+                # proof of nothing yet: the request may be held inside the venue and still execute
+                run.next_action_at = self.venue_clock.local_ns_when_past(deadline)
+                log.info("not found, but the request may still execute; asking again after its recvWindow",
+                         extra={"client_order_id": order.client_order_id, "venue_deadline_ms": deadline,
+                                "wait_ms": (run.next_action_at - now) // 1_000_000})
+                return
+            self.deadline_ms.pop(order.client_order_id, None)
+            self._publish(order, [order.apply(
+                OrderTrigger.NOT_FOUND, reason=f"not at venue after its recvWindow ended (venue time {deadline})")])
             run.working = None
             return
         except RateLimited as exc:
@@ -348,11 +439,11 @@ class Trader:
         self._publish(order, [order.apply(OrderTrigger.CANCEL_REQUEST, reason=reason)])
         try:
             payload = self.venue.cancel(order.command.symbol, order.client_order_id)
-        except NotFound as exc:
-            self._publish(order, [order.apply(OrderTrigger.CANCEL_REJECT, reason=exc.message, error_code=exc.code)])
-            return
-        except (OutcomeUnknown, RateLimited) as exc:
-            self._publish(order, [order.apply(OrderTrigger.OUTCOME_UNKNOWN, reason=exc.message, error_code=exc.code)])
+        except (NotFound, OutcomeUnknown, RateLimited) as exc:
+            # refused (-2011: usually filled or canceled already) or lost: the order stays pending_cancel
+            # and the next poll's venue report settles it (filled, canceled, or still resting)
+            log.warning("cancel not confirmed; the next query settles it",
+                        extra={"client_order_id": order.client_order_id, "error": exc.message, "code": exc.code})
             return
         self._apply_venue_order(order, payload)
 
@@ -370,7 +461,7 @@ class Trader:
         self._publish(order, [order.apply(OrderTrigger.DENY, reason=reason)])
         self.on_deny(check)
         log.info("order denied", extra={"signal_id": run.signal_id, "check": check, "reason": reason})
-        run.done, run.outcome = True, f"denied: {reason}"
+        self._finish(run, f"denied: {reason}")
 
     # ---- recovery ---------------------------------------------------------------------------------
 
@@ -386,6 +477,11 @@ class Trader:
             try:
                 payload = self.venue.query(run.signal["symbol"], cid)
             except NotFound:
+                now = self.clock()
+                if not self.venue_clock.surely_past(self.recover_proof_ms, now):
+                    # a request sent just before the restart may be held in the venue and still execute
+                    raise NotYetProven(f"{cid} not found before the previous run's requests expired",
+                                       self.venue_clock.local_ns_when_past(self.recover_proof_ms)) from None
                 break
             order = self._adopted_order(run, cid, payload)
             run.attempt += 1

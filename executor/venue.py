@@ -16,6 +16,8 @@ exact decimal strings both ways.  ccxt's exceptions map onto three outcomes that
 from __future__ import annotations
 
 import re
+import time
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -143,6 +145,26 @@ def _rules(symbol_info: dict[str, Any]) -> InstrumentRules:
     )
 
 
+@dataclass(frozen=True)
+class VenueClock:
+    """The venue's clock relative to ours: ``venue_ms ~ local_ms + offset_ms``, within ``uncertainty_ms``."""
+
+    offset_ms: float = 0.0
+    uncertainty_ms: float = 0.0
+
+    def venue_ms(self, local_ns: int) -> int:
+        """Our best estimate of the venue's clock (ms) at local time ``local_ns``."""
+        return int(local_ns / 1e6 + self.offset_ms)
+
+    def surely_past(self, venue_ms: int, local_ns: int) -> bool:
+        """True once ``venue_ms`` has certainly passed on the venue's clock at local time ``local_ns``."""
+        return local_ns / 1e6 + self.offset_ms - self.uncertainty_ms > venue_ms
+
+    def local_ns_when_past(self, venue_ms: int) -> int:
+        """The local time (ns) from which :meth:`surely_past` holds for ``venue_ms``."""
+        return int((venue_ms - self.offset_ms + self.uncertainty_ms + 1) * 1e6)
+
+
 class BinanceVenue:
     """Synchronous Binance spot REST client returning raw venue payloads."""
 
@@ -167,8 +189,21 @@ class BinanceVenue:
         """Trading rules per symbol from an exchangeInfo payload."""
         return {s["symbol"]: _rules(s) for s in info["symbols"]}
 
-    def submit(self, cmd: SubmitOrder) -> dict[str, Any]:
-        """``POST /api/v3/order`` with ``newOrderRespType=FULL``; returns the venue's order."""
+    def server_time(self) -> VenueClock:
+        """Measure the venue's clock against ours with ``GET /api/v3/time`` (offset and its uncertainty)."""
+        before = time.time_ns()
+        answer = self._call("publicGetTime", {})
+        after = time.time_ns()
+        local_mid_ms = (before + after) / 2 / 1e6
+        # the venue's answer is a whole millisecond taken somewhere inside the round trip
+        return VenueClock(int(answer["serverTime"]) - local_mid_ms, (after - before) / 2 / 1e6 + 1)
+
+    def submit(self, cmd: SubmitOrder, timestamp_ms: int | None = None, recv_window_ms: int | None = None) -> dict[str, Any]:
+        """``POST /api/v3/order`` with ``newOrderRespType=FULL``; returns the venue's order.
+
+        ``timestamp_ms`` / ``recv_window_ms`` (venue clock) bound when the venue may still execute the
+        request: Binance drops it once ``timestamp + recvWindow`` has passed on its clock.
+        """
         params: dict[str, Any] = {
             "symbol": cmd.symbol,
             "side": cmd.side.value.upper(),
@@ -180,6 +215,10 @@ class BinanceVenue:
         }
         if cmd.time_in_force is not None:
             params["timeInForce"] = cmd.time_in_force.value
+        if timestamp_ms is not None:
+            params["timestamp"] = timestamp_ms
+        if recv_window_ms is not None:
+            params["recvWindow"] = recv_window_ms
         return self._call("privatePostOrder", params)
 
     def cancel(self, symbol: str, client_order_id: str) -> dict[str, Any]:

@@ -7,6 +7,8 @@ real ``BBO`` and ``BookDelta`` snapshot records to ``md.bbo`` / ``md.book`` on t
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -14,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -21,8 +24,9 @@ from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
 from executor.engine import Engine
+from executor.ids import client_order_id
 from executor.metrics import ExecutorMetrics
-from executor.venue import BinanceVenue
+from executor.venue import BinanceVenue, NotFound
 from infra.settings import ExecutorSettings, KafkaSettings
 from infra.topics import read_to_end
 from schemas.serde import AvroSerde
@@ -161,6 +165,33 @@ def running_engine(settings: ExecutorSettings, kafka: KafkaSettings) -> Iterator
         thread.join(30)
     if errors:
         raise errors[0]
+
+
+def start_executor_process(env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Start ``tickpipe executor`` as a real subprocess (settings from ``env``), output appended to ``log``."""
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "tickpipe"), "executor", "--venue", "binance"],
+        env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    )
+
+
+def venue_orders_of(venue: BinanceVenue, sig: dict[str, Any]) -> list[dict[str, Any]]:
+    """The venue's orders of ``sig``: its attempts queried by client order id until the first unknown one."""
+    out, attempt = [], 0
+    while True:
+        try:
+            out.append(venue.query(sig["symbol"], client_order_id(sig["signal_id"], 0, attempt)))
+        except NotFound:
+            return out
+        attempt += 1
+
+
+def sim_order_posts(sim_url: str) -> int:
+    """``POST /api/v3/order`` requests the simulator has answered so far (any status, any account)."""
+    text = requests.get(f"{sim_url}/metrics", timeout=5).text
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("sim_rest_requests_total{")
+                   and 'path="/api/v3/order"' in line and 'method="POST"' in line))
 
 
 ZERO = Decimal(0)

@@ -6,8 +6,6 @@ import itertools
 import os
 import random
 import signal as os_signal
-import subprocess
-import sys
 import threading
 from collections import defaultdict
 from decimal import Decimal
@@ -16,8 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from executor.ids import client_order_id
-from executor.venue import BinanceVenue, NotFound
+from executor.venue import BinanceVenue
 from infra.broker import free_port
 from infra.processes import stop_process
 from infra.settings import KafkaSettings, environ_without_settings
@@ -28,29 +25,14 @@ from tests.integration.executor.harness import (
     produce_signals,
     records,
     signal,
+    start_executor_process,
+    venue_orders_of,
 )
 from tests.polling import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 N_SIGNALS = 1000
 KILLS = 3
-
-
-def _start(env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [str(Path(sys.executable).parent / "tickpipe"), "executor", "--venue", "binance"],
-        env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-    )
-
-
-def _orders_of(venue: BinanceVenue, sig: dict) -> list[dict]:
-    out, attempt = [], 0
-    while True:
-        try:
-            out.append(venue.query(sig["symbol"], client_order_id(sig["signal_id"], 0, attempt)))
-        except NotFound:
-            return out
-        attempt += 1
 
 
 @pytest.mark.timeout(240)
@@ -108,7 +90,7 @@ def test_kill_9_under_faults_acts_on_every_signal_exactly_once(
     def progress() -> int:
         return len({e["signal_id"] for e in records(kafka_settings, Topic.ORDERS, "OrderEvent")} & ids)
 
-    proc = _start(env, log)
+    proc = start_executor_process(env, log)
     kill_points = sorted(rng.uniform(0.05, 0.9) for _ in range(KILLS))
     seen_at_kill = []
     injector.start()
@@ -119,7 +101,7 @@ def test_kill_9_under_faults_acts_on_every_signal_exactly_once(
                                          f"{fraction:.0%} of signals acted on", interval_s=0.1))
             proc.send_signal(os_signal.SIGKILL)
             proc.wait(10)
-            proc = _start(env, log)
+            proc = start_executor_process(env, log)
         stop_faults.set()
         injector.join(10)
         requests.delete(f"{executor_sim_url}/_sim/faults", timeout=5)
@@ -150,7 +132,7 @@ def test_kill_9_under_faults_acts_on_every_signal_exactly_once(
     # every signal acted on exactly once on the venue
     venue_order_ids: set[str] = set()
     for s in signals:
-        orders = _orders_of(venue, s)
+        orders = venue_orders_of(venue, s)
         assert orders, f"signal {s['signal_id']} has no order on the venue"
         filled = sum(Decimal(o["executedQty"]) for o in orders)
         assert filled <= Decimal(s["target"]), f"signal {s['signal_id']} over-filled: {filled}"

@@ -1,0 +1,319 @@
+"""Issue 12's guarantees against the real broker and the simulated exchange over sockets (no mocks):
+one run per signal id, unknown outcomes settled by the venue's clock, runs complete only with all
+their Fills, and a signed, sticky kill switch."""
+
+from __future__ import annotations
+
+import os
+import signal as os_signal
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+import pytest
+import requests
+from confluent_kafka import Consumer, TopicPartition
+
+from executor.control import CONTROL_KEY, control_message, send_control
+from executor.ids import client_order_id
+from executor.risk import TradingState
+from executor.venue import BinanceVenue
+from infra.broker import free_port
+from infra.processes import stop_process
+from infra.settings import KafkaSettings, environ_without_settings
+from schemas.topics import Topic
+from tests.integration.executor.harness import (
+    MarketBridge,
+    executor_settings,
+    new_account,
+    order_events,
+    produce,
+    produce_signals,
+    records,
+    running_engine,
+    signal,
+    sim_order_posts,
+    start_executor_process,
+    venue_orders_of,
+)
+from tests.polling import wait_for
+
+pytestmark = [pytest.mark.integration]
+RESTING = ("new", "partially_filled")
+
+
+def _fault(sim_url: str, body: dict) -> None:
+    requests.post(f"{sim_url}/_sim/faults", json=body, timeout=5).raise_for_status()
+
+
+def _counter(engine, name: str, label: str | None = None) -> float:
+    metric = getattr(engine.metrics, name)
+    return (metric.labels(label) if label is not None else metric)._value.get()
+
+
+def _done(engine, n: int = 1) -> bool:
+    return _counter(engine, "signals", "done") >= n  # (a done run leaves engine.runs once committed)
+
+
+def _fills_of(kafka: KafkaSettings, signal_id: str) -> list[dict]:
+    return [f for f in records(kafka, Topic.FILLS, "Fill") if f["signal_id"] == signal_id]
+
+
+# ---- 1. at most once per signal id ---------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_same_signal_at_a_second_offset_while_the_first_rests_keeps_one_venue_order(
+    kafka_settings: KafkaSettings, executor_sim_url: str, market_bridge: MarketBridge
+) -> None:
+    # Arrange
+    key, secret = new_account(executor_sim_url)
+    settings = executor_settings(executor_sim_url, key, secret, passive_ttl_ms=60_000, passive_window_ms=60_000,
+                                 reprice_ticks=1_000_000)  # the order rests where it is
+    venue = BinanceVenue(executor_sim_url, key, secret, 3000)
+    resting = signal("BTCUSDT", "buy", "0.5", urgency=0.0, expires_in_s=40)  # large: a partial fill still rests
+    cid = client_order_id(resting["signal_id"], 0, 0)
+
+    with running_engine(settings, kafka_settings) as engine:
+        wait_for(lambda: engine.recover_below, 20, "signals partitions assigned")
+        produce_signals(kafka_settings, [resting])
+        wait_for(lambda: len(venue.open_orders()) == 1, 20,
+                 f"the first run's order rests: {order_events(kafka_settings, {resting['signal_id']})}")
+
+        # Act: the same record again, at a new offset
+        produce_signals(kafka_settings, [resting])
+        wait_for(lambda: _counter(engine, "signals", "duplicate") == 1, 20, "duplicate counted")
+        time.sleep(0.5)  # a second run would act here
+
+        # Assert
+        assert cid in engine.trader.live and engine.trader.live[cid].status.value in RESTING, (
+            venue.open_orders(), order_events(kafka_settings, {resting["signal_id"]}), engine.runs)
+        assert [o["clientOrderId"] for o in venue.open_orders()] == [cid]
+        assert len(venue_orders_of(venue, resting)) == 1
+        runs = [r for r in engine.runs.values() if r.signal_id == resting["signal_id"]]
+        assert len(runs) == 1 and not runs[0].done
+    events = order_events(kafka_settings, {resting["signal_id"]})
+    assert list(events) == [cid]  # one client order id: attempt 0 (a post-only retry keeps the id)
+    assert not [e for e in events[cid] if "Duplicate order" in (e["reason"] or "")]
+    assert events[cid][-1]["status"] in RESTING
+
+
+def _metric(port: str, name: str, labels: str = "") -> float:
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{labels}}} ") or (not labels and line.startswith(f"{name} ")):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.mark.timeout(120)
+def test_duplicates_after_a_kill_9_are_dropped_whether_the_first_run_finished_or_rests(
+    kafka_settings: KafkaSettings, executor_sim_url: str, market_bridge: MarketBridge, tmp_path: Path
+) -> None:
+    # Arrange: a taker signal that finishes (offset committed) and a maker signal that rests
+    key, secret = new_account(executor_sim_url)
+    venue = BinanceVenue(executor_sim_url, key, secret, 3000)
+    tag = os.urandom(4).hex()
+    port = str(free_port())
+    env = environ_without_settings() | {
+        "TICKPIPE_KAFKA__BOOTSTRAP": kafka_settings.bootstrap,
+        "TICKPIPE_EXECUTOR__GROUP_ID": f"dup-{tag}",
+        "TICKPIPE_EXECUTOR__CONTROL_TOPIC": f"executor.control.{tag}",
+        "TICKPIPE_EXECUTOR__REST_URL": executor_sim_url,
+        "TICKPIPE_EXECUTOR__API_KEY": key,
+        "TICKPIPE_EXECUTOR__API_SECRET": secret,
+        "TICKPIPE_EXECUTOR__METRICS_PORT": port,
+        "TICKPIPE_EXECUTOR__SYMBOLS": "BTCUSDT,ETHUSDT",
+        "TICKPIPE_EXECUTOR__MAX_SIGNAL_AGE_MS": "60000",
+        "TICKPIPE_EXECUTOR__PASSIVE_TTL_MS": "60000",
+        "TICKPIPE_EXECUTOR__PASSIVE_WINDOW_MS": "60000",
+        "TICKPIPE_EXECUTOR__REPRICE_TICKS": "1000000",
+        "TICKPIPE_EXECUTOR__RECV_WINDOW_MS": "2000",
+        "TICKPIPE_LOG_LEVEL": "WARNING",
+    }
+    taker = signal("BTCUSDT", "buy", "0.001", urgency=1.0, expires_in_s=50)
+    maker = signal("ETHUSDT", "buy", "0.2", urgency=0.0, expires_in_s=50)  # large: a partial fill still rests
+    log = tmp_path / "executor.log"
+    proc = start_executor_process(env, log)
+    try:
+        health = f"http://127.0.0.1:{port}/health"
+        wait_for(lambda: requests.get(health, timeout=2).json().get("ok"), 30, "executor up",
+                 tolerate=(requests.RequestException,))
+        produce_signals(kafka_settings, [taker, maker])
+        wait_for(lambda: venue.open_orders() and venue_orders_of(venue, taker)
+                 and venue_orders_of(venue, taker)[-1]["status"] in ("FILLED", "EXPIRED"), 20, "taker done, maker resting")
+        wait_for(lambda: requests.get(health, timeout=2).json()["inflight"] == 1, 10, "taker run finished")
+        time.sleep(0.3)  # its offset committed (every 50 ms)
+        taker_orders = len(venue_orders_of(venue, taker))
+
+        # Act: kill -9, the same two signals again, restart
+        proc.send_signal(os_signal.SIGKILL)
+        proc.wait(10)
+        produce_signals(kafka_settings, [taker, maker])
+        proc = start_executor_process(env, log)
+        wait_for(lambda: _metric(port, "executor_signals_total", 'stage="duplicate"') == 2, 40, "both duplicates counted",
+                 tolerate=(requests.RequestException,))
+        # the maker's order was canceled by start-up reconciliation; its replayed run places the next attempt
+        # once the previous process's requests can no longer execute (recvWindow + 1 s)
+        wait_for(lambda: len(venue.open_orders()) == 1, 15, "the maker's run rests again")
+        resting = []
+        for _ in range(10):  # a second run would act here: never two resting orders, never two in flight
+            resting.append(len(venue.open_orders()))
+            assert requests.get(health, timeout=2).json()["inflight"] <= 1
+            time.sleep(0.1)
+
+        # Assert: no new order for the finished taker, one maker order at a time, no duplicate-id rejection
+        assert len(venue_orders_of(venue, taker)) == taker_orders
+        assert max(resting) == 1, resting
+    finally:
+        stop_process(proc, timeout_s=20)
+    events = [e for evs in order_events(kafka_settings, {taker["signal_id"], maker["signal_id"]}).values() for e in evs]
+    assert not [e for e in events if "Duplicate order" in (e["reason"] or "")], "a second run reused a live client order id"
+
+
+# ---- 2. unknown outcomes resolved by the venue's clock ---------------------------------------------
+
+
+@pytest.mark.parametrize("fault", [
+    {"late_execution": {"delay_s": 2.0}},  # held past the client's timeout, then executed
+    {"answer_lost": {}},  # executed, connection dropped without an answer
+])
+@pytest.mark.timeout(60)
+def test_ioc_under_a_lost_or_late_answer_executes_exactly_once(
+    kafka_settings: KafkaSettings, executor_sim_url: str, market_bridge: MarketBridge, fault: dict
+) -> None:
+    # Arrange: the client gives up after 1 s; the venue may execute the request until timestamp + 4 s
+    key, secret = new_account(executor_sim_url)
+    settings = executor_settings(executor_sim_url, key, secret, request_timeout_ms=1000, recv_window_ms=4000)
+    venue = BinanceVenue(executor_sim_url, key, secret, 3000)
+    s = signal("BTCUSDT", "buy", "0.001", urgency=1.0)
+
+    with running_engine(settings, kafka_settings) as engine:
+        wait_for(lambda: engine.recover_below, 20, "signals partitions assigned")
+        posts_before = sim_order_posts(executor_sim_url)
+        _fault(executor_sim_url, fault)
+
+        # Act
+        produce_signals(kafka_settings, [s])
+        wait_for(lambda: _done(engine), 30, "signal done")
+        time.sleep(2.5)  # anything still held inside the venue has executed (or been dropped) by now
+
+    # Assert: every POST that reached the venue is one venue order of the signal, nothing executed twice
+    orders = venue_orders_of(venue, s)
+    posts = sim_order_posts(executor_sim_url) - posts_before
+    assert posts == len(orders) >= 1, (posts, orders)
+    order_ids = {str(o["orderId"]) for o in orders}
+    trades = [t for t in venue.my_trades("BTCUSDT") if str(t["orderId"]) in order_ids]
+    assert {str(t["orderId"]) for t in venue.my_trades("BTCUSDT")} <= order_ids
+    executed = sum(Decimal(o["executedQty"]) for o in orders)
+    assert Decimal(0) < executed <= Decimal(s["target"])
+    assert sum(Decimal(t["qty"]) for t in trades) == executed
+    first = [e["status"] for e in order_events(kafka_settings, {s["signal_id"]})[client_order_id(s["signal_id"], 0, 0)]]
+    assert first[:3] == ["pending_new", "unknown", "new"], first
+
+
+# ---- 4. a run ends only when its fills are complete ------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_lagging_my_trades_holds_the_commit_until_every_fill_is_published_once(
+    kafka_settings: KafkaSettings, executor_sim_url: str, market_bridge: MarketBridge
+) -> None:
+    # Arrange: the order's answer is lost (its fills come from myTrades), and myTrades lags by 3 s
+    key, secret = new_account(executor_sim_url)
+    settings = executor_settings(executor_sim_url, key, secret, request_timeout_ms=1000)
+    venue = BinanceVenue(executor_sim_url, key, secret, 3000)
+    s = signal("BTCUSDT", "buy", "0.001", urgency=1.0)
+    watcher = Consumer({"bootstrap.servers": kafka_settings.bootstrap, "group.id": settings.group_id,
+                        "enable.auto.commit": False})
+    observations = 0
+
+    with running_engine(settings, kafka_settings) as engine:
+        wait_for(lambda: engine.recover_below, 20, "signals partitions assigned")
+        _fault(executor_sim_url, {"answer_lost": {}, "mytrades_lag": {"seconds": 15, "lag_s": 3}})
+
+        # Act
+        produce_signals(kafka_settings, [s])
+        run = wait_for(lambda: next((r for r in engine.runs.values() if r.signal_id == s["signal_id"]), None), 20,
+                       "signal taken")
+        tp = TopicPartition(Topic.SIGNALS.value, run.partition)
+        started = time.monotonic()
+
+        # Assert: whenever Kafka shows the signal committed, its Fills are complete
+        def committed_past() -> bool:
+            nonlocal observations
+            observations += 1
+            return watcher.committed([tp], timeout=5)[0].offset > run.offset
+
+        wait_for(committed_past, 30, "signal committed", interval_s=0.1)
+        waited = time.monotonic() - started
+        fills = _fills_of(kafka_settings, s["signal_id"])
+        orders = venue_orders_of(venue, s)
+    watcher.close()
+    executed = sum(Decimal(o["executedQty"]) for o in orders)
+    assert executed > 0
+    assert sum(Decimal(f["qty"]) for f in fills) == executed
+    assert len({f["trade_id"] for f in fills}) == len(fills)  # every Fill once
+    assert waited >= 2.0 and observations > 5  # the commit really waited for the lagging trades
+
+
+# ---- 7. signed, sticky kill switch ------------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_unsigned_badly_signed_and_replayed_control_messages_are_rejected_and_counted(
+    kafka_settings: KafkaSettings, executor_sim_url: str, market_bridge: MarketBridge
+) -> None:
+    key, secret = new_account(executor_sim_url)
+    settings = executor_settings(executor_sim_url, key, secret, control_max_age_ms=5000)
+    old_release = control_message(TradingState.ACTIVE, "old release", settings.control_key, time.time_ns() - 60 * 10**9)
+    unsigned = orjson.dumps({"state": "ACTIVE", "reason": "no sig", "ts": time.time_ns()})
+    forged = control_message(TradingState.ACTIVE, "forged", "not-the-key")
+
+    with running_engine(settings, kafka_settings) as engine:
+        wait_for(lambda: engine.recover_below, 20, "signals partitions assigned")
+        send_control(kafka_settings, settings.control_topic, TradingState.HALTED, "test halt", settings.control_key)
+        wait_for(lambda: engine.risk.state is TradingState.HALTED, 10, "halt applied")
+
+        produce(kafka_settings, settings.control_topic, [(CONTROL_KEY, m) for m in (unsigned, forged, old_release)])
+        wait_for(lambda: sum(_counter(engine, "control_rejected", k) for k in ("unsigned", "bad_signature", "replayed")) == 3,
+                 10, "three rejections counted")
+        assert [_counter(engine, "control_rejected", k) for k in ("unsigned", "bad_signature", "replayed")] == [1, 1, 1]
+        assert engine.risk.state is TradingState.HALTED
+
+        send_control(kafka_settings, settings.control_topic, TradingState.ACTIVE, "resume", settings.control_key)
+        wait_for(lambda: engine.risk.state is TradingState.ACTIVE, 10, "signed resume applied")
+
+
+@pytest.mark.timeout(60)
+def test_an_order_that_appears_while_halted_is_canceled(
+    kafka_settings: KafkaSettings, executor_sim_url: str, market_bridge: MarketBridge
+) -> None:
+    # Arrange: a passive order whose POST is held in the venue past the client's timeout
+    key, secret = new_account(executor_sim_url)
+    settings = executor_settings(executor_sim_url, key, secret, request_timeout_ms=500, recv_window_ms=3000,
+                                 passive_ttl_ms=60_000, passive_window_ms=60_000, reprice_ticks=1_000_000,
+                                 improve_ticks=0)  # join the best bid: unlikely to cross while held
+    venue = BinanceVenue(executor_sim_url, key, secret, 3000)
+    s = signal("BTCUSDT", "buy", "0.001", urgency=0.0, expires_in_s=40)
+    cid = client_order_id(s["signal_id"], 0, 0)
+
+    with running_engine(settings, kafka_settings) as engine:
+        wait_for(lambda: engine.recover_below, 20, "signals partitions assigned")
+        _fault(executor_sim_url, {"late_execution": {"delay_s": 1.0}})
+        produce_signals(kafka_settings, [s])
+        wait_for(lambda: cid in engine.trader.live and engine.trader.live[cid].status.value == "unknown", 10,
+                 "order unknown")
+
+        # Act: halt while the order is unknown; the venue then executes the held POST (the order rests)
+        send_control(kafka_settings, settings.control_topic, TradingState.HALTED, "test halt", settings.control_key)
+        wait_for(lambda: engine.risk.state is TradingState.HALTED, 10, "halt applied")
+        wait_for(lambda: venue_orders_of(venue, s), 10, "held order placed on the venue")
+
+        # Assert: found by the settling query after its recvWindow, then canceled by the sticky halt
+        wait_for(lambda: venue_orders_of(venue, s)[0]["status"] == "CANCELED", 15, "late order canceled")
+        assert venue.open_orders() == []
+    events = order_events(kafka_settings, {s["signal_id"]})[cid]
+    assert [e["status"] for e in events][:3] == ["pending_new", "unknown", "new"]
+    assert any(e["status"] == "pending_cancel" and "appeared while halted" in (e["reason"] or "") for e in events)
