@@ -69,6 +69,8 @@ def stack_env(home: Path, services: list[str], overrides: dict[str, str]) -> dic
     for spec in SERVICES:
         if spec.name in services:
             env[env_name(spec.port_setting)] = str(free_port())
+    if "broker" in services:
+        env[env_name("broker.controller_port")] = str(free_port())
     env.update(overrides)
     return env
 
