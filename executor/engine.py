@@ -30,7 +30,8 @@ from executor.metrics import ExecutorMetrics
 from executor.order import InvalidStateTrigger, OrderTrigger
 from executor.policy import PolicyParams
 from executor.positions import Positions
-from executor.reconcile import reconcile
+from executor.ids import parse_client_order_id
+from executor.reconcile import BalanceCheck, balance_check, reconcile
 from executor.risk import RiskEngine, RiskLimits, TradingState, buckets_from_rate_limits
 from executor.trader import NotYetProven, SignalRun, Trader, TraderConfig
 from executor.venue import BinanceVenue, OutcomeUnknown, RateLimited, VenueError
@@ -43,6 +44,7 @@ from schemas.topics import Topic, instrument_key
 log = logging.getLogger(__name__)
 
 MD_BACKFILL = 200  # messages per md partition read back at start, to know the market at once
+REST_DEPTH_LIMIT = 100  # levels per side of the venue's depth snapshot loaded at start
 LEDGER_MARGIN_MS = 10_000  # signals read back beyond max_signal_age_ms at start (clock skew between hosts)
 
 
@@ -117,6 +119,10 @@ class Engine:
         self.control_verifier = ControlVerifier(settings.control_key, settings.control_max_age_ms * 1_000_000)
         self.control_end = 0  # control messages below this offset at start are history: no age check
         self._next_clock_sync = 0
+        self._next_reconcile = 0
+        self._last_diff: dict[str, Decimal] | None = None
+        self.last_check: dict[str, Any] = {}
+        self.metrics_assets: set[str] = set()
         self._stopping = False
         self.started = False
         self.producer = Producer(idempotent_producer_config(kafka, **{"linger.ms": 2}))
@@ -154,6 +160,7 @@ class Engine:
         s = self.settings
         info = self._until_answered("exchangeInfo", self.venue.exchange_info)
         self.rules = BinanceVenue.rules_of(info)
+        self.positions.assets = BinanceVenue.assets_of(info)
         buckets = buckets_from_rate_limits(info.get("rateLimits", []), s.rate_limit_fraction, lambda: self.clock() / 1e9)
         limits = RiskLimits(s.max_order_notional, s.max_position, s.max_open_orders, s.price_band_bps,
                             s.max_throttle_wait_ms / 1000)
@@ -162,13 +169,16 @@ class Engine:
         self.reconciliation = self._until_answered(
             "reconcile", lambda: reconcile(self.venue, self.positions, symbols, s.reconcile_trades_limit)
         )
+        self.positions.asset_delta.clear()  # the baseline balances already hold the trades read at start
+        for symbol in [x for x in s.symbols.split(",") if x]:
+            self._load_depth(symbol)
         ms = 1_000_000
         policy = PolicyParams(
             s.passive_ttl_ms * ms, s.reprice_ticks, s.improve_ticks, s.cross_min_urgency,
             s.passive_window_ms * ms, s.max_slippage_bps, s.depth_fraction,
         )
         config = TraderConfig(s.venue, policy, s.max_attempts, s.poll_interval_ms * ms, s.settle_retry_ms * ms,
-                              s.market_wait_ms * ms, s.recv_window_ms)
+                              s.market_wait_ms * ms, s.recv_window_ms, s.max_book_age_ms * ms)
         self.trader = Trader(config, self.venue, self.risk, self.market, self.positions, self.rules, self.outbox,
                              self.clock, self._acked, lambda check: self.metrics.denied.labels(check).inc(),
                              lambda order, exc: self.metrics.invalid_transitions.inc())
@@ -179,7 +189,7 @@ class Engine:
         log.info("order rate buckets from venue rateLimits",
                  extra={"buckets": [(round(b.rate, 3), b.burst) for b in buckets]})
         self.md = self._consumer(f"{s.group_id}-md-{self.clock()}", **{"fetch.wait.max.ms": s.signals_fetch_wait_ms})
-        self._assign_tail(self.md, [Topic.BBO.value, Topic.BOOK.value], MD_BACKFILL)
+        self._assign_tail(self.md, [Topic.BBO.value, Topic.BOOK.value, Topic.HEALTH.value], MD_BACKFILL)
         self.control = self._consumer(f"{s.group_id}-control-{self.clock()}")
         self.control_end = self.control.get_watermark_offsets(TopicPartition(s.control_topic, 0), timeout=10)[1]
         self.control.assign([TopicPartition(s.control_topic, 0, OFFSET_BEGINNING)])
@@ -192,6 +202,25 @@ class Engine:
         else:
             self._assign_replay()
         self.started = True
+
+    def _load_depth(self, symbol: str) -> None:
+        """Full depth at once after a (re)start: the venue's REST snapshot, instead of waiting for the feed's next one."""
+        try:
+            depth = self.venue.depth(symbol, REST_DEPTH_LIMIT)
+        except VenueError as exc:
+            log.warning("REST depth snapshot failed; waiting for the feed's", extra={"symbol": symbol, "error": str(exc)})
+            return
+        if not depth.get("bids") or not depth.get("asks"):
+            return
+        now, uid = self.clock(), int(depth["lastUpdateId"])
+        (bid, bid_qty), (ask, ask_qty) = depth["bids"][0][:2], depth["asks"][0][:2]
+        venue = self.settings.venue
+        self.market.on_bbo({"venue": venue, "symbol": symbol, "update_id": uid, "bid_price": bid, "bid_qty": bid_qty,
+                            "ask_price": ask, "ask_qty": ask_qty, "ts_recv": now})
+        self.market.on_book({"venue": venue, "symbol": symbol, "snapshot": True, "first_update_id": uid,
+                             "last_update_id": uid, "ts_recv": now,
+                             "bids": [{"price": p, "qty": q} for p, q, *_ in depth["bids"]],
+                             "asks": [{"price": p, "qty": q} for p, q, *_ in depth["asks"]]})
 
     def _sync_clock(self, clock: Any) -> None:
         self.trader.venue_clock = clock
@@ -390,6 +419,8 @@ class Engine:
                 self.market.on_bbo(record)
             elif name == "BookDelta":
                 self.market.on_book(record)
+            elif name == "FeedEvent" and record["symbol"]:
+                self.market.on_health(record)
 
     def _drain_control(self) -> None:
         for msg in self.control.consume(100, 0):
@@ -511,10 +542,69 @@ class Engine:
                     last_commit = now
                 if now >= self._next_clock_sync:
                     self._resync_clock()
+                if self.settings.reconcile_interval_ms and now >= self._next_reconcile:
+                    self._reconcile_balances(now)
                 if inflight and not msgs:
                     time.sleep(0.002)  # runs are waiting on timers (TTL, poll, backoff): don't spin
         finally:
             self.close()
+
+    def _prices(self) -> dict[str, Decimal]:
+        prices: dict[str, Decimal] = {}
+        for symbol, (base, quote) in self.positions.assets.items():
+            prices[quote] = Decimal(1)
+            q = self.market.quote(self.settings.venue, symbol)
+            if q is not None:
+                prices[base] = q.mid
+        return prices
+
+    def _reconcile_balances(self, now: int) -> None:
+        """Balances from fills vs the venue's account, and the venue's open orders vs ours; act on a breach."""
+        self._next_reconcile = now + self.settings.reconcile_interval_ms * 1_000_000
+        try:
+            balances = self.venue.balances()
+            open_orders = self.venue.open_orders()
+        except VenueError as exc:
+            log.warning("periodic reconciliation failed; next interval", extra={"error": str(exc)})
+            return
+        check = balance_check(self.reconciliation.balances, self.positions.asset_delta, balances, self._prices())
+        foreign = [o for o in open_orders if parse_client_order_id(o.get("clientOrderId", "")) is None]
+        unmanaged = [o for o in open_orders if o not in foreign and o["clientOrderId"] not in self.trader.live]
+        self.last_check = {"diff": {a: str(d) for a, d in check.diff.items()}, "value": str(check.value),
+                           "unpriced": list(check.unpriced), "foreign_open_orders": len(foreign),
+                           "unmanaged_open_orders": [o["clientOrderId"] for o in unmanaged]}
+        for asset in set(self.metrics_assets) | set(check.diff):
+            self.metrics.balance_diff.labels(asset).set(float(check.diff.get(asset, 0)))
+        self.metrics_assets = set(check.diff) | self.metrics_assets
+        self.metrics.foreign_open_orders.set(len(foreign))
+        if check.diff or foreign or unmanaged:
+            log.warning("reconciliation: the venue's account differs from the executor's view", extra=self.last_check)
+        if unmanaged and self.risk.state is TradingState.HALTED:
+            for order in unmanaged:  # ours but not managed (e.g. left by a crash mid-submit): halted means none rests
+                try:
+                    self.venue.cancel(order["symbol"], order["clientOrderId"])
+                    log.warning("halted: canceled an unmanaged order of ours", extra={"client_order_id": order["clientOrderId"]})
+                except VenueError as exc:
+                    log.warning("halted: cancel of an unmanaged order failed", extra={"error": str(exc)})
+        settling = any(o.is_unsettled for o in self.trader.live.values()) or any(
+            r.finishing and not r.done for r in self.runs.values())
+        persistent = check.diff and check.diff == self._last_diff and not settling
+        self._last_diff = check.diff
+        if persistent and check.value > self.settings.reconcile_max_diff_quote:
+            self._breach(check)
+
+    def _breach(self, check: BalanceCheck) -> None:
+        target = TradingState(self.settings.reconcile_breach_state)
+        order = list(TradingState)
+        if order.index(self.risk.state) >= order.index(target):
+            return  # already as strict (REDUCING or HALTED)
+        reason = (f"reconciliation: venue balances differ from fills by {check.value} (quote) "
+                  f"{ {a: str(d) for a, d in check.diff.items()} }")
+        self.risk.set_state(target, reason)
+        self.metrics.trading_state.set(order.index(self.risk.state))
+        log.error("trading state changed by reconciliation", extra={"state": target.value, "reason": reason})
+        if target is TradingState.HALTED:
+            self.cancel_all("reconciliation breach")
 
     def _resync_clock(self) -> None:
         try:
@@ -547,6 +637,7 @@ class Engine:
                 inflight=sum(1 for r in self.runs.values() if not r.done), open_orders=len(self.trader.live),
                 paused_until=self.trader.paused_until,
                 positions={s: str(self.positions.get(s).qty) for s in self.positions.symbols()},
+                reconciliation=self.last_check,
             )
         return ok, detail
 

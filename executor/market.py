@@ -1,8 +1,12 @@
 """The market the executor trades into: latest BBO and visible book per instrument, from Kafka.
 
-Fed from ``md.bbo`` (BBO records) and ``md.book`` (BookDelta records).  A book is only trusted after
-a snapshot; until then the visible depth is the BBO's top level.  Pure state: the engine decodes the
-records and calls :meth:`MarketView.on_bbo` / :meth:`MarketView.on_book`.
+Fed from ``md.bbo`` (BBO records), ``md.book`` (BookDelta records) and ``md.health`` (FeedEvents).
+A book is only trusted after a snapshot; until then the visible depth is the BBO's top level.  An
+update-id gap in the deltas marks the book gapped until the next snapshot; a ``stale``/``gap``/
+``resync``/``crossed`` health event marks the instrument stale until ``recovered`` or a snapshot
+received after it (the streams' rule).  :meth:`MarketView.unfit` says why an aggressive order must not
+go out now (stale, gapped, or data older than the allowed age).  Pure state: the engine decodes the
+records and calls :meth:`MarketView.on_bbo` / :meth:`MarketView.on_book` / :meth:`MarketView.on_health`.
 """
 
 from __future__ import annotations
@@ -50,17 +54,29 @@ class BookSnapshot:
         return self.bids if side is Side.BUY else self.asks
 
 
+STALE_KINDS = frozenset({"stale", "gap", "resync", "crossed"})
+"""FeedEvent kinds after which the feed's book of the instrument cannot be trusted (as in the streams)."""
+
+
 class _Book:
     def __init__(self) -> None:
         self.bids: dict[Decimal, Decimal] = {}
         self.asks: dict[Decimal, Decimal] = {}
         self.last_update_id = -1
+        self.gapped = False
+        self.ts_recv = 0
 
     def apply(self, record: dict[str, Any]) -> None:
         if record["snapshot"]:
+            if record["last_update_id"] < self.last_update_id:
+                return  # an older snapshot (read back at start after the venue's REST one): keep the newer
             self.bids.clear()
             self.asks.clear()
+            self.gapped = False
         elif record["last_update_id"] <= self.last_update_id:
+            return
+        elif self.gapped or record["first_update_id"] > self.last_update_id + 1:
+            self.gapped = True  # deltas missing in between: wait for the next snapshot
             return
         for book, levels in ((self.bids, record["bids"]), (self.asks, record["asks"])):
             for level in levels:
@@ -70,6 +86,7 @@ class _Book:
                 else:
                     book[price] = qty
         self.last_update_id = record["last_update_id"]
+        self.ts_recv = max(self.ts_recv, record["ts_recv"])
 
 
 class MarketView:
@@ -79,6 +96,7 @@ class MarketView:
         self._depth_levels = depth_levels
         self._quotes: dict[tuple[str, str], Quote] = {}
         self._books: dict[tuple[str, str], _Book] = {}
+        self._stale_since: dict[tuple[str, str], int] = {}  # health said stale at this ts_recv
 
     def on_bbo(self, record: dict[str, Any]) -> None:
         """Take a decoded BBO record; older update ids than the current one are ignored."""
@@ -101,6 +119,31 @@ class MarketView:
                 return
             book = self._books[key] = _Book()
         book.apply(record)
+        since = self._stale_since.get(key)
+        if record["snapshot"] and since is not None and since <= record["ts_recv"]:
+            del self._stale_since[key]  # a snapshot received after the health event resynced the book
+
+    def on_health(self, record: dict[str, Any]) -> None:
+        """Take a decoded FeedEvent: a stale kind marks the instrument stale, ``recovered`` clears it."""
+        key = (record["venue"], record["symbol"])
+        if record["kind"] in STALE_KINDS:
+            self._stale_since[key] = record["ts_recv"]
+        elif record["kind"] == "recovered":
+            self._stale_since.pop(key, None)
+
+    def unfit(self, venue: str, symbol: str, now: int, max_age_ns: int) -> str | None:
+        """Why an aggressive order on ``symbol`` must not go out now, or None if the book can be trusted."""
+        key = (venue, symbol)
+        if key in self._stale_since:
+            return f"feed reports {symbol} stale since {self._stale_since[key]}"
+        book = self._books.get(key)
+        if book is not None and book.gapped:
+            return f"book of {symbol} has an update-id gap after {book.last_update_id}"
+        quote = self._quotes.get(key)
+        newest = max(quote.ts_recv if quote else 0, book.ts_recv if book else 0)
+        if max_age_ns and now - newest > max_age_ns:
+            return f"market data of {symbol} is {(now - newest) / 1e6:.0f} ms old (max {max_age_ns / 1e6:.0f} ms)"
+        return None
 
     def quote(self, venue: str, symbol: str) -> Quote | None:
         """Latest quote, or None before the first BBO."""

@@ -30,6 +30,13 @@ class ExecutorMetrics:
             "executor_control_rejected_total", "control messages rejected (unsigned, bad_signature, replayed, malformed)",
             ["why"], registry=registry,
         )
+        self.balance_diff = Gauge(
+            "executor_balance_diff", "venue balance minus the balance expected from fills (periodic reconciliation)",
+            ["asset"], registry=registry,
+        )
+        self.foreign_open_orders = Gauge(
+            "executor_foreign_open_orders", "open orders on the account that are not the executor's", registry=registry,
+        )
         self.md_errors = Counter("executor_md_errors_total", "undecodable market-data records", registry=registry)
         self.ack_latency = Histogram(
             "executor_signal_to_ack_seconds", "signal emit to venue acknowledgement",

@@ -1,8 +1,12 @@
-"""Start-up reconciliation: before acting, learn from the venue what a previous run left behind.
+"""Reconciliation with the venue: at start-up, and balances against fills every few seconds.
 
-The protocol (docs/execution.md): read our open orders, cancel them (their signals are uncommitted, so
+Start-up (docs/execution.md): read our open orders, cancel them (their signals are uncommitted, so
 they are replayed and the replay adopts the canceled orders and continues with the next attempt), read
 recent trades per symbol to rebuild positions and PnL, and read balances as the account baseline.
+
+Periodic (:func:`balance_check`, pure): the venue's balances should equal the baseline plus what the
+fills applied since (``Positions.asset_delta``); whatever differs (a trade placed behind the
+executor's back, a lost fill) is the difference, valued in quote units at mid.
 """
 
 from __future__ import annotations
@@ -57,3 +61,26 @@ def reconcile(venue: BinanceVenue, positions: Positions, symbols: list[str], tra
                "trades": report.trades, "assets": len(report.balances)},
     )
     return report
+
+
+@dataclass(frozen=True)
+class BalanceCheck:
+    """Venue balance minus expected balance per asset (non-zero only), and its worth in quote units."""
+
+    diff: dict[str, Decimal]
+    value: Decimal
+    unpriced: tuple[str, ...] = ()
+
+
+def balance_check(
+    baseline: dict[str, Decimal], delta: dict[str, Decimal], venue: dict[str, Decimal], prices: dict[str, Decimal]
+) -> BalanceCheck:
+    """Compare the venue's balances with ``baseline + delta``; value the difference with ``prices`` (quote = 1)."""
+    zero = Decimal(0)
+    diff = {}
+    for asset in sorted(set(baseline) | set(delta) | set(venue)):
+        d = venue.get(asset, zero) - baseline.get(asset, zero) - delta.get(asset, zero)
+        if d:
+            diff[asset] = d
+    value = sum((abs(d) * prices[a] for a, d in diff.items() if a in prices), zero)
+    return BalanceCheck(diff, value, tuple(a for a in diff if a not in prices))

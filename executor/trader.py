@@ -103,6 +103,7 @@ class TraderConfig:
     settle_retry_ns: int
     market_wait_ns: int
     recv_window_ms: int = 5000
+    max_book_age_ns: int = 0  # 0: no age limit
 
 
 class Trader:
@@ -326,6 +327,14 @@ class Trader:
         if refused is not None:  # the policy never proposes this; the venue must never see it either
             self._deny(run, refused[0], refused[1], action.price, action.qty)
             return
+        if action.time_in_force is TimeInForce.IOC:
+            unfit = self.market.unfit(self.config.venue, symbol, now, self.config.max_book_age_ns)
+            if unfit is not None:  # never take liquidity on a book that cannot be trusted
+                if now - run.received_at >= self.config.market_wait_ns:
+                    self._deny(run, "stale_book", unfit, action.price, action.qty, action.order_type, action.time_in_force)
+                else:
+                    run.next_action_at = now + self.config.poll_interval_ns
+                return
         quote = self.market.quote(self.config.venue, symbol)
         probe = SubmitOrder("", run.signal_id, run.signal["venue"], symbol, run.side, action.order_type,
                             action.time_in_force, action.price, action.qty, run.leg, run.attempt)

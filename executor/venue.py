@@ -185,6 +185,11 @@ class BinanceVenue:
         return self._call("publicGetExchangeInfo", {})
 
     @staticmethod
+    def assets_of(info: dict[str, Any]) -> dict[str, tuple[str, str]]:
+        """``symbol -> (base asset, quote asset)`` from an exchangeInfo payload."""
+        return {s["symbol"]: (s["baseAsset"], s["quoteAsset"]) for s in info["symbols"]}
+
+    @staticmethod
     def rules_of(info: dict[str, Any]) -> dict[str, InstrumentRules]:
         """Trading rules per symbol from an exchangeInfo payload."""
         return {s["symbol"]: _rules(s) for s in info["symbols"]}
@@ -197,6 +202,10 @@ class BinanceVenue:
         local_mid_ms = (before + after) / 2 / 1e6
         # the venue's answer is a whole millisecond taken somewhere inside the round trip
         return VenueClock(int(answer["serverTime"]) - local_mid_ms, (after - before) / 2 / 1e6 + 1)
+
+    def depth(self, symbol: str, limit: int = 100) -> dict[str, Any]:
+        """``GET /api/v3/depth``: ``lastUpdateId`` and price levels (decimal strings), best first."""
+        return self._call("publicGetDepth", {"symbol": symbol, "limit": limit})
 
     def submit(self, cmd: SubmitOrder, timestamp_ms: int | None = None, recv_window_ms: int | None = None) -> dict[str, Any]:
         """``POST /api/v3/order`` with ``newOrderRespType=FULL``; returns the venue's order.

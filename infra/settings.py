@@ -273,6 +273,10 @@ class ExecutorSettings(_Section):
         5, ge=0, description="longest the broker may hold a signals fetch (latency vs. broker load)"
     )
     signals_offset_reset: str = Field(
+    max_book_age_ms: int = Field(
+        5000, ge=0, description="refuse aggressive (IOC) orders when the instrument's newest market data (ts_recv) is "
+        "older than this; 0 = no limit (a stale or gapped book is always refused)",
+    )
         "latest", description="where a new consumer group starts on `signals`: latest (skip history) or earliest"
     )
     # risk
@@ -293,6 +297,14 @@ class ExecutorSettings(_Section):
         description="recvWindow sent with every order; an unknown order not found at the venue counts as never placed "
         "only once its timestamp + recvWindow has passed on the venue's clock",
     )
+    reconcile_interval_ms: int = Field(
+        10_000, ge=0, description="compare balances (from fills) and open orders with the venue's account this often; 0 = never"
+    )
+    reconcile_max_diff_quote: Decimal = Field(
+        Decimal(10), ge=0, description="a balance difference worth more than this (quote units at mid), seen twice in a row, "
+        "moves risk to reconcile_breach_state",
+    )
+    reconcile_breach_state: str = Field("REDUCING", description="trading state after a reconciliation breach: REDUCING or HALTED")
     clock_sync_interval_ms: int = Field(60_000, ge=1000, description="how often the venue's clock offset is measured")
     # kill switch
     control_key: str = Field(

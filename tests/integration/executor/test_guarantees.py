@@ -14,9 +14,12 @@ import orjson
 import pytest
 import requests
 from confluent_kafka import Consumer, TopicPartition
+from prometheus_client import CollectorRegistry
 
-from executor.control import CONTROL_KEY, control_message, send_control
+from executor.control import CONTROL_KEY, control_message, ensure_control_topic, send_control
+from executor.engine import Engine
 from executor.ids import client_order_id
+from executor.metrics import ExecutorMetrics
 from executor.risk import TradingState
 from executor.venue import BinanceVenue
 from infra.broker import free_port
@@ -24,6 +27,7 @@ from infra.processes import stop_process
 from infra.settings import KafkaSettings, environ_without_settings
 from schemas.topics import Topic
 from tests.integration.executor.harness import (
+    SERDE,
     MarketBridge,
     executor_settings,
     new_account,
@@ -317,3 +321,111 @@ def test_an_order_that_appears_while_halted_is_canceled(
     events = order_events(kafka_settings, {s["signal_id"]})[cid]
     assert [e["status"] for e in events][:3] == ["pending_new", "unknown", "new"]
     assert any(e["status"] == "pending_cancel" and "appeared while halted" in (e["reason"] or "") for e in events)
+
+
+# ---- 5. positions and balances from the venue ------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_positions_are_net_of_base_fees_and_a_trade_behind_the_executors_back_is_found_and_reduces_risk(
+    kafka_settings: KafkaSettings, executor_sim_url: str, market_bridge: MarketBridge
+) -> None:
+    # Arrange: the executor buys BTC (the simulator charges buy fees in BTC)
+    key, secret = new_account(executor_sim_url)
+    settings = executor_settings(executor_sim_url, key, secret, reconcile_interval_ms=300,
+                                 reconcile_max_diff_quote=Decimal(1), reconcile_breach_state="REDUCING")
+    venue = BinanceVenue(executor_sim_url, key, secret, 3000)
+    before = venue.balances()
+    takers = [signal("BTCUSDT", "buy", "0.002", urgency=1.0) for _ in range(2)]
+
+    with running_engine(settings, kafka_settings) as engine:
+        wait_for(lambda: engine.recover_below, 20, "signals partitions assigned")
+        produce_signals(kafka_settings, takers)
+        wait_for(lambda: _done(engine, 2), 30, "both signals done")
+        time.sleep(1.0)  # a few reconciliations
+        bought = sum(Decimal(o["executedQty"]) for s in takers for o in venue_orders_of(venue, s))
+        btc_change = venue.balances()["BTC"] - before["BTC"]
+        assert engine.positions.get("BTCUSDT").qty == btc_change < bought  # exact, net of the BTC fees
+        assert engine.last_check["diff"] == {} and engine.risk.state is TradingState.ACTIVE
+
+        # Act: the same account trades through ccxt, behind the executor's back (an IOC and a resting order)
+        depth = requests.get(f"{executor_sim_url}/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 5}, timeout=5).json()
+        manual = venue.exchange.privatePostOrder({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "IOC",
+                                                  "quantity": "0.01", "price": depth["asks"][-1][0],
+                                                  "newClientOrderId": "manual-ioc"})
+        far_bid = Decimal(depth["bids"][0][0]) * Decimal("0.95")
+        venue.exchange.privatePostOrder({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                                         "quantity": "0.001", "price": str(far_bid.quantize(Decimal("0.01"))),
+                                         "newClientOrderId": "manual-rest"})
+
+        # Assert: reported (difference and foreign order) and risk reduced, saying why
+        wait_for(lambda: engine.risk.state is TradingState.REDUCING, 10, "risk reduced by reconciliation")
+        report = engine.last_check
+        assert "reconciliation" in engine.risk.state_reason
+        fee = sum(Decimal(f["commission"]) for f in manual.get("fills", []) if f["commissionAsset"] == "BTC")
+        assert Decimal(report["diff"]["BTC"]) == Decimal(manual["executedQty"]) - fee > 0
+        assert Decimal(report["diff"]["USDT"]) < 0
+        assert report["foreign_open_orders"] == 1
+        assert _counter(engine, "balance_diff", "BTC") > 0
+
+
+# ---- 6. no trading on a stale or partial book ------------------------------------------------------
+
+
+def _feed_event(kind: str, ts_recv: int) -> tuple[bytes, bytes]:
+    record = {"event_id": f"test-{os.urandom(4).hex()}", "venue": "binance", "symbol": "BTCUSDT", "kind": kind,
+              "connection_id": "", "detail": "executor test", "first_update_id": None, "last_update_id": None,
+              "count": 0, "ts_event": ts_recv, "ts_recv": ts_recv}
+    return b"binance:BTCUSDT", SERDE.encode("FeedEvent", record)
+
+
+@pytest.mark.timeout(60)
+def test_no_aggressive_order_while_the_feed_reports_the_book_stale(
+    kafka_settings: KafkaSettings, executor_sim_url: str, market_bridge: MarketBridge
+) -> None:
+    key, secret = new_account(executor_sim_url)
+    settings = executor_settings(executor_sim_url, key, secret, market_wait_ms=1500)
+    venue = BinanceVenue(executor_sim_url, key, secret, 3000)
+    refused = signal("BTCUSDT", "buy", "0.001", urgency=1.0)
+    allowed = signal("BTCUSDT", "buy", "0.001", urgency=1.0)
+
+    with running_engine(settings, kafka_settings) as engine:
+        wait_for(lambda: engine.recover_below, 20, "signals partitions assigned")
+        try:
+            # stale "from the future": the bridge's snapshots (received now) do not clear it, only `recovered`
+            produce(kafka_settings, Topic.HEALTH.value, [_feed_event("stale", time.time_ns() + 30 * 10**9)])
+            wait_for(lambda: engine.market.unfit("binance", "BTCUSDT", time.time_ns(), 0), 10, "stale seen")
+
+            produce_signals(kafka_settings, [refused])
+            wait_for(lambda: _counter(engine, "denied", "stale_book") == 1, 10, "IOC refused on the stale book")
+            assert venue_orders_of(venue, refused) == []
+        finally:
+            produce(kafka_settings, Topic.HEALTH.value, [_feed_event("recovered", time.time_ns())])
+        wait_for(lambda: engine.market.unfit("binance", "BTCUSDT", time.time_ns(), 0) is None, 10, "recovered")
+        produce_signals(kafka_settings, [allowed])
+        wait_for(lambda: venue_orders_of(venue, allowed), 10, "IOC sent once the feed recovered")
+
+    denied = [e for evs in order_events(kafka_settings, {refused["signal_id"]}).values() for e in evs]
+    assert [e["status"] for e in denied] == ["denied"] and "stale" in denied[0]["reason"]
+
+
+@pytest.mark.timeout(60)
+def test_after_a_restart_the_book_has_full_depth_from_the_venue_before_any_market_data(
+    kafka_settings: KafkaSettings, executor_sim_url: str, market_bridge: MarketBridge
+) -> None:
+    key, secret = new_account(executor_sim_url)
+    settings = executor_settings(executor_sim_url, key, secret)
+    ensure_control_topic(kafka_settings, settings.control_topic)
+    venue = BinanceVenue(settings.rest_url, key, secret, settings.request_timeout_ms)
+    engine = Engine(settings, kafka_settings, venue, ExecutorMetrics(CollectorRegistry()))
+
+    try:
+        engine._setup()  # start-up only: no market-data record has been read yet
+
+        for symbol in ("BTCUSDT", "ETHUSDT"):
+            book = engine.market.snapshot("binance", symbol)
+            assert book is not None and len(book.bids) >= 5 and len(book.asks) >= 5, (symbol, book)
+            assert book.bids[0][0] < book.asks[0][0]
+            assert engine.market.unfit("binance", symbol, time.time_ns(), 5 * 10**9) is None
+    finally:
+        engine.close()

@@ -56,3 +56,68 @@ def test_book_levels_apply_after_a_snapshot_and_stale_levels_are_dropped() -> No
 
 def test_no_quote_means_no_snapshot() -> None:
     assert MarketView(5).snapshot("binance", "ETHUSDT") is None
+
+
+def _health(kind: str, ts_recv: int) -> dict:
+    return {"venue": "binance", "symbol": "BTCUSDT", "kind": kind, "ts_recv": ts_recv}
+
+
+def _fresh(market: MarketView, at: int) -> None:
+    market.on_bbo({**_bbo(at, "100", "101"), "ts_recv": at})
+    market.on_book({**_book(True, at, [("100", "1")], [("101", "1")]), "ts_recv": at})
+
+
+def test_a_stale_health_event_makes_the_book_unfit_until_recovered() -> None:
+    market = MarketView(10)
+    _fresh(market, 10)
+    assert market.unfit("binance", "BTCUSDT", 11, 0) is None
+
+    market.on_health(_health("stale", 12))
+    assert "stale" in market.unfit("binance", "BTCUSDT", 13, 0)
+
+    market.on_health(_health("recovered", 14))
+    assert market.unfit("binance", "BTCUSDT", 15, 0) is None
+
+
+def test_a_snapshot_received_after_the_health_event_clears_it_an_older_one_does_not() -> None:
+    market = MarketView(10)
+    _fresh(market, 10)
+    market.on_health(_health("gap", 20))
+
+    _fresh(market, 19)  # received before the gap was reported
+    assert market.unfit("binance", "BTCUSDT", 21, 0) is not None
+    _fresh(market, 21)
+    assert market.unfit("binance", "BTCUSDT", 22, 0) is None
+
+
+def test_an_update_id_gap_in_the_deltas_makes_the_book_unfit_until_the_next_snapshot() -> None:
+    market = MarketView(10)
+    _fresh(market, 10)
+    delta = {**_book(False, 12, [("100", "2")], []), "first_update_id": 12, "ts_recv": 12}  # 11 is missing
+
+    market.on_book(delta)
+
+    assert "gap" in market.unfit("binance", "BTCUSDT", 13, 0)
+    assert market.snapshot("binance", "BTCUSDT").bids[0] == (D("100"), D("1"))  # the gapped delta was not applied
+    _fresh(market, 20)
+    assert market.unfit("binance", "BTCUSDT", 21, 0) is None
+
+
+def test_market_data_older_than_the_limit_is_unfit() -> None:
+    market = MarketView(10)
+    _fresh(market, 1_000)
+
+    assert market.unfit("binance", "BTCUSDT", 1_500, 500) is None
+    assert "old" in market.unfit("binance", "BTCUSDT", 1_501, 500)
+    assert market.unfit("binance", "BTCUSDT", 10**12, 0) is None  # 0: no age limit
+
+
+def test_an_older_snapshot_does_not_replace_a_newer_book() -> None:
+    market = MarketView(10)
+    market.on_bbo(_bbo(50, "100", "101"))
+    market.on_book(_book(True, 50, [("100", "7")], [("101", "7")]))
+
+    market.on_book(_book(True, 40, [("99", "1")], [("102", "1")]))
+
+    snap = market.snapshot("binance", "BTCUSDT")
+    assert snap.bids[0] == (D("100"), D("7")) and snap.asks[0] == (D("101"), D("7"))
