@@ -40,14 +40,16 @@ class Batch:
         """Return the next offset to read per (topic, partition): last consumed + 1."""
         return {tp: last + 1 for tp, (_, last) in self.offsets.items()}
 
-    def dedup_token(self, table: str) -> str:
-        """Return the ``insert_deduplication_token`` of ``table``'s insert: table and offset ranges.
+    def dedup_token(self, table: str, partitions: set[TopicPartition] | None = None) -> str:
+        """Return the ``insert_deduplication_token`` of ``table``'s rows of ``partitions`` (default: all).
 
-        The same batch retried after a timeout carries the same token, so ClickHouse drops it
-        if the first attempt did land.
+        A pure function of the table, the topics' ids and the offset ranges: the same batch retried
+        after a timeout carries the same token, and so does another sink instance archiving the same
+        range of a partition it took over, so ClickHouse keeps whichever insert lands first.
         """
         ranges = ",".join(f"{t}@{self.topic_ids.get(t, '')}/{p}/{first}-{last}"
-                          for (t, p), (first, last) in sorted(self.offsets.items()))
+                          for (t, p), (first, last) in sorted(self.offsets.items())
+                          if partitions is None or (t, p) in partitions)
         return f"{table}:{ranges}"
 
     def without(self, partitions: set[TopicPartition]) -> Batch:
@@ -129,6 +131,11 @@ class Batcher:
     def add_skipped(self, topic: str, partition: int, offset: int, now_ns: int) -> None:
         """Record a message that needs no row (already archived) so its offset still gets committed."""
         self._track(topic, partition, offset, now_ns)
+
+    def last_offset(self, partition: TopicPartition) -> int | None:
+        """The highest offset of ``partition`` in the current batch (None if it has none)."""
+        seen = self._batch.offsets.get(partition)
+        return None if seen is None else seen[1]
 
     @property
     def pending_rows(self) -> int:

@@ -8,6 +8,14 @@ Delivery: at-least-once from Kafka, exactly-once into the tables as analysts see
   archive's :mod:`resume frontier <sinks.frontier>` and skips what is already there, so inserts
   (and the materialized views fed by them) see each message once. ``ReplacingMergeTree`` keyed by
   (partition, offset) plus ``FINAL`` in the ``v_*`` views is the second line of defence.
+* Two instances never archive a range twice, even when a partition moves while an insert is
+  retrying (warehouse down past ``max.poll.interval.ms``): before a batch is inserted, each of its
+  partitions' committed offset is re-committed with the batch's range as commit metadata
+  (``inflight:<first>-<last>``). The broker accepts that commit only from the partition's current
+  owner, so an instance that lost the partition inserts nothing new; an insert it already sent may
+  still land, and the instance taking the partition over reads the range from the metadata,
+  archives exactly that range first, with the same per-partition dedup token, so ClickHouse keeps
+  one of the two inserts.
 * Undecodable messages (bad framing, unknown schema, record of the wrong type, value that does
   not fit its column) become ``dead_letters`` rows with the raw bytes and the error; the loop goes on.
 
@@ -45,6 +53,18 @@ from sinks.writer import ArchiveWriter, Backoff
 
 log = logging.getLogger(__name__)
 _DECIMAL_KINDS = (ColumnKind.DECIMAL, ColumnKind.DERIVED_DECIMAL)
+_INFLIGHT = "tickpipe-sink inflight:"
+
+
+def _inflight_range(metadata: str | None) -> tuple[int, int] | None:
+    """The ``(first, last)`` offsets a committed offset's metadata says were being inserted, if any."""
+    if not metadata or not metadata.startswith(_INFLIGHT):
+        return None
+    try:
+        first, last = metadata[len(_INFLIGHT):].split("-")
+        return int(first), int(last)
+    except ValueError:
+        return None
 
 
 def consumer_config(kafka: KafkaSettings, sink: SinkSettings) -> dict[str, Any]:
@@ -85,6 +105,8 @@ class SinkLoop:
         self._frontier_rows: dict[tuple[str, int], int] = {}
         self._frontier_dead: dict[tuple[str, int], int] = {}
         self._assigned: set[tuple[str, int]] = set()
+        # partitions taken over with a range the previous owner may still be inserting: (first, last)
+        self._replay: dict[tuple[str, int], tuple[int, int]] = {}
         self._stopping = threading.Event()
         self._give_up = threading.Event()
         self._give_up_timer: threading.Timer | None = None
@@ -119,8 +141,9 @@ class SinkLoop:
                 metrics.PENDING_ROWS.set(self._batcher.pending_rows)
                 if self._inflight is not None and self._inflight[1].done():
                     self._drain()
-                if self._batcher.due(self._clock()):
+                if self._batcher.due(self._clock()) and not self._replay_incomplete():
                     self._flush()
+            self._batcher.drop_partitions(self._replay_incomplete())
             if not (self._flush() and self._drain()):
                 log.warning("shutdown before ClickHouse acknowledged the last batch; nothing committed, "
                             "the messages are read again on restart")
@@ -148,6 +171,30 @@ class SinkLoop:
 
     # --- per poll --------------------------------------------------------------------------
     def _ingest_many(self, messages: list[Message], now: int) -> None:
+        if self._replay:
+            # a range taken over is archived exactly as its previous owner cut it: messages past
+            # its end wait for the next batch
+            ends = self._replay
+            later = [m for m in messages if m.error() is None
+                     and m.offset() > ends.get((m.topic(), m.partition()), (0, 1 << 62))[1]]
+            if later:
+                held = {id(m) for m in later}
+                messages = [m for m in messages if id(m) not in held]
+            self._ingest_poll(messages, now)
+            done = {tp for tp, (_, last) in ends.items() if self._batcher.last_offset(tp) == last}
+            if done:
+                self._flush()
+                for tp in done:
+                    del self._replay[tp]
+            if later:
+                self._ingest_many(later, now)
+            return
+        self._ingest_poll(messages, now)
+
+    def _replay_incomplete(self) -> set[tuple[str, int]]:
+        return {tp for tp in self._replay if self._batcher.last_offset(tp) is not None}
+
+    def _ingest_poll(self, messages: list[Message], now: int) -> None:
         columnar: dict[str, tuple[list[Message], list[bytes]]] = {}
         for message in messages:
             topic, value = message.topic(), message.value()
@@ -230,9 +277,35 @@ class SinkLoop:
         if self._batcher.empty:
             return True
         batch = self._batcher.take(self._topic_ids)
+        if not self._fence(batch):
+            return True
         metrics.BATCH_ROWS.observe(batch.row_count)
         self._inflight = (batch, self._executor.submit(self._writer.write, batch, self._give_up))
         return True
+
+    def _fence(self, batch: Batch) -> bool:
+        """Record the batch's ranges as commit metadata; False (batch dropped) if the broker refuses.
+
+        The broker takes a commit only from the partition's current owner (group generation), so a
+        refusal means the partitions moved or are moving: their new owner reads them again.
+        """
+        fences = [TopicPartition(t, p, first, metadata=f"{_INFLIGHT}{first}-{last}")
+                  for (t, p), (first, last) in sorted(batch.offsets.items()) if (t, p) in self._assigned]
+        if not fences:
+            return True
+        try:
+            self._consumer.commit(offsets=fences, asynchronous=False)
+            return True
+        except KafkaException as exc:
+            metrics.COMMIT_ERRORS.inc()
+            log.warning("partitions no longer ours (commit refused): batch dropped before its insert, "
+                        "read again by their owner", extra={"error": str(exc), "partitions": len(fences)})
+            for tp in fences:  # if they are still assigned after all, read them again here
+                try:
+                    self._consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset))
+                except KafkaException:
+                    pass
+            return False
 
     def _drain(self) -> bool:
         """Wait for the batch in flight; commit its offsets once ClickHouse acknowledged it."""
@@ -260,13 +333,20 @@ class SinkLoop:
     # --- rebalance -------------------------------------------------------------------------
     def _refresh_topic_ids(self, topics: set[str]) -> None:
         # a new id means the topic was recreated (the local broker forgets all on restart): its
-        # offsets start again at 0 and must not match the archived rows of its previous life
-        try:
-            described = self._admin.describe_topics(TopicCollection(sorted(topics)), request_timeout=15)
-            ids = {name: str(future.result().topic_id) for name, future in described.items()}
-        except Exception as exc:  # noqa: BLE001 (broker without topic ids: one incarnation assumed)
-            log.warning("topic ids unavailable; assuming topics are never recreated", extra={"error": str(exc)})
-            ids = {t: self._topic_ids.get(t, "") for t in topics}
+        # offsets start again at 0 and must not match the archived rows of its previous life. A failed
+        # lookup is retried: archiving under "" would mix incarnations and miss the frontier
+        backoff = Backoff(self._sink.retry_initial_ms / 1000, self._sink.retry_max_ms / 1000)
+        attempt = 0
+        while True:
+            try:
+                described = self._admin.describe_topics(TopicCollection(sorted(topics)), request_timeout=15)
+                ids = {name: str(future.result().topic_id) for name, future in described.items()}
+                break
+            except Exception as exc:  # noqa: BLE001 (any failure: ask again)
+                log.warning("topic ids unavailable; retrying", extra={"error": str(exc)[:300], "attempt": attempt + 1})
+                if self._give_up.wait(backoff.delay(attempt)) or self._stopping.is_set():
+                    raise
+                attempt += 1
         changed = {t: (self._topic_ids[t], i) for t, i in ids.items() if t in self._topic_ids and self._topic_ids[t] != i}
         if changed:
             log.warning("topic recreated since last assignment", extra={"topics": changed})
@@ -277,6 +357,10 @@ class SinkLoop:
         committed = consumer.committed(partitions, timeout=30)
         starts = {(tp.topic, tp.partition): (tp.offset if tp.offset != OFFSET_INVALID and tp.offset >= 0 else 0)
                   for tp in committed}
+        for tp in committed:
+            taken_over = _inflight_range(tp.metadata)
+            if taken_over is not None and taken_over[0] == starts[(tp.topic, tp.partition)]:
+                self._replay[(tp.topic, tp.partition)] = taken_over
         attempt = 0
         backoff = Backoff(self._sink.retry_initial_ms / 1000, self._sink.retry_max_ms / 1000)
         while True:
@@ -293,10 +377,13 @@ class SinkLoop:
         self._assigned |= set(starts)
         log.info("partitions assigned", extra={
             "partitions": sorted(f"{t}/{p}@{o}" for (t, p), o in starts.items()),
+            "ranges_taken_over": {f"{t}/{p}": f"{a}-{b}" for (t, p), (a, b) in self._replay.items()},
             "already_archived": {f"{t}/{p}": o for (t, p), o in {**rows, **dead}.items()}})
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
+        # a range taken over and not read to its end cannot be archived with its token: leave it whole to the next owner
+        self._batcher.drop_partitions(revoked & self._replay_incomplete())
         if not self._stopping.is_set():
             self._flush()
         self._drain()
@@ -309,6 +396,7 @@ class SinkLoop:
         self._batcher.drop_partitions(partitions)
         self._assigned -= partitions
         for tp in partitions:
+            self._replay.pop(tp, None)
             self._frontier_rows.pop(tp, None)
             self._frontier_dead.pop(tp, None)
         log.info("partitions revoked", extra={"partitions": sorted(f"{t}/{p}" for t, p in partitions)})

@@ -1,9 +1,11 @@
 """Insert a batch into ClickHouse, retrying with capped exponential backoff until acknowledged.
 
 Nothing is committed to Kafka while this retries: the caller commits only after :meth:`write`
-returns True. Each table's insert carries an ``insert_deduplication_token`` derived from the
-batch's offset ranges, so an attempt that timed out but did land is dropped by ClickHouse on the
-retry (the archive tables and the views' ``*_state`` tables keep a deduplication window).
+returns True. Rows are inserted per table and per (topic, partition), each insert carrying an
+``insert_deduplication_token`` that is a pure function of that partition's offset range, so an
+attempt that timed out but did land is dropped by ClickHouse on the retry, and so is the same
+range archived by the sink instance that took the partition over (the archive tables and the
+views' ``*_state`` tables keep a deduplication window).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from clickhouse_connect.driver.client import Client
 
 from infra.backoff import backoff_delay
@@ -50,13 +53,18 @@ class ArchiveWriter:
         self.last_ack_ns: int = 0
         self.retrying_since_ns: int | None = None
 
-    def _blocks(self, batch: Batch) -> list[tuple[str, pa.Table]]:
+    def _blocks(self, batch: Batch) -> list[tuple[str, pa.Table, str]]:
+        # (table, rows of one partition, token of that partition's range)
         tables = [t for t in {**batch.rows, **batch.blocks} if batch.rows.get(t) or batch.blocks.get(t)]
-        blocks = [(table, arrow_table(self._specs[table], batch.rows.get(table, []),
-                                      batch.topic_ids.get(self._specs[table].topic, ""), batch.blocks.get(table, ())))
-                  for table in tables]
+        blocks: list[tuple[str, pa.Table, str]] = []
+        for table in tables:
+            topic = self._specs[table].topic
+            whole = arrow_table(self._specs[table], batch.rows.get(table, []), batch.topic_ids.get(topic, ""),
+                                batch.blocks.get(table, ()))
+            blocks += _per_partition(table, whole, batch, {tp for tp in batch.offsets if tp[0] == topic})
         if batch.dead_letters:
-            blocks.append((DEAD_LETTERS, dead_letter_table(batch.dead_letters, batch.topic_ids)))
+            blocks += _per_partition(DEAD_LETTERS, dead_letter_table(batch.dead_letters, batch.topic_ids), batch,
+                                     {(d[0], d[1]) for d in batch.dead_letters})
         return blocks
 
     def write(self, batch: Batch, give_up: threading.Event) -> bool:
@@ -68,10 +76,10 @@ class ArchiveWriter:
         pending = self._blocks(batch)
         attempt = 0
         while pending:
-            table, block = pending[0]
+            table, block, token = pending[0]
             started = time.perf_counter()
             try:
-                self._client.insert_arrow(table, block, settings={"insert_deduplication_token": batch.dedup_token(table)})
+                self._client.insert_arrow(table, block, settings={"insert_deduplication_token": token})
             except Exception as exc:  # noqa: BLE001 (any failure is retried; the batch is kept)
                 metrics.INSERT_ERRORS.labels(table).inc()
                 metrics.RETRYING.set(1)
@@ -96,3 +104,19 @@ class ArchiveWriter:
         self.last_error = None
         self.last_ack_ns = time.time_ns()
         return True
+
+
+def _per_partition(table: str, block: pa.Table, batch: Batch, partitions: set[tuple[str, int]]) -> list[tuple[str, pa.Table, str]]:
+    topics = block.column("_topic" if table != DEAD_LETTERS else "topic")
+    parts = block.column("_partition" if table != DEAD_LETTERS else "partition")
+    out = []
+    for tp in sorted(partitions):
+        if len(partitions) == 1:
+            rows = block
+        else:
+            rows = block.filter(pc.and_(pc.equal(topics, tp[0]), pc.equal(parts, tp[1])))
+        if rows.num_rows:
+            # one record batch = one block: ClickHouse suffixes the token per block, so an insert chunked
+            # differently by another instance would not match this one's block ids
+            out.append((table, rows.combine_chunks(), batch.dedup_token(table, {tp})))
+    return out
