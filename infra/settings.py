@@ -148,6 +148,14 @@ class FeedSettings(_Section):
     attempt_window_s: float = Field(300.0, gt=0, description="window of the connection attempt budget (venue: 5 min)")
     snapshot_min_interval_s: float = Field(0.25, ge=0, description="least time between two REST snapshots of a symbol")
     snapshot_timeout_s: float = Field(10.0, gt=0, description="HTTP timeout of a REST depth snapshot")
+    snapshot_refused_pause_s: float = Field(
+        30.0, gt=0, description="a depth snapshot the venue refused as not retriable (403, ...) is asked again "
+        "after this pause, doubling per refusal (equal jitter)",
+    )
+    snapshot_refused_max_pause_s: float = Field(300.0, gt=0, description="longest pause between refused snapshot requests")
+    unsynced_unhealthy_s: float = Field(
+        30.0, gt=0, description="/health turns 503 while a book that was true has been unsynced this long",
+    )
     max_book_buffer: int = Field(100_000, ge=1, description="depth diffs buffered per symbol while syncing")
     max_backfill_trades: int = Field(
         100_000, ge=0, description="most trades of one gap (or of a restart's downtime) fetched from the venue's trade history"

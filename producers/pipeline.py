@@ -10,10 +10,12 @@ replacing a stalled connection, rolling a connection over) it asks through callb
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from infra.backoff import backoff_delay
 from producers import book_sync as bs
 from producers.dead_letters import dead_letter
 from producers.errors import ParseError
@@ -67,6 +69,10 @@ class _Instrument:
     """``last_trade_id`` came from an earlier run and no live trade has confirmed it yet."""
     snapshot_wanted: bool = False
     synced_once: bool = False
+    snapshot_refusals: int = 0
+    """Snapshot requests the venue refused as not retriable since the book was last true."""
+    snapshot_retry_at: int | None = None
+    unsynced_since: int | None = None
     buffer_gauge: Any = None
 
 
@@ -97,6 +103,9 @@ class FeedPipeline:
         silence_timeout_ns: int | None = None,
         max_book_buffer: int = 100_000,
         max_backfill_trades: int = 100_000,
+        refused_pause_ns: int = 30_000_000_000,
+        refused_max_pause_ns: int = 300_000_000_000,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         self.adapter = adapter
         self.venue = adapter.venue
@@ -109,6 +118,9 @@ class FeedPipeline:
         self._hold_ns = hold_ns
         self._max_book_buffer = max_book_buffer
         self._max_backfill = max_backfill_trades
+        self._refused_pause_s = refused_pause_ns / 1e9
+        self._refused_max_pause_s = refused_max_pause_ns / 1e9
+        self._rand = rand
         self._instruments: dict[str, _Instrument] = {}
         self.add_symbols(symbols)
         self.dead_letters = 0
@@ -136,6 +148,9 @@ class FeedPipeline:
         """A connection opened (or reopened) on ``url``."""
         self._urls[connection_id] = url
         self._stalls.opened(connection_id, now)
+        for inst in self._instruments.values():
+            if inst.unsynced_since is None and inst.sync.state is not bs.SyncState.LIVE:
+                inst.unsynced_since = now
         self._metrics.connects.labels(slot_of(connection_id)).inc()
         self._health(FeedEventKind.CONNECT, now, connection_id=connection_id, detail=url)
 
@@ -267,17 +282,31 @@ class FeedPipeline:
         return inst
 
     def snapshot_failed(self, symbol: str, reason: str, retriable: bool, now: int) -> None:
-        """The snapshot fetch for ``symbol`` failed; ask again unless no retry can help."""
+        """The snapshot fetch for ``symbol`` failed: ask again, at once if retriable, else after a pause.
+
+        A refusal the venue calls final (403, a banned IP, ...) often is not (a WAF rule, a ban that
+        expires): the book would stay stuck for good, so it is asked again after ``refused_pause``,
+        doubling per refusal up to ``refused_max_pause`` (equal jitter), until a snapshot syncs it.
+        """
         inst = self._instruments[symbol]
         inst.snapshot_wanted = False
-        self._health(FeedEventKind.OTHER, now, symbol=symbol,
-                     detail=f"snapshot fetch failed ({'will retry' if retriable else 'not retriable'}): {reason}")
         if retriable:
+            self._health(FeedEventKind.OTHER, now, symbol=symbol, detail=f"snapshot fetch failed (will retry): {reason}")
             self._want_snapshot(inst)
+            return
+        pause_s = backoff_delay(inst.snapshot_refusals, self._refused_pause_s, self._refused_max_pause_s, self._rand)
+        inst.snapshot_refusals += 1
+        inst.snapshot_retry_at = now + int(pause_s * 1e9)
+        self._health(FeedEventKind.OTHER, now, symbol=symbol, count=inst.snapshot_refusals,
+                     detail=f"snapshot fetch failed (not retriable; refusal {inst.snapshot_refusals}, "
+                            f"asking again in {pause_s:.1f} s): {reason}")
 
     def tick(self, now: int) -> None:
-        """Release held events whose peers did not deliver in time; replace stalled connections."""
+        """Release held events whose peers did not deliver in time; replace stalled connections; retry refused snapshots."""
         for inst in self._instruments.values():
+            if inst.snapshot_retry_at is not None and now >= inst.snapshot_retry_at:
+                inst.snapshot_retry_at = None
+                self._want_snapshot(inst)
             if inst.trades.held:
                 for trade in inst.trades.expire(now):
                     self._publish_trade(inst, trade, now)
@@ -312,6 +341,11 @@ class FeedPipeline:
         """Return the symbols this pipeline serves."""
         return list(self._instruments)
 
+    def unsynced_s(self, now: int) -> dict[str, float]:
+        """Seconds each symbol whose book is not true has been so (symbols with a true book are absent)."""
+        return {s: round((now - i.unsynced_since) / 1e9, 3) for s, i in self._instruments.items()
+                if i.unsynced_since is not None}
+
     def status(self) -> dict[str, Any]:
         """Return a JSON-able health summary per symbol."""
         return {
@@ -320,6 +354,8 @@ class FeedPipeline:
                 "last_update_id": i.sync.book.last_update_id,
                 "last_trade_id": i.last_trade_id,
                 "buffered_diffs": i.sync.buffered,
+                "synced_once": i.synced_once,
+                "snapshot_refusals": i.snapshot_refusals,
             }
             for s, i in self._instruments.items()
         }
@@ -366,7 +402,8 @@ class FeedPipeline:
         kind = type(result)
         sym = inst.symbol
         if kind is bs.Buffered:
-            if not inst.snapshot_wanted and not inst.synced_once:
+            if not inst.snapshot_wanted and not inst.synced_once and inst.snapshot_retry_at is None:
+                inst.unsynced_since = inst.unsynced_since if inst.unsynced_since is not None else now
                 self._health(FeedEventKind.RESYNC, now, symbol=sym, detail="initial sync: fetching snapshot")
                 self._metrics.resyncs.labels(sym).inc()
                 self._want_snapshot(inst)
@@ -398,6 +435,7 @@ class FeedPipeline:
             detail=f"book stale after {why}; last true state at this update id",
         )
         self._health(FeedEventKind.RESYNC, now, symbol=sym, detail=f"resync after {why}: fetching snapshot")
+        inst.unsynced_since = inst.unsynced_since if inst.unsynced_since is not None else now
         self._want_snapshot(inst)
 
     def _publish_synced(self, inst: _Instrument, result: bs.Synced, now: int) -> None:
@@ -417,6 +455,7 @@ class FeedPipeline:
                 "ts_event": diff.ts_event, "ts_recv": diff.ts_recv,
             })
         inst.synced_once = True
+        inst.snapshot_refusals, inst.snapshot_retry_at, inst.unsynced_since = 0, None, None
         self._health(
             FeedEventKind.RECOVERED, now, symbol=inst.symbol, last_update_id=inst.sync.book.last_update_id,
             count=len(result.applied), detail=f"book true from snapshot {sid} (+{len(result.applied)} buffered diffs)",

@@ -60,6 +60,7 @@ class FeedService:
         self._clock = clock
         self._poll = poll
         self._tap = tap
+        self._unsynced_unhealthy_s = settings.unsynced_unhealthy_s
         self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self.events = events or FeedEvents(adapter.venue, producer_id())
@@ -83,6 +84,8 @@ class FeedService:
             silence_timeout_ns=int(settings.silence_timeout_s * 1e9),
             max_book_buffer=settings.max_book_buffer,
             max_backfill_trades=settings.max_backfill_trades,
+            refused_pause_ns=int(settings.snapshot_refused_pause_s * 1e9),
+            refused_max_pause_ns=int(settings.snapshot_refused_max_pause_s * 1e9),
         )
         for symbol, last_id in (resume or {}).items():
             self.pipeline.resume_trades(symbol, last_id)
@@ -117,10 +120,19 @@ class FeedService:
         self._stop.set()
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """Return ``(healthy, detail)`` for ``/health``: a connection is open and every book is true."""
+        """Return ``(healthy, detail)`` for ``/health``.
+
+        Healthy: a connection is open, every book has been true once (ready), and none has been
+        unsynced for ``unsynced_unhealthy_s`` (a resync takes a second or two; a book stuck longer,
+        e.g. its snapshots refused, fails the probe so supervisord or Kubernetes act).
+        """
         status = self.pipeline.status()
-        ok = bool(self._open) and all(s["book"] == "live" for s in status.values())
-        return ok, {"connections": sorted(self._open), "symbols": status, "frames": self.frames}
+        unsynced = self.pipeline.unsynced_s(self._clock())
+        stuck = sorted(s for s, seconds in unsynced.items() if seconds >= self._unsynced_unhealthy_s)
+        ok = bool(self._open) and all(s["synced_once"] for s in status.values()) and not stuck
+        for symbol, seconds in unsynced.items():
+            status[symbol]["unsynced_s"] = seconds
+        return ok, {"connections": sorted(self._open), "symbols": status, "frames": self.frames, "stuck_books": stuck}
 
     def run(self, until: Callable[[], bool] = lambda: False) -> None:
         """Process inputs until :meth:`stop` or ``until()``; then close every connection."""
