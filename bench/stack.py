@@ -30,6 +30,8 @@ def one_run(workdir: Path, services: list[str]) -> tuple[float, float, float]:
     for spec in SERVICES:
         if spec.name in services:
             env[env_name(spec.port_setting)] = str(free_port())
+    if "broker" in services:
+        env[env_name("broker.controller_port")] = str(free_port())
     started = time.monotonic()
     up = subprocess.run([TICKPIPE, "up"], env=env, cwd=workdir, capture_output=True, text=True, check=False)
     healthy = time.monotonic() - started

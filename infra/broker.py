@@ -133,8 +133,11 @@ def check_prerequisites(libs_dir: Path) -> None:
 
 
 def _cluster_id() -> str:
-    # Kafka's Uuid text form: 16 random bytes, base64url without padding
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    # Kafka's Uuid text form: 16 random bytes, base64url without padding; like Kafka's own
+    # Uuid.randomUuid, never one starting with "-" (a command line would read it as an option)
+    while (text := base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()).startswith("-"):
+        pass
+    return text
 
 
 def prepare(node: KafkaNode) -> bool:
@@ -145,7 +148,7 @@ def prepare(node: KafkaNode) -> bool:
     if (node.data_dir / "log" / "meta.properties").exists():
         return False
     done = subprocess.run(
-        node.java("kafka.tools.StorageTool", "format", "-t", _cluster_id(),
+        node.java("kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}",
                   "-c", str(node.config_path)),
         capture_output=True, text=True, timeout=120, check=False,
     )
