@@ -180,7 +180,7 @@ def record_from_sim(seconds: float, events_per_s: float, out: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--file", type=Path, default=DEFAULT_FILE, help="recording (DESIGN.md format)")
+    ap.add_argument("--file", type=Path, default=DEFAULT_FILE, help="recording (docs/recording.md format)")
     ap.add_argument("--record-seconds", type=float, default=0.0, help="record this long from a simulator first")
     ap.add_argument("--events-per-s", type=float, default=2000.0, help="simulator pace when recording")
     ap.add_argument("--repeat", type=int, default=200, help="rounds over the recording per stage and block")

@@ -359,18 +359,18 @@ class Settings(BaseSettings):
     executor: ExecutorSettings = ExecutorSettings()
     stack: StackSettings = StackSettings()
     clickhouse_url: str | None = Field(
-        None, description="DESIGN.md's name for the ClickHouse URL; when set it overrides TICKPIPE_WAREHOUSE__URL"
+        None, description="flat name of the ClickHouse URL (compose, k8s); when set it overrides TICKPIPE_WAREHOUSE__URL"
     )
     schema_registry_url: str | None = Field(
         None,
-        description="DESIGN.md's name for the schema registry URL; when set it overrides "
+        description="flat name of the schema registry URL (compose, k8s); when set it overrides "
         "TICKPIPE_KAFKA__SCHEMA_REGISTRY_URL",
     )
 
     @model_validator(mode="before")
     @classmethod
     def _apply_design_names(cls, data: Any) -> Any:
-        # The cluster manifests of DESIGN.md name these two flat; the nested sections stay the truth.
+        # The cluster manifests name these two flat; the nested sections stay the truth.
         if not isinstance(data, dict):
             return data
         for flat, (section, field) in {

@@ -1,4 +1,4 @@
-"""Errors of the feed producers; each says whether retrying can help (STYLE.md section 5)."""
+"""Errors of the feed producers; each says whether retrying can help (its ``retriable`` flag)."""
 
 from __future__ import annotations
 

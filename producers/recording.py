@@ -1,4 +1,4 @@
-"""Raw capture and playback in the recording format of DESIGN.md.
+"""Raw capture and playback in the recording format of docs/recording.md.
 
 One JSON object per line, exactly as received::
 

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 
 class Topic(StrEnum):
-    """Kafka topics, one per data type (DESIGN.md)."""
+    """Kafka topics, one per data type (table in docs/architecture.md ## topics)."""
 
     TRADES = "md.trades"
     BOOK = "md.book"

@@ -1,4 +1,4 @@
-"""Binance error codes mapped to retriable / not retriable (STYLE.md section 5)."""
+"""Binance error codes mapped to retriable / not retriable (the ``retriable`` flag of producers.errors)."""
 
 from __future__ import annotations
 
