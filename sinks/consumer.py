@@ -182,12 +182,18 @@ class SinkLoop:
                 messages = [m for m in messages if id(m) not in held]
             self._ingest_poll(messages, now)
             done = {tp for tp, (_, last) in ends.items() if self._batcher.last_offset(tp) == last}
-            if done:
+            # offsets past the end arrived but the end itself did not (retention, compaction): that
+            # range cannot be cut the same way any more; the frontier and FINAL remain
+            gone = {(m.topic(), m.partition()) for m in later} - done
+            if gone:
+                log.warning("range taken over cannot be archived as cut before (offsets missing)",
+                            extra={"partitions": sorted(f"{t}/{p}" for t, p in gone)})
+            if done or gone:
                 self._flush()
-                for tp in done:
+                for tp in done | gone:
                     del self._replay[tp]
             if later:
-                self._ingest_many(later, now)
+                self._ingest_poll(later, now)
             return
         self._ingest_poll(messages, now)
 
