@@ -115,10 +115,16 @@ def check_statement(sql: str | bytes, policy: SourcePolicy) -> None:
             raise _denied(f"SYSTEM {tok.word.decode()}")
         if tok.word == b"DIALECT" and words and words[0] == b"SET":
             raise _denied("changing the SQL dialect")
-        if tok.quote in (b"`", b'"') and prev != b"AS" and (nxt is None or nxt.text(buf) != b"("):
+        if _names_a_table(tok, prev, nxt, buf):
             _check_path_name(unquote(buf, tok), policy)
-        elif tok.quote in (b"'", b"$") and (prev in _PATH_WORDS or prev == b"."):
-            _check_path_name(unquote(buf, tok), policy)
+
+
+def _names_a_table(tok: Token, prev: bytes, nxt: Token | None, buf: bytes) -> bool:
+    # a quoted identifier that is not an alias nor a function name, or a string where a table goes
+    # ("FROM '/x'", "db.'x'" after the lexer's "DB." word)
+    if tok.quote in (b"`", b'"'):
+        return prev != b"AS" and (nxt is None or nxt.text(buf) != b"(")
+    return tok.quote in (b"'", b"$") and (prev in _PATH_WORDS or prev.endswith(b"."))
 
 
 def _name_of(buf: bytes, tok: Token) -> str:

@@ -416,7 +416,7 @@ def unquote(buf: bytes, token: Token) -> str:
     if token.quote == b"$":
         tag = raw[:raw.index(b"$", 1) + 1]
         inner = raw[len(tag):]
-        return (inner[:-len(tag)] if inner.endswith(tag) else inner).decode(errors="replace")
+        return (inner.removesuffix(tag)).decode(errors="replace")
     quote = raw[0]
     body = raw[1:-1] if len(raw) >= 2 and raw[-1] == quote else raw[1:]
     out = bytearray()
