@@ -93,6 +93,17 @@ class _Outbox:
         self._send(Topic.DLQ, "DeadLetter", record)
 
 
+def report_consumer_error(metrics: ExecutorMetrics, msg: Message, loop: str) -> None:
+    """Count and log a consumer error event of ``loop`` (signals, market, control); end-of-partition is none."""
+    error = msg.error()
+    if error.code() == KafkaError._PARTITION_EOF:
+        return
+    metrics.consumer_errors.labels(loop).inc()
+    log.error("consumer error", extra={"loop": loop, "topic": msg.topic(), "partition": msg.partition(),
+                                       "error": str(error), "code": error.code(), "fatal": error.fatal(),
+                                       "retriable": error.retriable()})
+
+
 class Engine:
     """The executor service; :meth:`run` until :meth:`stop` (SIGTERM)."""
 
@@ -395,13 +406,7 @@ class Engine:
     # ---- loop --------------------------------------------------------------------------------------
 
     def _consumer_error(self, msg: Message, loop: str) -> None:
-        error = msg.error()
-        if error.code() == KafkaError._PARTITION_EOF:
-            return
-        self.metrics.consumer_errors.labels(loop).inc()
-        log.error("consumer error", extra={"loop": loop, "topic": msg.topic(), "partition": msg.partition(),
-                                           "error": str(error), "code": error.code(), "fatal": error.fatal(),
-                                           "retriable": error.retriable()})
+        report_consumer_error(self.metrics, msg, loop)
 
     def _drain_market(self) -> None:
         for msg in self.md.consume(1000, 0):

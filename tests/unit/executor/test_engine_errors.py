@@ -1,0 +1,39 @@
+"""Consumer errors of the engine's loops are counted per loop and logged with their context."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from confluent_kafka import KafkaError, Message
+from prometheus_client import CollectorRegistry
+
+from executor.engine import report_consumer_error
+from executor.metrics import ExecutorMetrics
+
+
+def test_a_consumer_error_is_counted_per_loop_and_logged_with_topic_partition_and_code(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    metrics = ExecutorMetrics(CollectorRegistry())
+    msg = Message(topic="executor.control", partition=0, error=KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART))
+
+    with caplog.at_level(logging.ERROR, logger="executor.engine"):
+        report_consumer_error(metrics, msg, "control")
+
+    assert metrics.consumer_errors.labels("control")._value.get() == 1
+    assert metrics.consumer_errors.labels("market")._value.get() == 0
+    (record,) = caplog.records
+    assert record.getMessage() == "consumer error"
+    assert (record.loop, record.topic, record.partition, record.code) == (
+        "control", "executor.control", 0, KafkaError.UNKNOWN_TOPIC_OR_PART)
+    assert "Unknown topic or partition" in record.error and record.fatal is False
+
+
+def test_end_of_partition_is_not_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    metrics = ExecutorMetrics(CollectorRegistry())
+    msg = Message(topic="md.bbo", partition=3, error=KafkaError(KafkaError._PARTITION_EOF))
+
+    report_consumer_error(metrics, msg, "market")
+
+    assert metrics.consumer_errors.labels("market")._value.get() == 0 and not caplog.records
