@@ -77,6 +77,10 @@ class WarehouseSettings(_Section):
     spool_dir: Path | None = Field(
         None, description="`tickpipe warehouse`: where insert data is spooled for chdb; unset = /dev/shm, else temp dir"
     )
+    max_decompressed_bytes: int = Field(
+        1 << 30, ge=1 << 20,
+        description="`tickpipe warehouse`: largest request body once its Content-Encoding is undone (271 past it)",
+    )
     user_files_dir: Path | None = Field(
         None,
         description="`tickpipe warehouse`: the only directory file(), File engines and path-named tables may use "

@@ -10,11 +10,11 @@ from __future__ import annotations
 import gzip
 import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from clickhouse_connect.driver.compression import _lz4_decompressor, _zstd_decompress
+from clickhouse_connect.driver.compression import _lz4_decompressor, _zstd_decompressor
 
 # URL parameters the HTTP layer consumes itself; everything else is a ClickHouse setting.
 # Mirrors clickhouse-connect's own list of transport settings plus the HTTP interface's names.
@@ -182,38 +182,51 @@ class Statement:
         return self.keyword in ("SET", "USE")
 
 
-def decompress_body(body: bytes, encoding: str | None) -> bytes:
-    """Undo ``Content-Encoding`` (gzip, deflate, zstd, lz4 frame, identity), as ClickHouse does."""
+def decompress_body(body: bytes, encoding: str | None, limit: int | None = None) -> bytes:
+    """Undo ``Content-Encoding`` (gzip, deflate, zstd, lz4 frame, identity), as ClickHouse does.
+
+    With ``limit``, a body that inflates past ``limit`` bytes is refused as soon as it does (a
+    small compressed body can stand for gigabytes), so the process never holds more than that.
+    """
     if not body or not encoding or encoding.strip().lower() in ("", "identity"):
         return body
     enc = encoding.strip().lower()
     try:
         if enc in ("gzip", "x-gzip"):
-            return gzip.decompress(body)
+            return _frames(body, lambda: zlib.decompressobj(16 + zlib.MAX_WBITS), limit, enc)
         if enc == "deflate":
             try:
-                return zlib.decompress(body)
+                return _frames(body, zlib.decompressobj, limit, enc, one=True)
             except zlib.error:
-                return zlib.decompress(body, -zlib.MAX_WBITS)
+                return _frames(body, lambda: zlib.decompressobj(-zlib.MAX_WBITS), limit, enc, one=True)
         if enc == "zstd":
-            return _zstd_decompress(body)
+            return _frames(body, _zstd_decompressor, limit, enc)
         if enc == "lz4":
-            return _lz4_frames(body)
+            # clickhouse-connect compresses each Native block as its own LZ4 frame, concatenated
+            return _frames(body, _lz4_decompressor, limit, enc)
+    except ProtocolError:
+        raise
     except Exception as exc:  # every codec has its own error type
         raise ProtocolError(CANNOT_DECOMPRESS, "CANNOT_DECOMPRESS", f"Cannot decompress {enc} body: {exc}") from exc
     raise ProtocolError(BAD_ARGUMENTS, "BAD_ARGUMENTS", f"Unknown HTTP compression method '{encoding}'")
 
 
-def _lz4_frames(body: bytes) -> bytes:
-    # clickhouse-connect compresses each Native block as its own LZ4 frame, concatenated
+def _frames(body: bytes, decompressor: Callable[[], Any], limit: int | None, enc: str, one: bool = False) -> bytes:
+    # concatenated frames (gzip members, zstd/lz4 frames), each to its end, never past ``limit`` bytes
     out: list[bytes] = []
+    total = 0
     rest = body
     while rest:
-        decompressor = _lz4_decompressor()
-        out.append(decompressor.decompress(rest))
-        if not decompressor.eof:
-            raise ValueError("truncated lz4 frame")
-        rest = decompressor.unused_data
+        d = decompressor()
+        chunk = d.decompress(rest) if limit is None else d.decompress(rest, limit - total + 1)
+        total += len(chunk)
+        if limit is not None and total > limit:
+            raise ProtocolError(CANNOT_DECOMPRESS, "CANNOT_DECOMPRESS",
+                                f"Cannot decompress {enc} body: it inflates past {limit} bytes")
+        out.append(chunk)
+        if not d.eof:
+            raise ValueError(f"truncated {enc} stream")
+        rest = b"" if one else d.unused_data
     return b"".join(out)
 
 

@@ -98,7 +98,8 @@ async def _read_statement_input(request: web.Request) -> tuple[dict[str, str], b
     request.app[_METRICS].body_bytes.inc(len(raw))
     encoding = request.headers.get("Content-Encoding")
     if raw and encoding and encoding.lower() != "identity":
-        body = await asyncio.get_running_loop().run_in_executor(None, decompress_body, raw, encoding)
+        limit = request.app[_SETTINGS].max_decompressed_bytes
+        body = await asyncio.get_running_loop().run_in_executor(None, decompress_body, raw, encoding, limit)
     else:
         body = raw
     return params, body, form_query

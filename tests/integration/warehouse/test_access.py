@@ -7,6 +7,7 @@ error; no listening beyond loopback without a password.
 
 from __future__ import annotations
 
+import gzip
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +35,8 @@ def files_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     files = base / "user_files"
     files.mkdir()
     proc = WarehouseProcess(free_port(), base / "data", log_path=base / "warehouse.log",
-                            settings_env={"TICKPIPE_WAREHOUSE__USER_FILES_DIR": str(files)})
+                            settings_env={"TICKPIPE_WAREHOUSE__USER_FILES_DIR": str(files),
+                                          "TICKPIPE_WAREHOUSE__MAX_DECOMPRESSED_BYTES": str(8 << 20)})
     with proc:
         yield proc, files
 
@@ -168,6 +170,18 @@ def test_with_a_user_files_dir_file_sources_work_inside_it_only(files_warehouse:
     assert (absolute.text, relative.text, as_table.text) == ("3\n", "2\n", "2\n")
     assert written.status_code == 200 and (files / "out.csv").read_text() == "7\n"
     assert [r.headers["X-ClickHouse-Exception-Code"] for r in (outside, escaping, network)] == ["497"] * 3
+
+
+def test_a_compressed_body_inflating_past_the_limit_is_refused_and_the_server_stays(
+    files_warehouse: tuple[WarehouseProcess, Path]
+) -> None:
+    proc, _ = files_warehouse
+    bomb = gzip.compress(b"SELECT '" + b"0" * (256 << 20) + b"'")  # 256 MiB of SQL in well under 1 MiB
+
+    refused = requests.post(proc.url, data=bomb, headers={"Content-Encoding": "gzip"}, timeout=60)
+
+    assert refused.headers["X-ClickHouse-Exception-Code"] == "271"
+    assert _post(proc.url, "SELECT 1").text == "1\n"
 
 
 def test_listening_beyond_loopback_without_a_password_refuses_to_start(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from infra.warehouse.access import SourcePolicy, check_settings, check_statement
-from infra.warehouse.protocol import ProtocolError, parse_request, tokens, unquote
+from infra.warehouse.protocol import ProtocolError, decompress_body, parse_request, tokens, unquote
 
 CATALOGUE = ["file", "url", "s3", "remote", "executable", "numbers", "merge", "MergeTree", "File", "URL", "Memory",
              "Filesystem", "Atomic", "sqlite", "python"]
@@ -122,3 +123,13 @@ def test_only_clickhouse_sql_is_accepted_as_a_setting() -> None:
     check_settings({"dialect": "clickhouse", "max_threads": "1"})
     with pytest.raises(ProtocolError):
         check_settings({"dialect": "kusto"})
+
+
+def test_a_body_inflating_past_the_limit_is_refused_before_it_is_whole() -> None:
+    bomb = gzip.compress(bytes(64 << 20))  # 64 MiB of zeros in ~64 KiB
+
+    with pytest.raises(ProtocolError) as caught:
+        decompress_body(bomb, "gzip", limit=1 << 20)
+
+    assert caught.value.code == 271 and "inflates past" in str(caught.value)
+    assert decompress_body(gzip.compress(b"SELECT 1"), "gzip", limit=1 << 20) == b"SELECT 1"
