@@ -1,8 +1,8 @@
 """The kill switch: trading-state messages on a compacted control topic.
 
 ``tickpipe executor halt`` / ``resume`` publish ``{"state": "HALTED"|"ACTIVE"|"REDUCING", "reason": ...,
-"ts": ns, "sig": hex}`` under the key ``trading_state`` to ``ExecutorSettings.control_topic`` (one
-partition, ``cleanup.policy=compact``, so the latest state survives).  ``sig`` is an HMAC-SHA256 made
+"ts": ns, "sig": hex}`` under the key ``trading_state:<ts>`` to ``ExecutorSettings.control_topic`` (one
+partition, ``cleanup.policy=compact``; one key per message, so no signed message is compacted away).  ``sig`` is an HMAC-SHA256 made
 with ``ExecutorSettings.control_key``: an unsigned, badly signed or replayed message (a ``ts`` not
 after the last accepted one, or older than ``control_max_age_ms`` once the history is read) is
 rejected and counted.  Every executor reads the topic from the beginning at start and follows it
@@ -29,6 +29,8 @@ from infra.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 CONTROL_KEY = b"trading_state"
+"""Key prefix: each message is keyed ``trading_state:<ts>``, so compaction keeps every signed message
+(a forged one published later under any key cannot compact the last signed HALT away)."""
 
 
 def ensure_control_topic(kafka: KafkaSettings, topic: str) -> None:
@@ -61,7 +63,8 @@ def send_control(kafka: KafkaSettings, topic: str, state: TradingState, reason: 
     """Publish a signed trading-state change and wait until the broker has it."""
     ensure_control_topic(kafka, topic)
     producer = Producer(idempotent_producer_config(kafka))
-    producer.produce(topic, control_message(state, reason, key), CONTROL_KEY)
+    ts = time.time_ns()
+    producer.produce(topic, control_message(state, reason, key, ts), CONTROL_KEY + f":{ts}".encode())
     if producer.flush(10) > 0:
         raise RuntimeError(f"control message to {topic} not delivered within 10 s")
 

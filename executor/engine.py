@@ -27,7 +27,7 @@ from executor.control import ControlVerifier, apply_control
 from executor.ledger import SignalLedger
 from executor.market import MarketView
 from executor.metrics import ExecutorMetrics
-from executor.order import InvalidStateTrigger, OrderTrigger
+from executor.order import InvalidStateTrigger, Order, OrderTrigger
 from executor.policy import PolicyParams
 from executor.positions import Positions
 from executor.ids import parse_client_order_id
@@ -134,6 +134,7 @@ class Engine:
         self._last_diff: dict[str, Decimal] | None = None
         self.last_check: dict[str, Any] = {}
         self.metrics_assets: set[str] = set()
+        self._disputed_canceled: set[str] = set()
         self._stopping = False
         self.started = False
         self.producer = Producer(idempotent_producer_config(kafka, **{"linger.ms": 2}))
@@ -449,6 +450,8 @@ class Engine:
     def cancel_all(self, reason: str, quiet: bool = False) -> None:
         """Cancel every live order of ours that can be canceled (the kill switch)."""
         cancelable = [o for o in self.trader.live.values() if o.can(OrderTrigger.CANCEL_REQUEST)]
+        for order in [o for o in self.trader.disputed.values() if not o.can(OrderTrigger.CANCEL_REQUEST)]:
+            self._halt_cancel_disputed(order, reason)
         if quiet and not cancelable:
             return
         log.warning("canceling all open orders", extra={"reason": reason, "count": len(cancelable)})
@@ -458,6 +461,21 @@ class Engine:
             except VenueError as exc:
                 log.warning("kill-switch cancel failed; retried next loop",
                             extra={"client_order_id": order.client_order_id, "error": str(exc)})
+
+    def _halt_cancel_disputed(self, order: Order, reason: str) -> None:
+        # an order whose venue report the table refused may rest although our state says otherwise:
+        # cancel it on the venue directly (no transition); the re-query then reports it canceled
+        if order.client_order_id in self._disputed_canceled:
+            return
+        try:
+            self.venue.cancel(order.command.symbol, order.client_order_id)
+            log.warning("canceled a disputed order on the venue", extra={"client_order_id": order.client_order_id,
+                                                                         "reason": reason})
+        except VenueError as exc:
+            log.warning("cancel of a disputed order failed", extra={"client_order_id": order.client_order_id,
+                                                                     "error": str(exc)})
+            return
+        self._disputed_canceled.add(order.client_order_id)
 
     def _step_runs(self) -> None:
         for key in sorted(self.runs):

@@ -23,7 +23,7 @@ class ExecutorMetrics:
             registry=registry,
         )
         self.invalid_transitions = Counter(
-            "executor_invalid_transitions_total", "venue reports the order state machine refused (order kept managed)",
+            "executor_invalid_transitions_total", "orders whose venue report the state machine refused (kept managed)",
             registry=registry,
         )
         self.control_rejected = Counter(

@@ -39,6 +39,7 @@ from executor.venue import BinanceVenue, NotFound, OutcomeUnknown, RateLimited, 
 log = logging.getLogger(__name__)
 
 MAX_SETTLE_BACKOFF_NS = 5_000_000_000
+VENUE_CLOSED = frozenset({"FILLED", "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED"})
 
 
 class NotYetProven(OutcomeUnknown):
@@ -192,7 +193,10 @@ class Trader:
                 str(payload["orderId"]),
             )
         except InvalidStateTrigger as exc:
-            self._refused(order, exc, payload)
+            if payload["status"] in VENUE_CLOSED and Decimal(payload["executedQty"]) == order.filled_qty:
+                self._dispute_closed(order, exc, payload)
+            else:
+                self._refused(order, exc, payload)
             return
         self.disputed.pop(order.client_order_id, None)
         ts_event = int(payload.get("transactTime") or payload.get("updateTime") or 0) * 1_000_000 or None
@@ -207,12 +211,28 @@ class Trader:
         # switch and the exposure check see it; its run unfinished, so the offset stays uncommitted) and
         # ask the venue again later
         cid = order.client_order_id
+        if cid in self.disputed:
+            log.warning("disputed order still refused", extra={"client_order_id": cid, "transition": str(exc)})
+            return
         self.disputed[cid] = order
         self.live[cid] = order
-        self.on_refused(order, exc)
+        self.on_refused(order, exc)  # counted once per order
         log.error("venue report refused by the order state machine; order kept managed", extra={
             "client_order_id": cid, "transition": str(exc), "venue_status": payload.get("status"),
             "executed_qty": payload.get("executedQty"), "filled_qty": str(order.filled_qty)})
+
+    def _dispute_closed(self, order: Order, exc: InvalidStateTrigger, payload: dict[str, Any]) -> None:
+        # the venue closed the order and every execution of it is already accounted for: nothing can
+        # change any more, so it stops being managed (the refused report stays in the log and the metric)
+        cid = order.client_order_id
+        if cid not in self.disputed:
+            self.on_refused(order, exc)
+        self.disputed.pop(cid, None)
+        if self.live.get(cid) is order and order.is_terminal:
+            del self.live[cid]
+        log.error("venue report refused by the order state machine; the order is closed on the venue with no "
+                  "execution unaccounted for", extra={"client_order_id": cid, "transition": str(exc),
+                                                      "venue_status": payload["status"], "filled_qty": str(order.filled_qty)})
 
     def _requery_disputed(self, run: SignalRun, orders: list[Order]) -> None:
         for order in orders:

@@ -140,14 +140,30 @@ def executor_settings(sim_url: str, key: str, secret: str, **overrides: Any) -> 
     return ExecutorSettings(**{**base, **overrides})
 
 
-@contextmanager
-def running_engine(settings: ExecutorSettings, kafka: KafkaSettings) -> Iterator[Engine]:
-    """Run an in-process engine in a thread; stop it cleanly (commit, flush, close) at exit."""
+def new_engine(settings: ExecutorSettings, kafka: KafkaSettings) -> Engine:
+    """An engine for one test: its control topic created, its own metrics registry, not set up yet."""
     from executor.control import ensure_control_topic
 
     ensure_control_topic(kafka, settings.control_topic)
     venue = BinanceVenue(settings.rest_url, settings.api_key, settings.api_secret, settings.request_timeout_ms)
-    engine = Engine(settings, kafka, venue, ExecutorMetrics(CollectorRegistry()))
+    return Engine(settings, kafka, venue, ExecutorMetrics(CollectorRegistry()))
+
+
+@contextmanager
+def set_up_engine(settings: ExecutorSettings, kafka: KafkaSettings) -> Iterator[Engine]:
+    """An engine after its start-up (reconciled, consumers assigned) whose loop never runs; closed at exit."""
+    engine = new_engine(settings, kafka)
+    try:
+        engine._setup()
+        yield engine
+    finally:
+        engine.close()
+
+
+@contextmanager
+def running_engine(settings: ExecutorSettings, kafka: KafkaSettings) -> Iterator[Engine]:
+    """Run an in-process engine in a thread; stop it cleanly (commit, flush, close) at exit."""
+    engine = new_engine(settings, kafka)
     errors: list[BaseException] = []
 
     def target() -> None:

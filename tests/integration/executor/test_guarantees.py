@@ -16,13 +16,13 @@ import orjson
 import pytest
 import requests
 from confluent_kafka import Consumer, TopicPartition
-from prometheus_client import CollectorRegistry
 
-from executor.control import CONTROL_KEY, control_message, ensure_control_topic, send_control
-from executor.engine import Engine
+from executor.control import CONTROL_KEY, control_message, send_control
+from executor.commands import OrderType, Side, TimeInForce
 from executor.ids import client_order_id
-from executor.metrics import ExecutorMetrics
+from executor.order import OrderStatus, OrderTrigger
 from executor.risk import TradingState
+from executor.trader import SignalRun
 from executor.venue import BinanceVenue
 from infra.broker import free_port
 from infra.processes import stop_process
@@ -38,6 +38,7 @@ from tests.integration.executor.harness import (
     produce_signals,
     records,
     running_engine,
+    set_up_engine,
     signal,
     sim_order_posts,
     start_executor_process,
@@ -430,18 +431,52 @@ def test_after_a_restart_the_book_has_full_depth_from_the_venue_before_any_marke
 ) -> None:
     key, secret = new_account(executor_sim_url)
     settings = executor_settings(executor_sim_url, key, secret)
-    ensure_control_topic(kafka_settings, settings.control_topic)
-    venue = BinanceVenue(settings.rest_url, key, secret, settings.request_timeout_ms)
-    engine = Engine(settings, kafka_settings, venue, ExecutorMetrics(CollectorRegistry()))
 
-    try:
-        engine._setup()  # start-up only: no market-data record has been read yet
-
+    with set_up_engine(settings, kafka_settings) as engine:  # start-up only: no market-data record read yet
         for symbol in ("BTCUSDT", "ETHUSDT"):
             book = engine.market.snapshot("binance", symbol)
             assert book is not None and len(book.bids) >= 5 and len(book.asks) >= 5, (symbol, book)
             assert book.bids[0][0] < book.asks[0][0]
             assert engine.market.unfit("binance", symbol, time.time_ns(), 5 * 10**9) is None
-    finally:
-        engine.close()
 
+
+
+# ---- 3. a refused transition keeps the order managed -------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_a_venue_report_the_table_refuses_keeps_the_order_live_and_its_run_open_until_the_venue_closes_it(
+    kafka_settings: KafkaSettings, executor_sim_url: str, market_bridge: MarketBridge
+) -> None:
+    # Arrange: the engine set up (real broker, real venue); an order of a signal rests on the venue while
+    # the executor believes it was never placed (pending_new -> unknown -> not_found -> rejected)
+    key, secret = new_account(executor_sim_url)
+    settings = executor_settings(executor_sim_url, key, secret)
+    venue = BinanceVenue(settings.rest_url, key, secret, settings.request_timeout_ms)
+    s = signal("BTCUSDT", "buy", "0.001", urgency=0.0)
+    with set_up_engine(settings, kafka_settings) as engine:
+        bid = engine.market.quote("binance", "BTCUSDT").bid
+        run = SignalRun(s, 0, 0, time.time_ns(), Side.BUY, Decimal("0.001"))
+        order = engine.trader._next_order(run, OrderType.LIMIT, TimeInForce.GTC, (bid * Decimal("0.9")).quantize(Decimal("0.01")),
+                                          Decimal("0.001"))
+        for trigger in (OrderTrigger.SUBMIT, OrderTrigger.OUTCOME_UNKNOWN, OrderTrigger.NOT_FOUND):
+            order.apply(trigger)
+        venue.submit(order.command)  # yet the venue has it, resting
+
+        # Act: the venue's report reaches the trader
+        engine.trader._apply_venue_order(order, venue.query("BTCUSDT", order.client_order_id))
+        engine.trader.step(run)  # re-queried: still refused
+
+        # Assert: nothing changed on the order, it stays managed, its run open, the refusal counted
+        assert order.status is OrderStatus.REJECTED and order.filled_qty == 0 and order.venue_order_id is None
+        assert engine.trader.live[order.client_order_id] is order and order.client_order_id in engine.trader.disputed
+        assert engine.trader.exposure("BTCUSDT") == Decimal("0.001")  # the exposure check sees it resting
+        assert not run.done and run.next_action_at > time.time_ns()
+        assert _counter(engine, "invalid_transitions") == 1
+
+        # the kill switch cancels it on the venue although the table allows no cancel from `rejected`
+        engine.cancel_all("test halt")
+        assert venue.query("BTCUSDT", order.client_order_id)["status"] == "CANCELED"
+        run.next_action_at = 0
+        engine.trader.step(run)  # closed on the venue with nothing executed: no longer managed
+        assert order.client_order_id not in engine.trader.live and order.client_order_id not in engine.trader.disputed
