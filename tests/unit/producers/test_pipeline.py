@@ -92,15 +92,20 @@ def test_two_lossy_connections_give_each_trade_once_in_order_and_a_true_book() -
     assert kinds == ["connect", "connect", "resync", "recovered"]
 
 
-def test_gap_on_every_connection_publishes_gap_stale_and_resyncs_with_a_snapshot_delta() -> None:
-    run = _Run()
-    p = run.pipeline
+def gap_after_sync(p: FeedPipeline) -> None:
+    """Sync BTCUSDT from snapshot 11, then lose 13-15 on every connection (the gap shows at 103 ms)."""
     p.open("c0#1", "ws://x", 0)
     p.frame("c0#1", _depth(10, 12, "99.00"), MS)
     p.snapshot(SNAP_URL, b'{"lastUpdateId": 11, "bids": [], "asks": []}', 2 * MS)
-    # Act: 13-15 never arrives on any connection
     p.frame("c0#1", _depth(16, 18, "99.50"), 3 * MS)
     p.tick(3 * MS + 100 * MS)
+
+
+def test_gap_on_every_connection_publishes_gap_stale_and_resyncs_with_a_snapshot_delta() -> None:
+    run = _Run()
+    p = run.pipeline
+    # Act: 13-15 never arrives on any connection
+    gap_after_sync(p)
     # Assert
     health = run.of(Topic.HEALTH)
     gap = next(e for e in health if e["kind"] == "gap")

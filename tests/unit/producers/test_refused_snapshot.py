@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from producers.health import FeedEventKind
 from schemas.topics import Topic
-from tests.unit.producers.test_pipeline import MS, SNAP_URL, _depth, _Run
+from tests.unit.producers.test_pipeline import MS, SNAP_URL, _depth, _Run, gap_after_sync
 
 S = 1_000 * MS
 
@@ -12,11 +12,7 @@ S = 1_000 * MS
 def test_a_refused_resync_snapshot_is_asked_again_after_a_growing_pause_then_the_book_recovers() -> None:
     run = _Run()
     p = run.pipeline
-    p.open("c0#1", "ws://x", 0)
-    p.frame("c0#1", _depth(10, 12, "99.00"), MS)
-    p.snapshot(SNAP_URL, b'{"lastUpdateId": 11, "bids": [], "asks": []}', 2 * MS)
-    p.frame("c0#1", _depth(16, 18, "99.50"), 3 * MS)
-    p.tick(103 * MS)  # 13-15 never came: gap, resync, snapshot asked again
+    gap_after_sync(p)  # resync: the snapshot is asked again
     assert run.snapshot_requests == ["BTCUSDT", "BTCUSDT"]
     # Act: the venue refuses it as final; diffs keep coming meanwhile
     p.snapshot_failed("BTCUSDT", "HTTP 403", False, 104 * MS)
