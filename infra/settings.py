@@ -280,15 +280,15 @@ class ExecutorSettings(_Section):
     # signals
     max_signal_age_ms: int = Field(5000, ge=1, description="a signal older than this (ts_emit) is stale -> dlq")
     market_wait_ms: int = Field(3000, ge=0, description="wait this long for market data before denying a signal")
+    max_book_age_ms: int = Field(
+        5000, ge=0, description="refuse aggressive (IOC) orders when the instrument's newest market data (ts_recv) is "
+        "older than this; 0 = no limit (a stale or gapped book is always refused)",
+    )
     max_inflight_signals: int = Field(200, ge=1, description="pause consuming signals while this many are in progress")
     signals_fetch_wait_ms: int = Field(
         5, ge=0, description="longest the broker may hold a signals fetch (latency vs. broker load)"
     )
     signals_offset_reset: str = Field(
-    max_book_age_ms: int = Field(
-        5000, ge=0, description="refuse aggressive (IOC) orders when the instrument's newest market data (ts_recv) is "
-        "older than this; 0 = no limit (a stale or gapped book is always refused)",
-    )
         "latest", description="where a new consumer group starts on `signals`: latest (skip history) or earliest"
     )
     # risk
