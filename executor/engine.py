@@ -177,6 +177,7 @@ class Engine:
         limits = RiskLimits(s.max_order_notional, s.max_position, s.max_open_orders, s.price_band_bps,
                             s.max_throttle_wait_ms / 1000)
         self.risk = RiskEngine(limits, buckets, TradingState(s.initial_state))
+        TradingState(s.reconcile_breach_state)  # fail at start, not at the first breach, on a bad value
         symbols = [x for x in s.symbols.split(",") if x] or sorted(self.rules)
         self.reconciliation = self._until_answered(
             "reconcile", lambda: reconcile(self.venue, self.positions, symbols, s.reconcile_trades_limit)
