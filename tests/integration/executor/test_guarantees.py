@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal as os_signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +28,7 @@ from executor.trader import SignalRun
 from executor.venue import BinanceVenue
 from infra.broker import free_port
 from infra.processes import stop_process
-from infra.settings import KafkaSettings, environ_without_settings
+from infra.settings import ExecutorSettings, KafkaSettings, environ_without_settings
 from schemas.topics import Topic
 from tests.integration.executor.harness import (
     SERDE,
@@ -233,6 +235,42 @@ def test_ioc_under_a_lost_or_late_answer_executes_exactly_once(
     assert first[:3] == ["pending_new", "unknown", "new"], first
 
 
+@pytest.mark.timeout(60)
+def test_a_request_held_past_its_recv_window_counts_as_never_placed_only_after_it_and_is_retried_once(
+    kafka_settings: KafkaSettings, executor_sim_url: str, market_bridge: MarketBridge
+) -> None:
+    # Arrange: the venue holds the POST 3.5 s, longer than its 2 s recvWindow: it will drop it (-1021)
+    key, secret = new_account(executor_sim_url)
+    settings = executor_settings(executor_sim_url, key, secret, request_timeout_ms=1000, recv_window_ms=2000)
+    venue = BinanceVenue(executor_sim_url, key, secret, 3000)
+    s = signal("BTCUSDT", "buy", "0.001", urgency=1.0)
+    cid = client_order_id(s["signal_id"], 0, 0)
+
+    with running_engine(settings, kafka_settings) as engine:
+        wait_for(lambda: engine.recover_below, 20, "signals partitions assigned")
+        posts_before = sim_order_posts(executor_sim_url)
+        _fault(executor_sim_url, {"late_execution": {"delay_s": 3.5}})
+
+        # Act
+        produce_signals(kafka_settings, [s])
+        wait_for(lambda: _done(engine), 30, "signal done")
+        time.sleep(3.0)  # the held request has reached the venue's recvWindow check by now
+
+    # Assert: "not found" was accepted only after the recvWindow, the retry under the same id is the
+    # one execution, and the held request was dropped (two POSTs, one venue order)
+    events = order_events(kafka_settings, {s["signal_id"]})[cid]
+    statuses = [e["status"] for e in events]
+    assert statuses[:5] == ["pending_new", "unknown", "rejected", "pending_new", "new"], statuses
+    assert "recvWindow" in events[2]["reason"]
+    assert events[2]["ts_emit"] - events[0]["ts_emit"] >= settings.recv_window_ms * 1_000_000
+    orders = venue_orders_of(venue, s)
+    assert [o["clientOrderId"] for o in orders][:1] == [cid]
+    assert sim_order_posts(executor_sim_url) - posts_before == len(orders) + 1
+    order_ids = {str(o["orderId"]) for o in orders}
+    assert {str(t["orderId"]) for t in venue.my_trades("BTCUSDT")} <= order_ids
+    assert Decimal(0) < sum(Decimal(o["executedQty"]) for o in orders) <= Decimal(s["target"])
+
+
 # ---- 4. a run ends only when its fills are complete ------------------------------------------------
 
 
@@ -281,20 +319,32 @@ def test_lagging_my_trades_holds_the_commit_until_every_fill_is_published_once(
 # ---- 7. signed, sticky kill switch ------------------------------------------------------------------
 
 
+def _cli(kafka: KafkaSettings, settings: ExecutorSettings, *args: str) -> None:
+    env = environ_without_settings() | {
+        "TICKPIPE_KAFKA__BOOTSTRAP": kafka.bootstrap,
+        "TICKPIPE_EXECUTOR__CONTROL_TOPIC": settings.control_topic,
+        "TICKPIPE_EXECUTOR__CONTROL_KEY": settings.control_key,
+    }
+    tickpipe = str(Path(sys.executable).parent / "tickpipe")
+    subprocess.run([tickpipe, "executor", *args], env=env, check=True, timeout=60, capture_output=True)
+
+
 @pytest.mark.timeout(60)
 def test_unsigned_badly_signed_and_replayed_control_messages_are_rejected_and_counted(
     kafka_settings: KafkaSettings, executor_sim_url: str, market_bridge: MarketBridge
 ) -> None:
     key, secret = new_account(executor_sim_url)
-    settings = executor_settings(executor_sim_url, key, secret, control_max_age_ms=5000)
+    settings = executor_settings(executor_sim_url, key, secret, control_max_age_ms=5000,
+                                 control_key=os.urandom(16).hex())
     old_release = control_message(TradingState.ACTIVE, "old release", settings.control_key, time.time_ns() - 60 * 10**9)
     unsigned = orjson.dumps({"state": "ACTIVE", "reason": "no sig", "ts": time.time_ns()})
     forged = control_message(TradingState.ACTIVE, "forged", "not-the-key")
 
     with running_engine(settings, kafka_settings) as engine:
         wait_for(lambda: engine.recover_below, 20, "signals partitions assigned")
-        send_control(kafka_settings, settings.control_topic, TradingState.HALTED, "test halt", settings.control_key)
+        _cli(kafka_settings, settings, "halt", "--reason", "cli halt")  # signs with the key from settings
         wait_for(lambda: engine.risk.state is TradingState.HALTED, 10, "halt applied")
+        assert engine.risk.state_reason == "cli halt"
 
         produce(kafka_settings, settings.control_topic, [(CONTROL_KEY, m) for m in (unsigned, forged, old_release)])
         wait_for(lambda: sum(_counter(engine, "control_rejected", k) for k in ("unsigned", "bad_signature", "replayed")) == 3,
@@ -302,7 +352,7 @@ def test_unsigned_badly_signed_and_replayed_control_messages_are_rejected_and_co
         assert [_counter(engine, "control_rejected", k) for k in ("unsigned", "bad_signature", "replayed")] == [1, 1, 1]
         assert engine.risk.state is TradingState.HALTED
 
-        send_control(kafka_settings, settings.control_topic, TradingState.ACTIVE, "resume", settings.control_key)
+        _cli(kafka_settings, settings, "resume")
         wait_for(lambda: engine.risk.state is TradingState.ACTIVE, 10, "signed resume applied")
 
 
