@@ -300,7 +300,9 @@ class SinkLoop:
         if not fences:
             return True
         try:
-            self._consumer.commit(offsets=fences, asynchronous=False)
+            refused = [tp for tp in self._consumer.commit(offsets=fences, asynchronous=False) or [] if tp.error]
+            if refused:
+                raise KafkaException(refused[0].error)
             return True
         except KafkaException as exc:
             metrics.COMMIT_ERRORS.inc()
