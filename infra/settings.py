@@ -77,6 +77,10 @@ class WarehouseSettings(_Section):
     spool_dir: Path | None = Field(
         None, description="`tickpipe warehouse`: where insert data is spooled for chdb; unset = /dev/shm, else temp dir"
     )
+    allow_network_sources: bool = Field(
+        False, description="`tickpipe warehouse`: admit url(), s3(), remote(), mysql() and the other sources that "
+        "reach other hosts (never executable(), python())",
+    )
     max_decompressed_bytes: int = Field(
         1 << 30, ge=1 << 20,
         description="`tickpipe warehouse`: largest request body once its Content-Encoding is undone (271 past it)",

@@ -11,7 +11,8 @@ raw ``VALUES`` data (expressions there are evaluated, and the parser does not se
 - a call ``name(`` of a table function, table engine, database engine or dictionary source/layout
   that is not on the allow-list below is refused (``ACCESS_DENIED``, 497). The lists come from the
   engine's own catalogue (``system.table_functions`` ...), so a source a newer engine adds is
-  refused until someone allows it here;
+  refused until someone allows it here. ``TICKPIPE_WAREHOUSE__ALLOW_NETWORK_SOURCES`` admits the
+  ones that reach other hosts (url, s3, remote, mysql, ...); those that run programs or code never;
 - the file sources (``file``, ``filesystem``, ``sqlite``, the ``*Local`` lake formats, the
   ``File`` engine) work only when ``TICKPIPE_WAREHOUSE__USER_FILES_DIR`` names a directory, and
   only on literal paths inside it (ClickHouse's ``user_files_path``);
@@ -59,6 +60,9 @@ SAFE_SOURCES = frozenset(
 # Sources that read or write local files: allowed with a user files directory, on paths inside it.
 FILE_SOURCES = frozenset({"file", "filesystem", "sqlite", "icebergLocal".lower(), "deltaLakeLocal".lower(),
                           "paimonLocal".lower()})
+# Sources that run programs or code in the warehouse process: refused whatever the settings say.
+CODE_SOURCES = frozenset({"executable", "executablepool", "executable_pool", "python", "eval", "library",
+                          "catboostevaluate", "disk"})
 # Not in the engine's catalogue but reaching out all the same: dictionary sources and layouts that
 # name hosts, programs, libraries or paths; dynamic disks (``disk(type = local, path = ...)``); model files.
 EXTRA_DENIED = frozenset(
@@ -79,10 +83,17 @@ class SourcePolicy:
     files_dir: Path | None = None
 
     @classmethod
-    def from_catalogue(cls, names: Iterable[str], files_dir: Path | None) -> SourcePolicy:
-        """Deny every catalogue source not on the allow-list; file sources count as allowed-with-a-path."""
+    def from_catalogue(cls, names: Iterable[str], files_dir: Path | None, network: bool = False) -> SourcePolicy:
+        """Deny every catalogue source not on the allow-list; file sources count as allowed-with-a-path.
+
+        With ``network`` the sources that reach other hosts (url, s3, remote, mysql, ...) are allowed;
+        the ones that run programs or code (:data:`CODE_SOURCES`) never are.
+        """
         known = {name.lower() for name in names} | EXTRA_DENIED
-        return cls(frozenset(known - SAFE_SOURCES - FILE_SOURCES), files_dir.resolve() if files_dir else None)
+        denied = known - SAFE_SOURCES - FILE_SOURCES
+        if network:
+            denied &= CODE_SOURCES
+        return cls(frozenset(denied), files_dir.resolve() if files_dir else None)
 
 
 def _denied(what: str) -> ProtocolError:
@@ -170,7 +181,8 @@ def _check_call(buf: bytes, toks: list[Token], i: int, name: str, policy: Source
         _check_file_call(buf, _arguments(buf, toks, i + 1), name, policy, after_engine)
         return
     if name in policy.denied:
-        raise _denied(f"{name}() (reaches the filesystem, the network or runs programs)")
+        what = "runs programs or code" if name in CODE_SOURCES else "reaches other hosts: TICKPIPE_WAREHOUSE__ALLOW_NETWORK_SOURCES"
+        raise _denied(f"{name}() ({what})")
 
 
 def _check_file_call(buf: bytes, args: list[list[Token]], name: str, policy: SourcePolicy, after_engine: bool) -> None:

@@ -218,7 +218,8 @@ class Engine:
     """
 
     def __init__(
-        self, data_dir: Path, workers: int, spool_dir: Path | None = None, user_files_dir: Path | None = None
+        self, data_dir: Path, workers: int, spool_dir: Path | None = None, user_files_dir: Path | None = None,
+        network_sources: bool = False,
     ) -> None:
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -243,7 +244,7 @@ class Engine:
             "SELECT name FROM system.table_functions UNION ALL SELECT name FROM system.table_engines "
             "UNION ALL SELECT name FROM system.database_engines", "TabSeparatedRaw",
         ).bytes().decode().split()
-        self.policy = SourcePolicy.from_catalogue(catalogue, user_files_dir)
+        self.policy = SourcePolicy.from_catalogue(catalogue, user_files_dir, network_sources)
         self._vetted: OrderedDict[str, None] = OrderedDict()
 
     async def run(self, statement: Statement) -> Outcome:

@@ -307,7 +307,8 @@ async def serve(settings: WarehouseSettings, stop: asyncio.Event | None = None) 
     # names from the working directory: run in the user files directory, or in an empty one
     no_files = None if settings.user_files_dir else tempfile.TemporaryDirectory(prefix="tickpipe-warehouse-cwd-")
     os.chdir(settings.user_files_dir or no_files.name)  # type: ignore[union-attr]
-    engine = Engine(settings.data_dir, settings.workers, settings.spool_dir, settings.user_files_dir)
+    engine = Engine(settings.data_dir, settings.workers, settings.spool_dir, settings.user_files_dir,
+                    settings.allow_network_sources)
     # auto_decompress=False: aiohttp would inflate gzip/deflate/zstd itself but not lz4; decoding
     # every Content-Encoding in one place keeps the body handling uniform
     runner = web.AppRunner(

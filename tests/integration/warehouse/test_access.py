@@ -36,7 +36,8 @@ def files_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     files.mkdir()
     proc = WarehouseProcess(free_port(), base / "data", log_path=base / "warehouse.log",
                             settings_env={"TICKPIPE_WAREHOUSE__USER_FILES_DIR": str(files),
-                                          "TICKPIPE_WAREHOUSE__MAX_DECOMPRESSED_BYTES": str(8 << 20)})
+                                          "TICKPIPE_WAREHOUSE__MAX_DECOMPRESSED_BYTES": str(8 << 20),
+                                          "TICKPIPE_WAREHOUSE__ALLOW_NETWORK_SOURCES": "true"})
     with proc:
         yield proc, files
 
@@ -165,11 +166,25 @@ def test_with_a_user_files_dir_file_sources_work_inside_it_only(files_warehouse:
     written = _post(proc.url, "INSERT INTO FUNCTION file('out.csv', 'CSV', 'n UInt8') SELECT 7")
     outside = _post(proc.url, "SELECT * FROM file('/etc/hostname', 'LineAsString')")
     escaping = _post(proc.url, f"SELECT * FROM file('{files}/../data/warehouse.lock', 'LineAsString')")
-    network = _post(proc.url, "SELECT * FROM url('http://127.0.0.1:9/x', 'CSV', 'a String')")
 
     assert (absolute.text, relative.text, as_table.text) == ("3\n", "2\n", "2\n")
     assert written.status_code == 200 and (files / "out.csv").read_text() == "7\n"
-    assert [r.headers["X-ClickHouse-Exception-Code"] for r in (outside, escaping, network)] == ["497"] * 3
+    assert [r.headers["X-ClickHouse-Exception-Code"] for r in (outside, escaping)] == ["497"] * 2
+
+
+def test_with_network_sources_allowed_url_reaches_a_host_but_programs_stay_refused(
+    files_warehouse: tuple[WarehouseProcess, Path]
+) -> None:
+    proc, _ = files_warehouse
+    # the warehouse's own HTTP interface is a host url() can reach
+    own = f"{proc.url}/?query=SELECT%2042"
+
+    fetched = _post(proc.url, f"SELECT * FROM url('{own}', 'TSV', 'x UInt8')")
+    program = _post(proc.url, "SELECT * FROM executable('x.sh', 'CSV', 'a String')")
+    code = _post(proc.url, "SELECT * FROM python('x')")
+
+    assert fetched.text == "42\n", fetched.text
+    assert [r.headers["X-ClickHouse-Exception-Code"] for r in (program, code)] == ["497"] * 2
 
 
 def test_a_compressed_body_inflating_past_the_limit_is_refused_and_the_server_stays(

@@ -133,3 +133,13 @@ def test_a_body_inflating_past_the_limit_is_refused_before_it_is_whole() -> None
 
     assert caught.value.code == 271 and "inflates past" in str(caught.value)
     assert decompress_body(gzip.compress(b"SELECT 1"), "gzip", limit=1 << 20) == b"SELECT 1"
+
+
+def test_network_sources_can_be_allowed_but_code_sources_never() -> None:
+    open_network = SourcePolicy.from_catalogue([*CATALOGUE, "executable"], None, network=True)
+
+    assert not _denied("SELECT * FROM url('http://x')", open_network)
+    assert not _denied("SELECT * FROM remote('h:9000', system.one)", open_network)
+    assert _denied("SELECT * FROM executable('x.sh', 'CSV', 'a String')", open_network)
+    assert _denied("SELECT * FROM python('x')", open_network)
+    assert _denied("SELECT * FROM file('/etc/passwd')", open_network)
