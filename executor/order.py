@@ -3,7 +3,9 @@
 Every change to an order goes through :meth:`Order.apply`, which fires the transition first (raising
 :class:`InvalidStateTrigger` for an illegal one) and mutates fields after, then returns the transition
 so the engine can publish it as an ``OrderEvent``.  Venue snapshots (REST responses) are turned into
-the trigger sequence they imply by :meth:`Order.sync`, so a repeated snapshot is a no-op.
+the trigger sequence they imply by :meth:`Order.sync` (:func:`venue_triggers`), which checks the whole
+sequence against the table before it changes anything, so a repeated snapshot is a no-op and a refused
+one leaves the order as it was.
 """
 
 from __future__ import annotations

@@ -138,7 +138,7 @@ class Trader:
         self.live: dict[str, Order] = {}  # client order id -> order resting or unsettled on the venue
         self.published_trades: set[tuple[str, int]] = set()
         self.fill_qty: dict[str, Decimal] = {}  # client order id -> quantity of its published Fills
-        self.on_refused = on_refused  # called for every venue report the transition table refuses
+        self.on_refused = on_refused  # called once per order whose venue report the transition table refuses
         self.disputed: dict[str, Order] = {}  # orders whose venue report the table refused: kept managed
         self.venue_clock = VenueClock()  # measured by the engine (GET /api/v3/time)
         self.deadline_ms: dict[str, int] = {}  # client order id -> venue time after which its POST cannot execute
@@ -473,6 +473,8 @@ class Trader:
             # and the next poll's venue report settles it (filled, canceled, or still resting)
             log.warning("cancel not confirmed; the next query settles it",
                         extra={"client_order_id": order.client_order_id, "error": exc.message, "code": exc.code})
+            if isinstance(exc, RateLimited):
+                self.paused_until = max(self.paused_until, self.clock() + int(exc.retry_after_s * 1e9))
             return
         self._apply_venue_order(order, payload)
 
