@@ -10,7 +10,8 @@ Two phases, each on a broker of its own (Apache Kafka, fresh data directory) so 
    stamped at publish time; each output carries ``ts_emit``, so ``ts_emit - ts_recv`` is the
    md-to-output latency of the stage, reported as p50/p99 for signals and for book features.
 
-Run: ``.venv/bin/python -m bench.streams [--events 40000] [--rate 1000] [--seconds 20]``.
+Run: ``.venv/bin/python -m bench.streams [--events 40000] [--rate 1000] [--seconds 20]
+[--within 20 200] [--guarantees at_least_once exactly_once]``.
 """
 
 from __future__ import annotations
@@ -47,12 +48,15 @@ def broker(tmp: Path) -> Iterator[KafkaSettings]:
         yield kafka
 
 
-def start_workers(kafka: KafkaSettings, n: int, tmp: Path, tag: str, within_ms: int) -> list[subprocess.Popen]:
+def start_workers(
+    kafka: KafkaSettings, n: int, tmp: Path, tag: str, within_ms: int, guarantee: str = "at_least_once"
+) -> list[subprocess.Popen]:
     env = environ_without_settings()
     env.update({
         "TICKPIPE_KAFKA__BOOTSTRAP": kafka.bootstrap, "TICKPIPE_STREAMS__APP_ID": f"bench-{tag}",
         "TICKPIPE_STREAMS__WEB_PORT": "0", "TICKPIPE_LOG_LEVEL": "WARNING",
         "TICKPIPE_STREAMS__BATCH_WITHIN_MS": str(within_ms),
+        "TICKPIPE_STREAMS__PROCESSING_GUARANTEE": guarantee,
     })
     procs = []
     for i in range(n):
@@ -82,7 +86,8 @@ def reader(kafka: KafkaSettings) -> Consumer:
 
 def publish(kafka: KafkaSettings, events: list, rate: float | None) -> None:
     serde = AvroSerde()
-    producer = Producer({"bootstrap.servers": kafka.bootstrap, "linger.ms": 1 if rate else 20})
+    # idempotent: a batch retried under load must not be appended twice (duplicates would be dead-lettered)
+    producer = Producer({"bootstrap.servers": kafka.bootstrap, "linger.ms": 1 if rate else 20, "enable.idempotence": True})
     start = time.perf_counter()
     for i, ev in enumerate(events):
         if rate:
@@ -100,13 +105,15 @@ def expected_outputs(events: list) -> int:
     return len(events)
 
 
-def backlog_throughput(n_events: int, workers: int, tmp: Path, within_ms: int) -> tuple[float, float]:
+def backlog_throughput(
+    n_events: int, workers: int, tmp: Path, within_ms: int, guarantee: str
+) -> tuple[float, float]:
     events = list(market(SYMBOLS, n_events // len(SYMBOLS), seed=3))
     with broker(tmp) as kafka:
         publish(kafka, events, None)
         c = reader(kafka)
         t_start = time.perf_counter()
-        procs = start_workers(kafka, workers, tmp, f"tp{workers}-{within_ms}", within_ms)
+        procs = start_workers(kafka, workers, tmp, f"tp{workers}-{within_ms}-{guarantee}", within_ms, guarantee)
         first = None
         got = 0
         want = expected_outputs(events) - len(SYMBOLS)  # snapshots produce features too; minus slack
@@ -126,12 +133,12 @@ def backlog_throughput(n_events: int, workers: int, tmp: Path, within_ms: int) -
         return len(events) / (end - first), first - t_start
 
 
-def latency(rate: float, seconds: float, tmp: Path, within_ms: int) -> dict[str, list[int]]:
+def latency(rate: float, seconds: float, tmp: Path, within_ms: int, guarantee: str) -> dict[str, list[int]]:
     events = list(market(SYMBOLS, int(rate * seconds) // len(SYMBOLS), seed=4))
     serde = AvroSerde()
     lat: dict[str, list[int]] = {Topic.SIGNALS.value: [], Topic.FEATURES_BOOK.value: []}
     with broker(tmp) as kafka:
-        procs = start_workers(kafka, 1, tmp, f"lat-{within_ms}", within_ms)
+        procs = start_workers(kafka, 1, tmp, f"lat-{within_ms}-{guarantee}", within_ms, guarantee)
         c = reader(kafka)
         try:
             time.sleep(8)  # join + recovery before the clock matters
@@ -159,22 +166,25 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--within", type=int, nargs="+", default=[20, 200], help="batch_within_ms values to compare")
+    ap.add_argument("--guarantees", nargs="+", default=["at_least_once"], choices=["at_least_once", "exactly_once"],
+                    help="Faust processing guarantees to compare (exactly_once: Kafka transactions)")
     args = ap.parse_args()
     print(f"machine: {platform.machine()} {os.cpu_count()} cpus, python {platform.python_version()}")
     with tempfile.TemporaryDirectory(prefix="bench-streams-") as d:
         tmp = Path(d)
-        for within in args.within:
-            one, startup1 = backlog_throughput(args.events, 1, tmp, within)
-            print(f"[within {within} ms] backlog {args.events} events, 1 worker : {one:,.0f} events/s "
-                  f"(first output {startup1:.1f} s after start)", flush=True)
-            two, startup2 = backlog_throughput(args.events, 2, tmp, within)
-            print(f"[within {within} ms] backlog {args.events} events, 2 workers: {two:,.0f} events/s "
-                  f"(first output {startup2:.1f} s after start); two/one = {two / one:.2f}", flush=True)
-            lat = latency(args.rate, args.seconds, tmp, within)
-            for topic, values in lat.items():
-                print(f"[within {within} ms] md -> {topic} latency at {args.rate:.0f} events/s: n={len(values)} "
-                      f"p50={pct(values, 50):.2f} ms p99={pct(values, 99):.2f} ms", flush=True)
-
+        for guarantee in args.guarantees:
+            for within in args.within:
+                tag = f"[{guarantee}, within {within} ms]"
+                one, startup1 = backlog_throughput(args.events, 1, tmp, within, guarantee)
+                print(f"{tag} backlog {args.events} events, 1 worker : {one:,.0f} events/s "
+                      f"(first output {startup1:.1f} s after start)", flush=True)
+                two, startup2 = backlog_throughput(args.events, 2, tmp, within, guarantee)
+                print(f"{tag} backlog {args.events} events, 2 workers: {two:,.0f} events/s "
+                      f"(first output {startup2:.1f} s after start); two/one = {two / one:.2f}", flush=True)
+                lat = latency(args.rate, args.seconds, tmp, within, guarantee)
+                for topic, values in lat.items():
+                    print(f"{tag} md -> {topic} latency at {args.rate:.0f} events/s: n={len(values)} "
+                          f"p50={pct(values, 50):.2f} ms p99={pct(values, 99):.2f} ms", flush=True)
 
 if __name__ == "__main__":
     main()

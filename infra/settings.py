@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -206,6 +206,11 @@ class StreamsSettings(_Section):
     standby_replicas: int = Field(1, ge=0, description="standby table copies kept by other workers")
     rebalance_timeout_ms: int = Field(6000, ge=1000, description="consumer-group rebalance timeout (ms)")
     commit_interval_ms: int = Field(1000, ge=10, description="offset commit interval (ms)")
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once",
+        description="Faust's guarantee; exactly_once = Kafka transactions per partition (measured slower and not "
+        "needed: outputs carry idempotency keys, see docs/architecture.md)",
+    )
     batch_size: int = Field(1000, ge=1, description="records taken per agent batch (stream.take)")
     batch_within_ms: int = Field(20, ge=1, description="longest wait to fill a batch (ms)")
     fetch_max_wait_ms: int = Field(

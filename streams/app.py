@@ -127,6 +127,7 @@ def build_app(settings: Settings) -> Runtime:
         broker_heartbeat_interval=k.heartbeat_interval_ms / 1000,
         broker_rebalance_timeout=s.rebalance_timeout_ms / 1000,
         broker_commit_interval=s.commit_interval_ms / 1000,
+        processing_guarantee=s.processing_guarantee,
         consumer_auto_offset_reset="earliest",
         producer_partitioner=crc32_partitioner,
         table_standby_replicas=s.standby_replicas,

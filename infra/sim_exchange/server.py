@@ -29,13 +29,13 @@ from infra.sim_exchange import metrics as m
 from infra.sim_exchange.accounts import parse_account, parse_balances
 from infra.sim_exchange.engine import Account, Balance, Engine, LevelChange, TopChange, TradeEvent
 from infra.sim_exchange.faults import (
+    KINDS,
     AnswerLost,
     ConnectionFaults,
     DepthGap,
     Drop,
     Duplicate,
     Fault,
-    KINDS,
     FaultSpecError,
     LateExecution,
     Reorder,
