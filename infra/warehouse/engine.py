@@ -32,7 +32,7 @@ from typing import Any
 
 import chdb
 
-from infra.warehouse.access import SourcePolicy, check_statement
+from infra.warehouse.access import SourcePolicy, check_statement, check_values
 from infra.warehouse.protocol import (
     SESSION_IS_LOCKED,
     SESSION_NOT_FOUND,
@@ -329,7 +329,7 @@ class Engine:
                 self._vetted.popitem(last=False)
         check_method(statement.method, statement)
         if statement.values_data:
-            check_statement(statement.values_data, self.policy)
+            check_values(statement.values_data, self.policy)
 
     def _execute(self, handle: _Handle, statement: Statement) -> Outcome:
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import re
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -381,41 +381,48 @@ def tokens(buf: bytes, stop_after_format: bool, stop_at_semicolon: bool = True) 
     ``FORMAT`` keyword of an INSERT: what comes next is data, possibly binary. With
     ``stop_at_semicolon`` it stops after a top-level ``;``.
     """
-    out: list[Token] = []
+    return list(iter_tokens(buf, stop_after_format, stop_at_semicolon))
+
+
+def iter_tokens(buf: bytes, stop_after_format: bool, stop_at_semicolon: bool = True) -> Iterator[Token]:
+    """:func:`tokens` one at a time, so a caller looking for the head of a long statement can stop early."""
+    prev_word = b""  # the token before this one, when it was a bare word (the FORMAT check)
     pos = 0
     depth = 0
     n = len(buf)
     while True:
         pos = _skip_ws_and_comments(buf, pos)
         if pos >= n:
-            return out
+            return
         ch = buf[pos]
         heredoc = _HEREDOC.match(buf, pos) if ch == 0x24 else None
         if ch in b"'\"`":
             end = _skip_quoted(buf, pos)
-            out.append(Token(pos, end, b"", bytes((ch,))))
-            pos = end
+            yield Token(pos, end, b"", bytes((ch,)))
+            pos, prev_word = end, b""
         elif heredoc is not None:
             close = buf.find(heredoc.group(0), heredoc.end())
             end = n if close < 0 else close + len(heredoc.group(0))
-            out.append(Token(pos, end, b"", b"$"))
-            pos = end
+            yield Token(pos, end, b"", b"$")
+            pos, prev_word = end, b""
         elif ch == 0x5F or 0x30 <= ch <= 0x39 or 0x41 <= ch <= 0x5A or 0x61 <= ch <= 0x7A or ch >= 0x80:
             end = pos
             while end < n and (buf[end] == 0x5F or 0x30 <= buf[end] <= 0x39 or 0x41 <= buf[end] <= 0x5A
                                or 0x61 <= buf[end] <= 0x7A or buf[end] >= 0x80 or buf[end] == 0x2E):
                 end += 1
-            out.append(Token(pos, end, buf[pos:end].upper()))
+            word = buf[pos:end].upper()
+            yield Token(pos, end, word)
             pos = end
-            if stop_after_format and depth == 0 and len(out) >= 2 and out[-2].word == b"FORMAT":
-                return out
+            if stop_after_format and depth == 0 and prev_word == b"FORMAT":
+                return
+            prev_word = word
         else:
             depth += ch == 0x28
             depth -= ch == 0x29
-            out.append(Token(pos, pos + 1, b"(" if ch == 0x28 else b""))
-            pos += 1
+            yield Token(pos, pos + 1, b"(" if ch == 0x28 else b"")
+            pos, prev_word = pos + 1, b""
             if ch == 0x3B and depth <= 0 and stop_at_semicolon:  # ';' ends the statement
-                return out
+                return
 
 
 _ESCAPES = {ord("0"): 0, ord("a"): 7, ord("b"): 8, ord("e"): 27, ord("f"): 12, ord("n"): 10, ord("r"): 13,
@@ -485,9 +492,13 @@ class _InsertHead:
 
 def _split_insert(buf: bytes) -> _InsertHead | None:
     """Split ``INSERT ... [SETTINGS ...] FORMAT f <data>`` into head, format, settings and data offset."""
-    toks = tokens(buf, stop_after_format=True)
+    toks: list[Token] = []
+    for tok in iter_tokens(buf, stop_after_format=True):
+        if tok.word in (b"SELECT", b"VALUES"):  # INSERT ... SELECT has no data; VALUES rows are no FORMAT data
+            return None  # (and a long VALUES list is not lexed here to learn it)
+        toks.append(tok)
     words = [t.word for t in toks]
-    if len(toks) < 2 or words[-2] != b"FORMAT" or b"SELECT" in words:  # INSERT ... SELECT has no data
+    if len(toks) < 2 or words[-2] != b"FORMAT":
         return None
     fmt_token = toks[-1]
     head_end = toks[-2].start
@@ -613,7 +624,7 @@ def _query_id(query_id: str | None) -> str | None:
 def _values_data(sql: bytes) -> bytes:
     # the rows after a top-level VALUES: data to the parser, but their expressions are evaluated
     depth = 0
-    for tok in tokens(sql, stop_after_format=False):
+    for tok in iter_tokens(sql, stop_after_format=False):
         depth += (tok.word == b"(") - (sql[tok.start] == 0x29)
         if depth == 0 and tok.word == b"VALUES":
             return sql[tok.end:]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infra.warehouse.access import SourcePolicy, check_settings, check_statement
+from infra.warehouse.access import SourcePolicy, check_settings, check_statement, check_values
 from infra.warehouse.protocol import ProtocolError, decompress_body, parse_request, tokens, unquote
 
 CATALOGUE = ["file", "url", "s3", "remote", "executable", "numbers", "merge", "MergeTree", "File", "URL", "Memory",
@@ -143,3 +143,17 @@ def test_network_sources_can_be_allowed_but_code_sources_never() -> None:
     assert _denied("SELECT * FROM executable('x.sh', 'CSV', 'a String')", open_network)
     assert _denied("SELECT * FROM python('x')", open_network)
     assert _denied("SELECT * FROM file('/etc/passwd')", open_network)
+
+
+def test_values_rows_are_checked_without_lexing_plain_literals() -> None:
+    plain = ", ".join(f"({i}, 'a;b', 1.5, NULL, [1, 2])" for i in range(1000))
+    for rows in ("(1), (file('/etc/passwd'))", "(file /* c */ ('/etc/passwd'))", "(`file`('/etc/passwd'))",
+                 "((SELECT * FROM '/etc/passwd'))", "(FILE($$/etc/passwd$$))"):
+        try:
+            check_values(rows, CLOSED)
+        except ProtocolError as exc:
+            assert exc.code == 497
+        else:
+            raise AssertionError(f"not refused: {rows}")
+
+    check_values(plain, CLOSED)
