@@ -253,6 +253,10 @@ class SinkSettings(_Section):
         900_000, ge=10_000, description="consumer max.poll.interval.ms: longest ClickHouse outage before the group rebalances"
     )
     shutdown_timeout_s: float = Field(15.0, gt=0, description="on SIGTERM, how long to keep retrying the last batch")
+    commit_timeout_s: float = Field(
+        10.0, gt=0, description="longest wait for one offset commit; past it the commit counts as refused and "
+        "the loop goes back to polling (a commit blocked across a rebalance never returned)",
+    )
     compress: bool = Field(False, description="compress insert bodies (worth it only for a remote ClickHouse)")
     columnar_decode: bool = Field(
         True, description="decode flat records column-wise into Arrow (off: fastavro dict per message, ~8x slower)"

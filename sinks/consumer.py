@@ -32,11 +32,20 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import numpy as np
 from clickhouse_connect.driver.client import Client
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, TopicCollection, TopicPartition
+from confluent_kafka import (
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicCollection,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 
 from infra.kafka_config import manual_commit_consumer_config
@@ -112,6 +121,8 @@ class SinkLoop:
         self._give_up_timer: threading.Timer | None = None
         # one batch in flight: the writer thread inserts batch k while this thread decodes batch k+1
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-writer")
+        # offset commits run here, bounded by sink.commit_timeout_s: see _commit
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-commit")
         self._inflight: tuple[Batch, Future[bool]] | None = None
         self._consumed: Counter[str] = Counter()
         self.committed_batches = 0
@@ -151,6 +162,7 @@ class SinkLoop:
             self._give_up.set()  # after an error, a batch still failing is abandoned uncommitted
             self._consumer.close()
             self._executor.shutdown(wait=True)
+            self._committer.shutdown(wait=False)
             if self._give_up_timer is not None:
                 self._give_up_timer.cancel()
             log.info("sink stopped", extra={"batches": self.committed_batches})
@@ -300,7 +312,7 @@ class SinkLoop:
         if not fences:
             return True
         try:
-            refused = [tp for tp in self._consumer.commit(offsets=fences, asynchronous=False) or [] if tp.error]
+            refused = [tp for tp in self._commit(fences) if tp.error]
             if refused:
                 raise KafkaException(refused[0].error)
             return True
@@ -315,6 +327,22 @@ class SinkLoop:
                     pass
             return False
 
+    def _commit(self, offsets: list[TopicPartition]) -> list[TopicPartition]:
+        """Commit synchronously, but give up after ``sink.commit_timeout_s`` (raise KafkaException).
+
+        librdkafka holds a commit while the group has no usable coordinator or is rejoining, and the
+        rejoin needs this thread back in ``consume()`` to serve the rebalance: a commit waited on
+        without a bound can block the sink for good (seen after a broker froze for 10 s: no rejoin
+        for minutes, until the sink was killed). On a timeout the commit counts as refused; if it
+        lands later, it committed offsets the next batch commits again.
+        """
+        future = self._committer.submit(self._consumer.commit, offsets=offsets, asynchronous=False)
+        try:
+            return future.result(timeout=self._sink.commit_timeout_s) or []
+        except FutureTimeout:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT,
+                                            f"commit not answered within {self._sink.commit_timeout_s:.0f}s")) from None
+
     def _drain(self) -> bool:
         """Wait for the batch in flight; commit its offsets once ClickHouse acknowledged it."""
         if self._inflight is None:
@@ -328,7 +356,7 @@ class SinkLoop:
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items() if (t, p) in self._assigned]
         if offsets:
             try:
-                self._consumer.commit(offsets=offsets, asynchronous=False)
+                self._commit(offsets)
                 metrics.COMMITS.inc()
             except KafkaException as exc:
                 # the rows are archived; a redelivery is skipped by the frontier on reassignment
@@ -350,7 +378,7 @@ class SinkLoop:
                 described = self._admin.describe_topics(TopicCollection(sorted(topics)), request_timeout=15)
                 ids = {name: str(future.result().topic_id) for name, future in described.items()}
                 break
-            except Exception as exc:  # noqa: BLE001 (any failure: ask again)
+            except Exception as exc:  # any failure: ask again
                 log.warning("topic ids unavailable; retrying", extra={"error": str(exc)[:300], "attempt": attempt + 1})
                 if self._give_up.wait(backoff.delay(attempt)) or self._stopping.is_set():
                     raise
