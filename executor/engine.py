@@ -24,13 +24,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Pro
 
 from executor.commands import Side
 from executor.control import ControlVerifier, apply_control
+from executor.ids import parse_client_order_id
 from executor.ledger import SignalLedger
 from executor.market import MarketView
 from executor.metrics import ExecutorMetrics
 from executor.order import InvalidStateTrigger, Order, OrderTrigger
 from executor.policy import PolicyParams
 from executor.positions import Positions
-from executor.ids import parse_client_order_id
 from executor.reconcile import BalanceCheck, balance_check, reconcile
 from executor.risk import RiskEngine, RiskLimits, TradingState, buckets_from_rate_limits
 from executor.trader import NotYetProven, SignalRun, Trader, TraderConfig
@@ -277,7 +277,7 @@ class Engine:
             end = ends[(tp.topic, tp.partition)][1]
             self.recover_below[tp.partition] = end
             if done.offset < 0 and self.settings.signals_offset_reset == "latest":
-                # start at the exact end: a broker's ListOffsets may under-report it (tansu)
+                # a new group starts at the end offset read when it was assigned (nothing older is replayed)
                 tp.offset = end
         consumer.assign(partitions)
         log.info("signals assigned", extra={"partitions": {str(tp.partition): self.recover_below[tp.partition] for tp in partitions}})

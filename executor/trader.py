@@ -34,7 +34,15 @@ from executor.policy import (
 )
 from executor.positions import Positions
 from executor.risk import Approved, Denied, RiskEngine, Throttled
-from executor.venue import BinanceVenue, NotFound, OutcomeUnknown, RateLimited, Rejected, VenueClock, VenueError
+from executor.venue import (
+    BinanceVenue,
+    NotFound,
+    OutcomeUnknown,
+    RateLimited,
+    Rejected,
+    VenueClock,
+    VenueError,
+)
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ codes. Everything here is pure so that it is unit-testable and shared by server 
 
 from __future__ import annotations
 
-import gzip
 import re
 import zlib
 from collections.abc import Callable, Iterator, Mapping

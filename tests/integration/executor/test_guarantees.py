@@ -1,4 +1,4 @@
-"""Issue 12's guarantees against the real broker and the simulated exchange over sockets (no mocks):
+"""The executor's trading guarantees against the real broker and the simulated exchange over sockets (no mocks):
 one run per signal id, unknown outcomes settled by the venue's clock, runs complete only with all
 their Fills, and a signed, sticky kill switch."""
 
@@ -19,8 +19,8 @@ import pytest
 import requests
 from confluent_kafka import Consumer, TopicPartition
 
-from executor.control import CONTROL_KEY, control_message, send_control
 from executor.commands import OrderType, Side, TimeInForce
+from executor.control import CONTROL_KEY, control_message, send_control
 from executor.ids import client_order_id
 from executor.order import OrderStatus, OrderTrigger
 from executor.risk import TradingState

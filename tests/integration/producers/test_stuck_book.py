@@ -8,6 +8,7 @@ book stays unsynced past ``unsynced_unhealthy_s``, and is healthy again once a s
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import pytest
@@ -15,8 +16,8 @@ import pytest
 from infra.sim_exchange.process import SimExchangeProcess
 from schemas.topics import Topic
 from tests.integration.producers.checks import assert_deltas_chain
-from tests.polling import wait_for
 from tests.integration.producers.conftest import Broker, RunningFeed, consume_all
+from tests.polling import wait_for
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 REFUSALS = 3
@@ -51,7 +52,7 @@ def test_a_refused_snapshot_is_retried_reported_and_turns_health_unhealthy_until
     refusals = [e for e in events if e["kind"] == "other" and "not retriable" in e["detail"]]
     assert [e["count"] for e in refusals] == list(range(1, REFUSALS + 1)), [e["detail"] for e in refusals]
     assert all("403" in e["detail"] or "-1007" in e["detail"] for e in refusals), refusals[0]["detail"]
-    pauses = [b["ts_event"] - a["ts_event"] for a, b in zip(refusals, refusals[1:], strict=False)]
+    pauses = [b["ts_event"] - a["ts_event"] for a, b in itertools.pairwise(refusals)]
     assert all(p >= 500_000_000 for p in pauses), pauses  # asked again after a pause, not in a loop
     after = [e["kind"] for e in events if e["ts_event"] > refusals[-1]["ts_event"]]
     assert "recovered" in after, after

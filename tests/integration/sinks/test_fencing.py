@@ -22,8 +22,15 @@ from confluent_kafka import Producer
 from infra.broker import free_port
 from infra.settings import KafkaSettings
 from infra.warehouse.process import WarehouseProcess
-from tests.integration.sinks.conftest import committed_total, open_archive, produce, sink_env, tickpipe_argv, wait_for
 from schemas.serde import AvroSerde
+from tests.integration.sinks.conftest import (
+    committed_total,
+    open_archive,
+    produce,
+    sink_env,
+    tickpipe_argv,
+    wait_for,
+)
 from tests.integration.sinks.records import T0
 
 RAW_TABLES = ("md_trades", "dead_letters")
@@ -64,7 +71,7 @@ def test_two_sinks_and_a_warehouse_down_past_the_poll_interval_archive_every_mes
     warehouse = WarehouseProcess(free_port(), tmp_path / "store", log_path=tmp_path / "warehouse.log").start()
     try:
         archive = open_archive(warehouse.url)
-        keep_every_part = lambda: [archive.client.command(f"SYSTEM STOP MERGES {t}") for t in RAW_TABLES]  # noqa: E731
+        keep_every_part = lambda: [archive.client.command(f"SYSTEM STOP MERGES {t}") for t in RAW_TABLES]
         keep_every_part()  # a merge would collapse doubled rows in the raw tables and hide them
         # (their batches differ in size too: equal batches from equal offsets would carry equal tokens by luck)
         common = {"group_id": "fence-drill", "topics": "md.trades", "batch_max_ms": 100, "insert_timeout_s": 2,

@@ -90,10 +90,10 @@ def test_a_create_followed_by_a_drop_runs_neither(warehouse_process: WarehousePr
         "CREATE TABLE leak (a String) ENGINE = File(LineAsString, '/etc/hostname')",
         "CREATE TABLE leak (a String) ENGINE = URL('http://127.0.0.1:9/x', CSV)",
         "CREATE DATABASE leak ENGINE = Filesystem('/etc')",
-        "CREATE DICTIONARY leak (k UInt64, v String) PRIMARY KEY k SOURCE(FILE(PATH '/etc/hostname' FORMAT 'CSV')) "
-        "LAYOUT(FLAT()) LIFETIME(0)",
-        "CREATE DICTIONARY leak (k UInt64, v String) PRIMARY KEY k SOURCE(HTTP(URL 'http://127.0.0.1:9' FORMAT 'CSV')) "
-        "LAYOUT(FLAT()) LIFETIME(0)",
+        ("CREATE DICTIONARY leak (k UInt64, v String) PRIMARY KEY k SOURCE(FILE(PATH '/etc/hostname' FORMAT 'CSV')) "
+         "LAYOUT(FLAT()) LIFETIME(0)"),
+        ("CREATE DICTIONARY leak (k UInt64, v String) PRIMARY KEY k SOURCE(HTTP(URL 'http://127.0.0.1:9' FORMAT 'CSV')) "
+         "LAYOUT(FLAT()) LIFETIME(0)"),
         "CREATE TABLE leak (a UInt8) ENGINE = MergeTree ORDER BY a SETTINGS disk = disk(type = local, path = '/tmp/')",
         "SELECT 1 INTO OUTFILE '/tmp/tickpipe-leak.txt'",
         "INSERT INTO t FROM INFILE '/etc/hostname' FORMAT LineAsString",
