@@ -27,19 +27,12 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from bench.pipeline import _cpu_ticks, machine
+from bench.pipeline import _cpu_ticks, _rss_mb, machine
 from infra.broker import private_broker
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TOPIC = "dlq"  # any topic of 4 partitions; the broker is private to the bench
 PRODUCER = {"acks": "all", "enable.idempotence": True, "compression.type": "lz4"}
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _pct(values: list[float], q: int) -> float:

@@ -196,6 +196,13 @@ def _cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def _runq_wait_ns(pid: int) -> int:
     # schedstat's second field: ns this thread was runnable but waiting for a core. A service that
     # waits about as long as it runs is starved of CPU, not slow by itself.

@@ -29,7 +29,7 @@ import clickhouse_connect
 import requests
 
 from bench._local_stack import LocalStack, local_stack
-from bench.pipeline import _cpu_ticks, _machine_ticks, machine
+from bench.pipeline import _cpu_ticks, _machine_ticks, _rss_mb, machine
 from infra.processes import descendants
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -53,13 +53,6 @@ class Minute:
     venue_trades: int
     bucket: int  # the minute's start, epoch s
     latency_ms: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)  # hop -> (p50, p99)
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _venue_trades(sim: str) -> int:
