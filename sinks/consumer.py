@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from clickhouse_connect.driver.client import Client
@@ -61,6 +61,7 @@ from sinks.rows import RowError, RowMapper
 from sinks.writer import ArchiveWriter, Backoff
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _DECIMAL_KINDS = (ColumnKind.DECIMAL, ColumnKind.DERIVED_DECIMAL)
 _INFLIGHT = "tickpipe-sink inflight:"
 
@@ -390,24 +391,15 @@ class SinkLoop:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._refresh_topic_ids({tp.topic for tp in partitions})
-        committed = consumer.committed(partitions, timeout=30)
+        # an exception raised here leaves the sink through consume(): both reads are retried instead
+        committed = self._until_read("the committed offsets", lambda: consumer.committed(partitions, timeout=10))
         starts = {(tp.topic, tp.partition): (tp.offset if tp.offset != OFFSET_INVALID and tp.offset >= 0 else 0)
                   for tp in committed}
         for tp in committed:
             taken_over = _inflight_range(tp.metadata)
             if taken_over is not None and taken_over[0] == starts[(tp.topic, tp.partition)]:
                 self._replay[(tp.topic, tp.partition)] = taken_over
-        attempt = 0
-        backoff = Backoff(self._sink.retry_initial_ms / 1000, self._sink.retry_max_ms / 1000)
-        while True:
-            try:
-                rows, dead = read_frontier(self._client, starts, self._topic_ids)
-                break
-            except Exception as exc:
-                log.warning("cannot read the resume frontier; retrying", extra={"error": str(exc)[:300]})
-                if self._give_up.wait(backoff.delay(attempt)) or self._stopping.is_set():
-                    raise
-                attempt += 1
+        rows, dead = self._until_read("the resume frontier", lambda: read_frontier(self._client, starts, self._topic_ids))
         self._frontier_rows.update(rows)
         self._frontier_dead.update(dead)
         self._assigned |= set(starts)
@@ -415,6 +407,19 @@ class SinkLoop:
             "partitions": sorted(f"{t}/{p}@{o}" for (t, p), o in starts.items()),
             "ranges_taken_over": {f"{t}/{p}": f"{a}-{b}" for (t, p), (a, b) in self._replay.items()},
             "already_archived": {f"{t}/{p}": o for (t, p), o in {**rows, **dead}.items()}})
+
+    def _until_read(self, what: str, read: Callable[[], T]) -> T:
+        """Return ``read()``, retried with the sink's backoff until it succeeds or the sink gives up."""
+        backoff = Backoff(self._sink.retry_initial_ms / 1000, self._sink.retry_max_ms / 1000)
+        attempt = 0
+        while True:
+            try:
+                return read()
+            except Exception as exc:
+                log.warning(f"cannot read {what}; retrying", extra={"error": str(exc)[:300], "attempt": attempt + 1})
+                if self._give_up.wait(backoff.delay(attempt)) or self._stopping.is_set():
+                    raise
+                attempt += 1
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,12 @@ def _produce_to(kafka: KafkaSettings, partitions: list[int], trades: list[dict],
     assert producer.flush(30) == 0
 
 
+def _tails(logs: list[Path], procs: list[subprocess.Popen[bytes]]) -> str:
+    # what each sink did last, for a failure message (its log is gone with the CI machine)
+    return "".join(f"\n--- {log.name} (exit code {proc.poll()}):\n" + "\n".join(
+        line[:400] for line in log.read_text().splitlines()[-30:]) for log, proc in zip(logs, procs, strict=False))
+
+
 def _owned(log: Path) -> set[int]:
     # the partitions of the sink's last assignment ("md.trades/2@1500")
     lines = [json.loads(line) for line in log.read_text().splitlines() if '"partitions assigned"' in line]
@@ -81,28 +88,37 @@ def test_two_sinks_and_a_warehouse_down_past_the_poll_interval_archive_every_mes
                 sink_env(private_kafka, archive.warehouse, retry_initial_ms=100, retry_max_ms=300,
                          batch_max_rows=250, consume_max_messages=250, **common)]
         logs = [tmp_path / "sink-a.log", tmp_path / "sink-b.log"]
+
+        def wait(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+            # fails at once when a sink exited, and names what both sinks did last
+            try:
+                wait_for(lambda: any(p.poll() is not None for p in sink_processes) or predicate(), timeout_s, what)
+                assert all(p.poll() is None for p in sink_processes), f"a sink process exited while waiting for {what}"
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}{_tails(logs, sink_processes)}") from None
+
         for env, path in zip(envs, logs, strict=True):
             with open(path, "ab") as log:
                 sink_processes.append(subprocess.Popen([*tickpipe_argv(), "sink"], env=env, stdout=log, stderr=log))
         produce(private_kafka, "md.trades", _trades(0, 6_000), raw=BAD[:10])
-        wait_for(lambda: committed_total(private_kafka, "fence-drill", "md.trades") == 6_010
-                 and len(_owned(logs[0]) | _owned(logs[1])) == 4 and not _owned(logs[0]) & _owned(logs[1]), 90,
-                 "the first slice archived and the partitions shared by the two sinks")
+        wait(lambda: committed_total(private_kafka, "fence-drill", "md.trades") == 6_010
+             and len(_owned(logs[0]) | _owned(logs[1])) == 4 and not _owned(logs[0]) & _owned(logs[1]), 90,
+             "the first slice archived and the partitions shared by the two sinks")
         a_partitions = sorted(_owned(logs[0]))
         assert a_partitions, "sink A got no partition"
         # Act: the warehouse goes down; only A's partitions get messages, so A blocks past its poll interval
         warehouse.stop()
         _produce_to(private_kafka, a_partitions, _trades(6_000, 4_000), BAD[10:])
         # B's new assignment waits for the warehouse (it reads the archive's frontier first)
-        wait_for(lambda: "cannot read the resume frontier" in logs[1].read_text(), 60, "B to take over A's partitions")
+        wait(lambda: "cannot read the resume frontier" in logs[1].read_text(), 60, "B to take over A's partitions")
         warehouse.start()
         keep_every_part()  # merges are stopped per process
-        wait_for(lambda: committed_total(private_kafka, "fence-drill", "md.trades") == 10_020, 120,
-                 "catch-up after the outage")
+        wait(lambda: committed_total(private_kafka, "fence-drill", "md.trades") == 10_020, 120,
+             "catch-up after the outage")
         time.sleep(8)  # A's last retry lands meanwhile (6 s backoff)
         produce(private_kafka, "md.trades", _trades(10_000, 3_000))
-        wait_for(lambda: committed_total(private_kafka, "fence-drill", "md.trades") == 13_020, 60,
-                 "the third slice archived after the rebalance")
+        wait(lambda: committed_total(private_kafka, "fence-drill", "md.trades") == 13_020, 60,
+             "the third slice archived after the rebalance")
         for proc in sink_processes:
             proc.terminate()
         assert [proc.wait(30) for proc in sink_processes] == [0, 0]
