@@ -55,7 +55,7 @@ class BrokerSettings(_Section):
         None, description="Kafka's jars; unset = .kafka/libs in the checkout, where `make install` copies them from "
         "Maven Central (infra/kafka/pom.xml)",
     )
-    heap_mb: int = Field(512, ge=128, description="the broker JVM's largest heap (MB); the page cache holds the data")
+    heap_mb: int = Field(512, ge=128, description="the broker JVM heap (MB), fixed at start; the page cache holds the data")
 
 
 class WarehouseSettings(_Section):
