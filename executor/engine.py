@@ -12,7 +12,6 @@ first looked up on the venue by client order id (``Trader.recover``).
 from __future__ import annotations
 
 import logging
-import random
 import signal as os_signal
 import time
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from executor.reconcile import BalanceCheck, balance_check, reconcile
 from executor.risk import RiskEngine, RiskLimits, TradingState, buckets_from_rate_limits
 from executor.trader import NotYetProven, SignalRun, Trader, TraderConfig
 from executor.venue import BinanceVenue, OutcomeUnknown, RateLimited, VenueError
+from infra.backoff import Backoff
 from infra.kafka_config import idempotent_producer_config, manual_commit_consumer_config
 from infra.settings import ExecutorSettings, KafkaSettings
 from infra.topics import end_offsets
@@ -156,17 +156,16 @@ class Engine:
 
     def _until_answered(self, what: str, call: Callable[[], Any]) -> Any:
         """Call the venue until it answers: retriable failures back off (capped, jittered, Retry-After)."""
-        delay = 0.2
+        backoff = Backoff(0.2, 5.0)
         while True:
             try:
                 return call()
             except VenueError as exc:
                 if not exc.retriable or self._stopping:
                     raise
-                wait = exc.retry_after_s if isinstance(exc, RateLimited) else delay * random.uniform(0.5, 1.5)
+                wait = exc.retry_after_s if isinstance(exc, RateLimited) else backoff.next_delay()
                 log.warning("venue unavailable at start; retrying", extra={"call": what, "error": str(exc), "wait_s": wait})
                 time.sleep(wait)
-                delay = min(delay * 2, 5.0)
 
     def _setup(self) -> None:
         s = self.settings

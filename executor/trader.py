@@ -43,10 +43,11 @@ from executor.venue import (
     VenueClock,
     VenueError,
 )
+from infra.backoff import backoff_delay
 
 log = logging.getLogger(__name__)
 
-MAX_SETTLE_BACKOFF_NS = 5_000_000_000
+MAX_SETTLE_BACKOFF_S = 5.0
 VENUE_CLOSED = frozenset({"FILLED", "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED"})
 
 
@@ -82,11 +83,11 @@ class SignalRun:
     working: Order | None = None
     placed_at: int = 0
     next_action_at: int = 0
-    settle_backoff_ns: int = 0
+    settle_retries: int = 0  # failed settle queries in a row (the backoff's attempt)
     venue_rejections: int = 0
     started: bool = False  # recovery lookup and staleness check passed
     finishing: bool = False  # the policy is done; waiting for every Fill (a lagging myTrades)
-    fills_backoff_ns: int = 0
+    fills_retries: int = 0  # myTrades reads that missed fills in a row
     done: bool = False
     outcome: str = ""
 
@@ -242,6 +243,10 @@ class Trader:
                   "execution unaccounted for", extra={"client_order_id": cid, "transition": str(exc),
                                                       "venue_status": payload["status"], "filled_qty": str(order.filled_qty)})
 
+    def _retry_in_ns(self, retries: int) -> int:
+        """Pause before the next query of a run after ``retries`` fruitless ones (the one backoff, from settle_retry)."""
+        return int(backoff_delay(retries, self.config.settle_retry_ns / 1e9, MAX_SETTLE_BACKOFF_S) * 1e9)
+
     def _requery_disputed(self, run: SignalRun, orders: list[Order]) -> None:
         for order in orders:
             try:
@@ -249,8 +254,8 @@ class Trader:
             except VenueError as exc:
                 log.warning("query of a disputed order failed", extra={"client_order_id": order.client_order_id,
                                                                        "error": str(exc)})
-        run.settle_backoff_ns = min(2 * run.settle_backoff_ns or self.config.settle_retry_ns, MAX_SETTLE_BACKOFF_NS)
-        run.next_action_at = self.clock() + run.settle_backoff_ns
+        run.next_action_at = self.clock() + self._retry_in_ns(run.settle_retries)
+        run.settle_retries += 1
 
     def _finish(self, run: SignalRun, outcome: str) -> None:
         """The policy is done with ``run``; it is done once every execution has its Fill published."""
@@ -269,10 +274,11 @@ class Trader:
             run.done = True
             return
         # myTrades lags the order state: ask again with backoff; the offset stays uncommitted meanwhile
-        run.fills_backoff_ns = min(2 * run.fills_backoff_ns or self.config.settle_retry_ns, MAX_SETTLE_BACKOFF_NS)
-        run.next_action_at = self.clock() + run.fills_backoff_ns
+        retry_in = self._retry_in_ns(run.fills_retries)
+        run.fills_retries += 1
+        run.next_action_at = self.clock() + retry_in
         log.info("fills missing; run waits", extra={"signal_id": run.signal_id, "orders": missing,
-                                                    "retry_in_ms": run.fills_backoff_ns // 1_000_000})
+                                                    "retry_in_ms": retry_in // 1_000_000})
 
     # ---- the step ---------------------------------------------------------------------------------
 
@@ -393,8 +399,8 @@ class Trader:
         except OutcomeUnknown as exc:
             log.warning("order outcome unknown", extra={"client_order_id": order.client_order_id, "error": exc.message})
             self._publish(order, [order.apply(OrderTrigger.OUTCOME_UNKNOWN, reason=exc.message, error_code=exc.code)])
-            run.settle_backoff_ns = self.config.settle_retry_ns
-            run.next_action_at = self.clock() + run.settle_backoff_ns
+            run.next_action_at = self.clock() + self._retry_in_ns(0)
+            run.settle_retries = 1
             return
         self.on_ack(run, self.clock())
         self._accepted(run, order, payload)
@@ -445,8 +451,8 @@ class Trader:
             self.paused_until = max(self.paused_until, self.clock() + int(exc.retry_after_s * 1e9))
             return
         except OutcomeUnknown:
-            run.settle_backoff_ns = min(2 * run.settle_backoff_ns or self.config.settle_retry_ns, MAX_SETTLE_BACKOFF_NS)
-            run.next_action_at = self.clock() + run.settle_backoff_ns
+            run.next_action_at = self.clock() + self._retry_in_ns(run.settle_retries)
+            run.settle_retries += 1
             return
         self._accepted(run, order, payload)
 

@@ -17,11 +17,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from infra.backoff import Backoff
 from infra.settings import FeedSettings
 from producers.health import FeedEvents
 from producers.metrics import FeedMetrics
 from producers.pipeline import Callbacks, FeedPipeline, RecordSink
-from producers.session import AttemptBudget, Backoff, SessionSlot
+from producers.session import AttemptBudget, SessionSlot
 from producers.snapshots import SnapshotFetcher
 from producers.venue import VenueAdapter
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import random
 import socket
 import threading
 import time
@@ -25,7 +24,7 @@ from collections.abc import Callable
 
 import websocket
 
-from infra.backoff import backoff_delay
+from infra.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -52,26 +51,6 @@ class AttemptBudget:
                 self._attempts.append(now)
                 return 0.0
             return (self._attempts[0] + self._window_ns - now) / _NS
-
-
-class Backoff:
-    """Exponential backoff with "equal jitter": half the delay fixed, half random."""
-
-    def __init__(self, base_s: float, cap_s: float, rng: Callable[[], float] = random.random) -> None:
-        self._base = base_s
-        self._cap = cap_s
-        self._rng = rng
-        self._n = 0
-
-    def next_delay(self) -> float:
-        """Return the next delay and grow the following one."""
-        delay = backoff_delay(self._n, self._base, self._cap, self._rng)
-        self._n = min(self._n + 1, 30)
-        return delay
-
-    def reset(self) -> None:
-        """Start over from the base delay (after a healthy connection)."""
-        self._n = 0
 
 
 class WsConnection:

@@ -48,6 +48,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
+from infra.backoff import Backoff
 from infra.kafka_config import manual_commit_consumer_config
 from infra.settings import KafkaSettings, SinkSettings
 from schemas.serde import AvroSerde, SerdeError
@@ -58,7 +59,7 @@ from sinks.columnar import ColumnarDecoder, ColumnarUnsupported, columnar_decode
 from sinks.ddl import ColumnKind, TableSpec, table_spec
 from sinks.frontier import read_frontier
 from sinks.rows import RowError, RowMapper
-from sinks.writer import ArchiveWriter, Backoff
+from sinks.writer import ArchiveWriter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -369,21 +370,14 @@ class SinkLoop:
 
     # --- rebalance -------------------------------------------------------------------------
     def _refresh_topic_ids(self, topics: set[str]) -> None:
-        # a new id means the topic was recreated (the local broker forgets all on restart): its
+        # a new id means the topic was deleted and created again: its
         # offsets start again at 0 and must not match the archived rows of its previous life. A failed
         # lookup is retried: archiving under "" would mix incarnations and miss the frontier
-        backoff = Backoff(self._sink.retry_initial_ms / 1000, self._sink.retry_max_ms / 1000)
-        attempt = 0
-        while True:
-            try:
-                described = self._admin.describe_topics(TopicCollection(sorted(topics)), request_timeout=15)
-                ids = {name: str(future.result().topic_id) for name, future in described.items()}
-                break
-            except Exception as exc:  # any failure: ask again
-                log.warning("topic ids unavailable; retrying", extra={"error": str(exc)[:300], "attempt": attempt + 1})
-                if self._give_up.wait(backoff.delay(attempt)) or self._stopping.is_set():
-                    raise
-                attempt += 1
+        def lookup() -> dict[str, str]:
+            described = self._admin.describe_topics(TopicCollection(sorted(topics)), request_timeout=15)
+            return {name: str(future.result().topic_id) for name, future in described.items()}
+
+        ids = self._until_read("the topic ids", lookup)
         changed = {t: (self._topic_ids[t], i) for t, i in ids.items() if t in self._topic_ids and self._topic_ids[t] != i}
         if changed:
             log.warning("topic recreated since last assignment", extra={"topics": changed})

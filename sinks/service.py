@@ -10,13 +10,13 @@ from types import FrameType
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
+from infra.backoff import Backoff
 from infra.observability import serve_observability
 from infra.settings import Settings
 from schemas.topics import Topic
 from sinks.client import connect
 from sinks.consumer import SinkLoop
 from sinks.migrate import MigrationReport, ensure_database, migrate
-from sinks.writer import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -11,35 +11,20 @@ views' ``*_state`` tables keep a deduplication window).
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from clickhouse_connect.driver.client import Client
 
-from infra.backoff import backoff_delay
+from infra.backoff import Backoff
 from sinks import metrics
 from sinks.arrow_block import arrow_table, dead_letter_table
 from sinks.batcher import Batch
 from sinks.ddl import DEAD_LETTERS, TableSpec
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential backoff with equal jitter (delays in seconds), see :func:`infra.backoff.backoff_delay`."""
-
-    initial_s: float = 0.2
-    max_s: float = 5.0
-
-    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
-        """Return the pause before retry number ``attempt`` (0-based)."""
-        return backoff_delay(attempt, self.initial_s, self.max_s, rand)
 
 
 class ArchiveWriter:

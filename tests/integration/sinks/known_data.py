@@ -8,10 +8,11 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from infra.backoff import Backoff
 from sinks.batcher import Batcher
 from sinks.ddl import table_spec
 from sinks.rows import RowMapper
-from sinks.writer import ArchiveWriter, Backoff
+from sinks.writer import ArchiveWriter
 
 S = 1_000_000_000
 MINUTES = 10

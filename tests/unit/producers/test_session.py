@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from producers.session import AttemptBudget, Backoff
+from infra.backoff import Backoff
+from producers.session import AttemptBudget
 
 S = 1_000_000_000
 
@@ -20,8 +21,8 @@ def test_attempt_budget_allows_300_per_5_minutes_then_says_how_long_to_wait() ->
 
 
 def test_backoff_doubles_to_the_cap_with_jitter_and_resets() -> None:
-    low = Backoff(0.1, 2.0, rng=lambda: 0.0)
-    high = Backoff(0.1, 2.0, rng=lambda: 1.0)
+    low = Backoff(0.1, 2.0, rand=lambda: 0.0)
+    high = Backoff(0.1, 2.0, rand=lambda: 1.0)
     assert [round(low.next_delay(), 3) for _ in range(7)] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
     assert [round(high.next_delay(), 3) for _ in range(7)] == [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0]
     low.reset()

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from infra.backoff import Backoff
 from infra.settings import WarehouseSettings
 from schemas.topics import Topic
 from sinks.client import connect
 from sinks.ddl import DDL_DIR, all_table_specs, ddl_files, table_spec
 from sinks.migrate import ensure_database, migrate, sql_statements
-from sinks.writer import ArchiveWriter, Backoff
+from sinks.writer import ArchiveWriter
 
 
 def test_committed_ddl_files_match_the_schemas() -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from infra.backoff import Backoff
 from sinks.research.spread import outage_intervals
 from sinks.research.window import parse_duration_s
 from sinks.sql_shell import OutputFormat, format_table, interactive, parse_tsv_with_names
-from sinks.writer import Backoff
 
 
 def test_tsv_with_names_is_unescaped() -> None:
@@ -68,9 +68,9 @@ def test_bad_durations_are_refused(text: str) -> None:
 
 
 def test_backoff_grows_exponentially_is_capped_and_jittered() -> None:
-    backoff = Backoff(initial_s=0.2, max_s=5.0)
-    assert [backoff.delay(n, rand=lambda: 1.0) for n in range(7)] == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
-    assert backoff.delay(3, rand=lambda: 0.0) == 0.8
+    high, low = Backoff(0.2, 5.0, rand=lambda: 1.0), Backoff(0.2, 5.0, rand=lambda: 0.0)
+    assert [high.delay(n) for n in range(7)] == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
+    assert low.delay(3) == 0.8
 
 
 def test_outages_are_holes_longer_than_the_threshold() -> None:
