@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
@@ -125,6 +126,11 @@ def read_to_end(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Mes
     so the read stops as soon as each partition is complete instead of waiting for
     silence. Raise ``TimeoutError`` naming the partitions not read to their end within ``timeout_s``.
     """
+    return list(iter_to_end(bootstrap, topic, timeout_s))
+
+
+def iter_to_end(bootstrap: str, topic: str, timeout_s: float = 30.0) -> Iterator[Message]:
+    """Yield what :func:`read_to_end` returns, message by message: a long topic is never held in memory whole."""
     consumer = Consumer({
         "bootstrap.servers": bootstrap, "group.id": "tickpipe-reader", "enable.auto.commit": False, "log_level": 0,
     })
@@ -134,18 +140,16 @@ def read_to_end(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Mes
             bootstrap, [TopicPartition(topic, p) for p in partitions], timeout_s
         ).items() if end > low}
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        out: list[Message] = []
         remaining = set(ends)
         deadline = time.monotonic() + timeout_s
         while remaining and time.monotonic() < deadline:
             for msg in consumer.consume(1000, 0.5):
                 if msg.error() is not None or msg.offset() >= ends[msg.partition()]:
                     continue
-                out.append(msg)
+                yield msg
                 if msg.offset() + 1 >= ends[msg.partition()]:
                     remaining.discard(msg.partition())
         if remaining:
             raise TimeoutError(f"could not read {topic} partitions {sorted(remaining)} to their end in {timeout_s:.0f}s")
-        return out
     finally:
         consumer.close()

@@ -26,6 +26,7 @@ FeedEventKind = Literal[
     "invalid",
     "other",
 ]
+ExecutorEventKind = Literal["reconciliation_diff", "reconciliation_clear", "risk_state", "other"]
 OrderStatus = Literal[
     "pending_new",
     "new",
@@ -45,6 +46,22 @@ class Level(TypedDict):
 
     price: str
     qty: str
+
+
+class AssetDiff(TypedDict):
+    """One asset's balance difference in an ExecutorEvent, exact decimal string."""
+
+    asset: str
+    qty: str
+    priced: bool
+
+
+class OpenOrder(TypedDict):
+    """An open venue order that differs from the executor's view (ExecutorEvent)."""
+
+    symbol: str
+    client_order_id: str
+    ours: bool
 
 
 class InputOffset(TypedDict):
@@ -237,6 +254,28 @@ class Fill(TypedDict):
     fee: str
     fee_asset: str
     liquidity: str
+    account: str
+    ts_event: int
+    ts_recv: int
+    ts_emit: int
+
+
+class ExecutorEvent(TypedDict):
+    """Executor health event: a reconciliation difference found or cleared, a trading-state change.
+    Idempotency key: event_id.
+    """
+
+    event_id: str
+    venue: str
+    symbol: str
+    account: str
+    kind: ExecutorEventKind
+    detail: str
+    balance_diffs: list[AssetDiff]
+    value_quote: str | None
+    open_orders: list[OpenOrder]
+    trading_state: str
+    state_reason: str
     ts_event: int
     ts_recv: int
     ts_emit: int

@@ -25,6 +25,7 @@ RECORD_NAMES: tuple[str, ...] = (
     "Signal",
     "OrderEvent",
     "Fill",
+    "ExecutorEvent",
     "DeadLetter",
 )
 

@@ -19,6 +19,7 @@ class Topic(StrEnum):
     SIGNALS = "signals"
     ORDERS = "orders"
     FILLS = "fills"
+    EXECUTOR_HEALTH = "executor.health"
     DLQ = "dlq"
 
 
@@ -34,6 +35,7 @@ RECORD_OF_TOPIC: dict[Topic, str] = {
     Topic.SIGNALS: "Signal",
     Topic.ORDERS: "OrderEvent",
     Topic.FILLS: "Fill",
+    Topic.EXECUTOR_HEALTH: "ExecutorEvent",
     Topic.DLQ: "DeadLetter",
 }
 

@@ -45,13 +45,14 @@ DEAD_LETTERS = "dead_letters"
 DECIMAL_FIELDS = frozenset({
     "price", "qty", "bid_price", "bid_qty", "ask_price", "ask_qty", "open", "high", "low", "close",
     "volume", "quote_volume", "vwap", "fee", "target", "reference_price", "filled_qty", "avg_price",
+    "value_quote",
 })
 # Decimal fields computed by a stage (division, weighting): rounded half-even to 18 places
 # instead of rejected when longer. Venue strings must fit exactly.
-DERIVED_DECIMAL_FIELDS = frozenset({"vwap", "avg_price", "reference_price", "quote_volume"})
+DERIVED_DECIMAL_FIELDS = frozenset({"vwap", "avg_price", "reference_price", "quote_volume", "value_quote"})
 LOW_CARDINALITY_FIELDS = frozenset({
     "venue", "symbol", "interval", "model", "order_type", "time_in_force", "fee_asset", "liquidity",
-    "stage", "source_topic", "connection_id",
+    "stage", "source_topic", "connection_id", "account", "trading_state",
 })
 META_COLUMNS: tuple[tuple[str, str], ...] = (
     ("_topic", "LowCardinality(String)"),
@@ -139,6 +140,8 @@ def _sql_literal(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if value == []:
+        return "[]"
     raise ValueError(f"no SQL literal for Avro default {value!r}")
 
 
@@ -216,10 +219,10 @@ class _SchemaWalker:
         raise ValueError(f"field {name}: unsupported Avro type {avro!r}")
 
 
-def table_spec(topic: str) -> TableSpec:
-    """Return the archive table of ``topic`` derived from its record's schema."""
+def table_spec(topic: str, schema: dict[str, Any] | None = None) -> TableSpec:
+    """Return the archive table of ``topic`` derived from its record's schema (or ``schema``, an older version)."""
     record = RECORD_OF_TOPIC[Topic(topic)]
-    return TableSpec(table_name(topic), topic, record, _SchemaWalker().record_columns(raw_schema(record)))
+    return TableSpec(table_name(topic), topic, record, _SchemaWalker().record_columns(schema or raw_schema(record)))
 
 
 def all_table_specs() -> tuple[TableSpec, ...]:

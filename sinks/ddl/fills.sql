@@ -13,6 +13,7 @@ CREATE TABLE IF NOT EXISTS fills
     `fee` Decimal(38, 18),
     `fee_asset` LowCardinality(String),
     `liquidity` LowCardinality(String),
+    `account` LowCardinality(String) DEFAULT '',
     `ts_event` DateTime64(9, 'UTC'),
     `ts_recv` DateTime64(9, 'UTC'),
     `ts_emit` DateTime64(9, 'UTC'),

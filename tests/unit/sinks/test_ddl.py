@@ -11,6 +11,7 @@ from clickhouse_connect.driver.client import Client
 
 from infra.backoff import Backoff
 from infra.settings import WarehouseSettings
+from schemas.registry import released_raw_schema
 from schemas.topics import Topic
 from sinks.client import connect
 from sinks.ddl import DDL_DIR, all_table_specs, ddl_files, table_spec
@@ -113,3 +114,19 @@ def test_older_ohlcv_views_reading_trades_are_rewired_into_the_chain_and_stay_ex
             f"SELECT venue, symbol, bucket, open, high, low, close, volume, buy_volume, quote_volume, trades, "
             f"first_trade_id, last_trade_id FROM {view} ORDER BY venue, symbol, bucket").result_rows
         assert [tuple(r[3:]) for r in viewed] == [tuple(r[3:]) for r in direct] and len(direct) >= 6, view
+
+
+def test_an_archive_of_v1_fills_gains_the_account_column_and_old_rows_read_empty(chdb_client: Client) -> None:
+    # Arrange: the fills table as the first release's Fill schema made it, with one row
+    v1 = table_spec("fills", released_raw_schema("v1", "Fill"))
+    assert "account" not in v1.column_names
+    chdb_client.command(v1.create_sql())
+    chdb_client.command("INSERT INTO fills (venue, symbol, trade_id, price, qty, fee, _topic, _partition, _offset) "
+                        "VALUES ('binance', 'BTCUSDT', 7, 1, 1, 0, 'fills', 0, 0)")
+
+    # Act
+    report = migrate(chdb_client, "tickpipe")
+
+    # Assert
+    assert "fills.account" in report.added_columns and report.type_mismatches == []
+    assert chdb_client.query("SELECT trade_id, account FROM fills").result_rows == [(7, "")]
