@@ -15,22 +15,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from executor.commands import SubmitOrder
-
-
-class OrderStatus(StrEnum):
-    """Order states; the values are the ``OrderStatus`` symbols of ``OrderEvent.avsc``."""
-
-    INITIALIZED = "initialized"  # local only: built, not yet checked by risk nor sent
-    PENDING_NEW = "pending_new"
-    NEW = "new"
-    PARTIALLY_FILLED = "partially_filled"
-    FILLED = "filled"
-    PENDING_CANCEL = "pending_cancel"
-    CANCELED = "canceled"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-    DENIED = "denied"
-    UNKNOWN = "unknown"
+from schemas.order_status import OPEN, TERMINAL, UNSETTLED, OrderStatus
 
 
 class OrderTrigger(StrEnum):
@@ -100,15 +85,6 @@ TRANSITIONS: dict[tuple[OrderStatus, OrderTrigger], OrderStatus] = {
     # cannot execute any more, so a rejected order never appears later); FILLED / DENIED -> anything.
     # A refused transition leaves the order managed by the engine (kept live, queried again).
 }
-
-TERMINAL: frozenset[OrderStatus] = frozenset({S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED, S.DENIED})
-"""States no trigger leaves except a late fill report (CANCELED / EXPIRED -> PARTIALLY_FILLED / FILLED)."""
-
-OPEN: frozenset[OrderStatus] = frozenset({S.NEW, S.PARTIALLY_FILLED, S.PENDING_CANCEL})
-"""States in which the order rests on the venue."""
-
-UNSETTLED: frozenset[OrderStatus] = frozenset({S.PENDING_NEW, S.UNKNOWN})
-"""States in which only a query by client order id can tell what the venue did."""
 
 VENUE_FINAL_TRIGGER: dict[str, OrderTrigger] = {
     "CANCELED": T.CANCEL,

@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from infra.extras import require
+
 
 def register(app: typer.Typer) -> None:
     """Add the stack commands to the root ``tickpipe`` app."""
@@ -87,6 +89,7 @@ def register(app: typer.Typer) -> None:
     @app.command("up")
     def up(ctx: typer.Context) -> None:
         """Start the local stack under supervisord, in order; return when every service is healthy."""
+        require("local", "up")
         from infra.stack import StackConfigError
         from infra.stack_control import StackController, StackError, print_up_summary
 
@@ -104,6 +107,7 @@ def register(app: typer.Typer) -> None:
     @app.command("down")
     def down(ctx: typer.Context) -> None:
         """Stop every service of the local stack and supervisord; verify by pid that none is left."""
+        require("local", "down")
         from infra.stack_control import StackController, StackError
 
         console = Console()
@@ -122,6 +126,7 @@ def register(app: typer.Typer) -> None:
 
         Exits 0 when every service runs and is healthy, 1 otherwise, 3 when no stack runs.
         """
+        require("local", "status")
         from infra.stack_status import print_status
 
         raise typer.Exit(print_status(settings_of(ctx), Console(), as_json))

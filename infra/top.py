@@ -27,11 +27,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from executor.order import TERMINAL
 from infra.consumer_lag import group_lags
 from infra.settings import KafkaSettings, Settings
 from infra.stack_control import StackController, StackRecord, record_path
 from infra.topics import describe_topics
+from schemas.order_status import TERMINAL
 
 LATEST_SIGNALS_SQL = """
 SELECT ts_emit, symbol, side, round(strength, 3) AS strength, model, signal_id

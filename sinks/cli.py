@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from infra.cli import settings_of
+from infra.extras import require
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -83,6 +84,7 @@ def register(app: typer.Typer) -> None:
         database: str = typer.Option(None, "--database", "-d", help=DB_HELP),
     ) -> None:
         """Plot the per-second spread with feed-gap and outage intervals shaded."""
+        require("research", "report spread")
         from sinks.research.spread import spread_report
 
         client = _client(settings_of(ctx), url, database)
@@ -102,6 +104,7 @@ def register(app: typer.Typer) -> None:
         database: str = typer.Option(None, "--database", "-d", help=DB_HELP),
     ) -> None:
         """Plot the latency distribution of every hop (box plot, log scale)."""
+        require("research", "report latency")
         from sinks.research.latency import latency_report
 
         client = _client(settings_of(ctx), url, database)

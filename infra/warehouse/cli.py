@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from infra.extras import require
+
 
 def register(app: typer.Typer) -> None:
     """Add ``tickpipe warehouse`` to the root app."""
@@ -20,6 +22,7 @@ def register(app: typer.Typer) -> None:
         data_dir: Annotated[Path | None, typer.Option(help="chdb store (default: settings warehouse.data_dir)")] = None,
     ) -> None:
         """Own the chdb store and serve the ClickHouse HTTP interface (stop with SIGTERM)."""
+        require("local", "warehouse")
         import asyncio
         import logging
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from executor.order import TERMINAL
 from infra.settings import KafkaSettings
 from infra.top import OPEN_ORDERS_SQL, Endpoints, Sampler, _executor_view, topic_rates
+from schemas.order_status import TERMINAL
 
 
 def test_rates_are_offset_deltas_per_second() -> None:
