@@ -10,6 +10,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY orderbook ./orderbook
 COPY producers ./producers
 COPY streams ./streams
 COPY sinks ./sinks
