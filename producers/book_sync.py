@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
-from producers.order_book import OrderBook
+from orderbook import OrderBook
 from producers.venue import Diff, Snapshot, SyncRule
 
 
@@ -90,7 +90,7 @@ SyncResult = Applied | Buffered | Duplicate | Gap | Crossed | Stale | Synced | I
 
 
 class BookSync:
-    """Keeps one instrument's :class:`OrderBook` true, or says why it is not."""
+    """Keeps one instrument's :class:`orderbook.OrderBook` (the shared level store) true, or says why it is not."""
 
     def __init__(self, rule: SyncRule, max_buffer: int = 100_000) -> None:
         self.book = OrderBook()
