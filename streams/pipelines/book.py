@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from streams.features.book import Applied, BookFeatureValues, Gap, NotSynced, OrderBook, OutOfOrder
+from orderbook import Applied, Gap, NotSynced, OutOfOrder, SequencedBook
+from streams.features.book import BookFeatureValues, book_features, features_with_top, new_book
 from streams.models.base import BookObservation, InputRef, SignalModel
 from streams.signals import signal_record
 
@@ -46,7 +47,7 @@ class BookOutcome:
 class BookInstrument:
     """Book, staleness, throttle and model state of one instrument; saved in the ``book-state`` table."""
 
-    book: OrderBook = field(default_factory=OrderBook)
+    book: SequencedBook = field(default_factory=new_book)
     health_stale_since: int | None = None
     snapshot_ts_recv: int = -1
     last_features_ts: int | None = None
@@ -75,7 +76,7 @@ class BookInstrument:
 
     def on_delta(self, delta: dict[str, Any], ref: InputRef, cfg: BookConfig) -> BookOutcome:
         """Apply one BookDelta; return the features and signal it causes, or why it caused none."""
-        result = self.book.apply(delta, cfg.max_levels)
+        result = self.book.apply_record(delta, cfg.max_levels)
         if isinstance(result, OutOfOrder):
             return BookOutcome(error=f"out-of-order book update: {result.reason}")
         if isinstance(result, Gap):
@@ -89,7 +90,7 @@ class BookInstrument:
                 self.health_stale_since = None
         if self.health_stale_since is not None:
             return BookOutcome(note="stale")
-        values = self.book.features()
+        values = book_features(self.book)
         if values is None:
             return BookOutcome(note="crossed or one-sided book")
         ts = delta["ts_event"]
@@ -121,8 +122,8 @@ class BookInstrument:
             return BookOutcome(note="stale")
         if bbo["update_id"] <= self.book.last_update_id:
             return BookOutcome(note="bbo not newer than book")
-        values = self.book.features_with_top(
-            Decimal(bbo["bid_price"]), Decimal(bbo["bid_qty"]), Decimal(bbo["ask_price"]), Decimal(bbo["ask_qty"])
+        values = features_with_top(
+            self.book, Decimal(bbo["bid_price"]), Decimal(bbo["bid_qty"]), Decimal(bbo["ask_price"]), Decimal(bbo["ask_qty"])
         )
         if values is None:
             return BookOutcome(note="crossed or one-sided book")
@@ -157,7 +158,7 @@ class BookInstrument:
     def from_state(cls, s: dict[str, Any]) -> BookInstrument:
         """Inverse of :meth:`to_state`."""
         return cls(
-            book=OrderBook.from_state(s["book"]), health_stale_since=s["health_stale_since"],
+            book=SequencedBook.from_state(s["book"], float_view=True), health_stale_since=s["health_stale_since"],
             snapshot_ts_recv=s["snapshot_ts_recv"], last_features_ts=s["last_features_ts"],
             model_state=s["model_state"], offsets=s["offsets"],
         )

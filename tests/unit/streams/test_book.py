@@ -1,4 +1,7 @@
-"""Order book sync and book features against a naive reference."""
+"""Book features of the shared order book's float view against naive formulas.
+
+The book itself (levels, update-id rule, state) is tested in tests/unit/orderbook/.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.features.book import Applied, Gap, NotSynced, OrderBook, OutOfOrder, imbalance
+from orderbook import SequencedBook
+from streams.features.book import book_features, features_with_top, imbalance, new_book
 
 
 def delta(first: int, last: int, bids=(), asks=(), snapshot: bool = False) -> dict:
@@ -17,56 +21,12 @@ def delta(first: int, last: int, bids=(), asks=(), snapshot: bool = False) -> di
     }
 
 
-def test_snapshot_then_contiguous_delta_applies_and_zero_qty_removes_level():
-    # Arrange
-    book = OrderBook()
-    # Act
-    r1 = book.apply(delta(10, 10, [("100.0", "1"), ("99.5", "2")], [("100.5", "3")], snapshot=True))
-    r2 = book.apply(delta(11, 12, [("100.0", "0")], [("100.25", "4")]))
-    # Assert
-    assert isinstance(r1, Applied) and isinstance(r2, Applied)
-    assert book.bids.prices == [Decimal("99.5")]
-    assert book.asks.prices == [Decimal("100.25"), Decimal("100.5")]
-    assert book.last_update_id == 12
-
-
-def test_delta_before_snapshot_is_not_applied():
-    book = OrderBook()
-    assert isinstance(book.apply(delta(1, 1, [("1", "1")])), NotSynced)
-    assert book.bids.prices == []
-
-
-def test_old_update_is_out_of_order_and_leaves_book_unchanged():
-    book = OrderBook()
-    book.apply(delta(10, 10, [("100", "1")], [("101", "1")], snapshot=True))
-    result = book.apply(delta(9, 10, [("100", "5")]))
-    assert isinstance(result, OutOfOrder)
-    assert book.bids.qty[Decimal(100)] == Decimal(1)
-
-
-def test_gap_unsyncs_until_next_snapshot():
-    book = OrderBook()
-    book.apply(delta(10, 10, [("100", "1")], [("101", "1")], snapshot=True))
-    assert isinstance(book.apply(delta(12, 12, [("100", "2")])), Gap)
-    assert not book.synced
-    assert isinstance(book.apply(delta(13, 13, [("100", "2")])), NotSynced)
-    assert isinstance(book.apply(delta(20, 20, [("100", "3")], [("101", "1")], snapshot=True)), Applied)
-    assert book.synced and book.bids.qty[Decimal(100)] == Decimal(3)
-
-
-def test_overlapping_first_delta_after_snapshot_applies():
-    # Binance-style: the first delta after a snapshot may start before snapshot id + 1
-    book = OrderBook()
-    book.apply(delta(100, 100, [("1", "1")], [("2", "1")], snapshot=True))
-    assert isinstance(book.apply(delta(95, 105, [("1", "3")])), Applied)
-
-
 def test_features_of_a_small_book():
     # Arrange: bids 100 x 1, 99 x 3; asks 102 x 3, 103 x 1
-    book = OrderBook()
-    book.apply(delta(1, 1, [("100", "1"), ("99", "3")], [("102", "3"), ("103", "1")], snapshot=True))
+    book = new_book()
+    book.apply_record(delta(1, 1, [("100", "1"), ("99", "3")], [("102", "3"), ("103", "1")], snapshot=True))
     # Act
-    f = book.features(depth_band_bps=150)
+    f = book_features(book, depth_band_bps=150)
     # Assert
     assert f is not None
     assert f.mid == 101.0 and f.spread == 2.0
@@ -79,11 +39,11 @@ def test_features_of_a_small_book():
 
 
 def test_crossed_or_one_sided_book_has_no_features():
-    book = OrderBook()
-    book.apply(delta(1, 1, [("101", "1")], [("100", "1")], snapshot=True))
-    assert book.features() is None
-    book.apply(delta(2, 2, [("101", "0")], []))
-    assert book.features() is None
+    book = new_book()
+    book.apply_record(delta(1, 1, [("101", "1")], [("100", "1")], snapshot=True))
+    assert book_features(book) is None
+    book.apply_record(delta(2, 2, [("101", "0")], []))
+    assert book_features(book) is None
 
 
 levels = st.lists(
@@ -95,14 +55,14 @@ levels = st.lists(
 @given(st.lists(st.tuples(levels, levels), min_size=1, max_size=25))
 def test_book_matches_naive_dicts_and_features_match_naive_formulas(updates):
     # Arrange: bids at prices 1..60, asks at 61..120 so the book never crosses
-    book, ref_b, ref_a = OrderBook(), {}, {}
+    book, ref_b, ref_a = new_book(), {}, {}
     uid = 0
     for i, (bids, asks) in enumerate(updates):
         uid += 1
         b = [(str(Decimal(p) / 4), str(q)) for p, q in bids]
         a = [(str(Decimal(p + 60) / 4), str(q)) for p, q in asks]
         # Act
-        book.apply(delta(uid, uid, b, a, snapshot=i == 0))
+        book.apply_record(delta(uid, uid, b, a, snapshot=i == 0))
         if i == 0:
             ref_b.clear(), ref_a.clear()
         for side, changes in ((ref_b, b), (ref_a, a)):
@@ -112,11 +72,12 @@ def test_book_matches_naive_dicts_and_features_match_naive_formulas(updates):
                 else:
                     side[Decimal(p)] = Decimal(q)
         # Assert
-        assert book.bids.qty == ref_b and book.asks.qty == ref_a
+        bids_d, asks_d = book.decimal_top(len(ref_b) + len(ref_a))
+        assert dict(bids_d) == ref_b and dict(asks_d) == ref_a
         assert book.bids.prices == sorted(ref_b) and book.asks.prices == sorted(ref_a)
-        assert book.bids.fqty == [float(ref_b[p]) for p in sorted(ref_b)]
-        assert [Decimal(p) for p, _ in book.asks.text] == sorted(ref_a)
-        f = book.features()
+        assert book.bids.floats == [float(ref_b[p]) for p in sorted(ref_b)]
+        assert [Decimal(p) for p, _ in book.to_state()["asks"]] == sorted(ref_a)
+        f = book_features(book)
         if not ref_b or not ref_a:
             assert f is None
             continue
@@ -130,7 +91,7 @@ def test_book_matches_naive_dicts_and_features_match_naive_formulas(updates):
         lo, hi = mid * (1 - 1e-3), mid * (1 + 1e-3)
         assert abs(f.depth_bid_10bps - sum(float(q) for p, q in ref_b.items() if float(p) >= lo)) < 1e-9
         assert abs(f.depth_ask_10bps - sum(float(q) for p, q in ref_a.items() if float(p) <= hi)) < 1e-9
-        assert OrderBook.from_state(book.to_state()).to_state() == book.to_state()
+        assert SequencedBook.from_state(book.to_state(), float_view=True).to_state() == book.to_state()
 
 
 @settings(max_examples=200, deadline=None)
@@ -147,47 +108,36 @@ def test_features_with_a_newer_top_equal_the_features_of_the_book_with_that_top_
     qty = dict(raw_levels)
     bids = [(str(Decimal(p) / 4), str(qty[p])) for p in prices[:split]]
     asks = [(str(Decimal(p) / 4), str(qty[p])) for p in prices[split:]]
-    book = OrderBook()
-    book.apply(delta(1, 1, bids, asks, snapshot=True))
+    book = new_book()
+    book.apply_record(delta(1, 1, bids, asks, snapshot=True))
     bid, ask = Decimal(bid_tick) / 4, Decimal(bid_tick + width) / 4
     # the reference: the same book with levels better than the BBO removed and the BBO's levels set
-    applied = OrderBook()
-    applied.apply(delta(1, 1, [(p, q) for p, q in bids if Decimal(p) < bid] + [(str(bid), str(bid_qty))],
+    applied = new_book()
+    applied.apply_record(delta(1, 1, [(p, q) for p, q in bids if Decimal(p) < bid] + [(str(bid), str(bid_qty))],
                         [(p, q) for p, q in asks if Decimal(p) > ask] + [(str(ask), str(ask_qty))], snapshot=True))
     before = book.to_state()
     # Act
-    got = book.features_with_top(bid, Decimal(bid_qty), ask, Decimal(ask_qty))
+    got = features_with_top(book, bid, Decimal(bid_qty), ask, Decimal(ask_qty))
     # Assert
-    assert got == applied.features()
+    assert got == book_features(applied)
     assert book.to_state() == before  # the book itself is untouched
 
 
 def test_features_with_a_crossed_or_empty_top_are_none():
-    book = OrderBook()
-    book.apply(delta(1, 1, [("100", "1")], [("101", "1")], snapshot=True))
-    assert book.features_with_top(Decimal(101), Decimal(1), Decimal(101), Decimal(1)) is None
-    assert book.features_with_top(Decimal(100), Decimal(0), Decimal(101), Decimal(1)) is None
+    book = new_book()
+    book.apply_record(delta(1, 1, [("100", "1")], [("101", "1")], snapshot=True))
+    assert features_with_top(book, Decimal(101), Decimal(1), Decimal(101), Decimal(1)) is None
+    assert features_with_top(book, Decimal(100), Decimal(0), Decimal(101), Decimal(1)) is None
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.integers(1, 4), st.lists(st.tuples(levels, levels), min_size=1, max_size=25))
-def test_a_capped_book_keeps_the_best_levels_of_the_uncapped_one(cap, updates):
-    # Arrange: the same updates into a capped book and an uncapped reference, trimmed to the best `cap` levels
-    capped, full = OrderBook(), OrderBook()
-    for i, (bids, asks) in enumerate(updates):
-        d = delta(i + 1, i + 1, [(str(Decimal(p) / 4), str(q)) for p, q in bids],
-                  [(str(Decimal(p + 60) / 4), str(q)) for p, q in asks], snapshot=i == 0)
-        # Act
-        capped.apply(d, max_levels=cap)
-        full.apply(d)
-        # Assert: levels never seen again keep their trimmed state; the best `cap` levels are known exactly
-        assert len(capped.bids.prices) <= cap and len(capped.asks.prices) <= cap
-        assert set(capped.bids.prices) <= set(full.bids.prices) and set(capped.asks.prices) <= set(full.asks.prices)
-        assert all(capped.bids.qty[p] == full.bids.qty[p] for p in capped.bids.prices)
-        assert capped.bids.fqty == [float(capped.bids.qty[p]) for p in capped.bids.prices]
-        assert [Decimal(p) for p, _ in capped.asks.text] == capped.asks.prices
-    # a snapshot into a capped book keeps exactly the best `cap` levels a side
-    fresh = OrderBook()
-    fresh.apply(delta(99, 99, [(str(p), str(q)) for p, q in full.bids.qty.items()],
-                      [(str(p), str(q)) for p, q in full.asks.qty.items()], snapshot=True), max_levels=cap)
-    assert fresh.bids.prices == full.bids.prices[-cap:] and fresh.asks.prices == full.asks.prices[:cap]
+def test_a_book_state_saved_before_the_shared_book_gives_its_features():
+    # Arrange: the streams' book-state JSON as the previous book class wrote it (bids 99.80 x 0.001,
+    # 100.1 x 2.5; asks 100.2 x 3, 100.25 x 1, 100.30 x 4.25; update id 9)
+    saved = {"bids": [["99.80", "0.001"], ["100.1", "2.5"]],
+             "asks": [["100.2", "3"], ["100.25", "1"], ["100.30", "4.25"]], "last_update_id": 9, "synced": True}
+    # Act
+    f = book_features(SequencedBook.from_state(saved, float_view=True))
+    # Assert: band 100.15 +- 0.10015 holds bid 100.1 and asks 100.2, 100.25
+    assert f is not None and f.mid == (100.1 + 100.2) / 2
+    assert f.imbalance_1 == (2.5 - 3) / (2.5 + 3) and f.imbalance_5 == (2.501 - 8.25) / (2.501 + 8.25)
+    assert f.depth_bid_10bps == 2.5 and f.depth_ask_10bps == 4.0
