@@ -1,8 +1,9 @@
 """The market the executor trades into: latest BBO and visible book per instrument, from Kafka.
 
 Fed from ``md.bbo`` (BBO records), ``md.book`` (BookDelta records) and ``md.health`` (FeedEvents).
-A book is only trusted after a snapshot; until then the visible depth is the BBO's top level.  An
-update-id gap in the deltas marks the book gapped until the next snapshot; a ``stale``/``gap``/
+A book (the shared :class:`orderbook.SequencedBook`, refusing snapshots older than it) is only trusted
+after a snapshot; until then the visible depth is the BBO's top level.  An update-id gap in the deltas
+marks the book gapped until the next snapshot; a ``stale``/``gap``/
 ``resync``/``crossed`` health event marks the instrument stale until ``recovered`` or a snapshot
 received after it (the streams' rule).  :meth:`MarketView.unfit` says why an aggressive order must not
 go out now (stale, gapped, or data older than the allowed age).  Pure state: the engine decodes the
@@ -16,8 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from executor.commands import Side
-
-Level = tuple[Decimal, Decimal]
+from orderbook import Applied, Level, SequencedBook
 
 
 @dataclass(frozen=True)
@@ -58,44 +58,15 @@ STALE_KINDS = frozenset({"stale", "gap", "resync", "crossed"})
 """FeedEvent kinds after which the feed's book of the instrument cannot be trusted (as in the streams)."""
 
 
-class _Book:
-    def __init__(self) -> None:
-        self.bids: dict[Decimal, Decimal] = {}
-        self.asks: dict[Decimal, Decimal] = {}
-        self.last_update_id = -1
-        self.gapped = False
-        self.ts_recv = 0
-
-    def apply(self, record: dict[str, Any]) -> None:
-        if record["snapshot"]:
-            if record["last_update_id"] < self.last_update_id:
-                return  # an older snapshot (read back at start after the venue's REST one): keep the newer
-            self.bids.clear()
-            self.asks.clear()
-            self.gapped = False
-        elif record["last_update_id"] <= self.last_update_id:
-            return
-        elif self.gapped or record["first_update_id"] > self.last_update_id + 1:
-            self.gapped = True  # deltas missing in between: wait for the next snapshot
-            return
-        for book, levels in ((self.bids, record["bids"]), (self.asks, record["asks"])):
-            for level in levels:
-                price, qty = Decimal(level["price"]), Decimal(level["qty"])
-                if qty == 0:
-                    book.pop(price, None)
-                else:
-                    book[price] = qty
-        self.last_update_id = record["last_update_id"]
-        self.ts_recv = max(self.ts_recv, record["ts_recv"])
-
-
 class MarketView:
     """Latest quote and book per instrument key ``(venue, symbol)``."""
 
     def __init__(self, depth_levels: int) -> None:
         self._depth_levels = depth_levels
         self._quotes: dict[tuple[str, str], Quote] = {}
-        self._books: dict[tuple[str, str], _Book] = {}
+        # older snapshots refused: the REST snapshot loaded at start is newer than the feed's read back after it
+        self._books: dict[tuple[str, str], SequencedBook] = {}
+        self._book_ts: dict[tuple[str, str], int] = {}  # newest ts_recv of an applied book record
         self._stale_since: dict[tuple[str, str], int] = {}  # health said stale at this ts_recv
 
     def on_bbo(self, record: dict[str, Any]) -> None:
@@ -117,8 +88,9 @@ class MarketView:
         if book is None:
             if not record["snapshot"]:
                 return
-            book = self._books[key] = _Book()
-        book.apply(record)
+            book = self._books[key] = SequencedBook(refuse_older_snapshots=True)
+        if type(book.apply_record(record)) is Applied:
+            self._book_ts[key] = max(self._book_ts.get(key, 0), record["ts_recv"])
         since = self._stale_since.get(key)
         if record["snapshot"] and since is not None and since <= record["ts_recv"]:
             del self._stale_since[key]  # a snapshot received after the health event resynced the book
@@ -137,10 +109,10 @@ class MarketView:
         if key in self._stale_since:
             return f"feed reports {symbol} stale since {self._stale_since[key]}"
         book = self._books.get(key)
-        if book is not None and book.gapped:
+        if book is not None and not book.synced:
             return f"book of {symbol} has an update-id gap after {book.last_update_id}"
         quote = self._quotes.get(key)
-        newest = max(quote.ts_recv if quote else 0, book.ts_recv if book else 0)
+        newest = max(quote.ts_recv if quote else 0, self._book_ts.get(key, 0))
         if max_age_ns and now - newest > max_age_ns:
             return f"market data of {symbol} is {(now - newest) / 1e6:.0f} ms old (max {max_age_ns / 1e6:.0f} ms)"
         return None
@@ -155,11 +127,10 @@ class MarketView:
         if quote is None:
             return None
         book = self._books.get((venue, symbol))
-        if book is None or not book.bids or not book.asks:
+        if book is None or not book.bids.prices or not book.asks.prices:
             return BookSnapshot(quote, ((quote.bid, quote.bid_qty),), ((quote.ask, quote.ask_qty),))
-        # Levels the BBO has already moved past are stale in a book that lags it: drop them.
-        bids = sorted(((p, q) for p, q in book.bids.items() if p <= quote.bid), reverse=True)
-        asks = sorted((p, q) for p, q in book.asks.items() if p >= quote.ask)
+        # Levels the BBO has already moved past are stale in a book that lags it: leave them out.
+        bids, asks = book.decimal_top(self._depth_levels, bid_at_most=quote.bid, ask_at_least=quote.ask)
         if not bids or bids[0][0] != quote.bid:
             bids.insert(0, (quote.bid, quote.bid_qty))
         if not asks or asks[0][0] != quote.ask:

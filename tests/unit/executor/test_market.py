@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from executor.commands import Side
 from executor.market import MarketView
 
@@ -121,3 +124,50 @@ def test_an_older_snapshot_does_not_replace_a_newer_book() -> None:
 
     snap = market.snapshot("binance", "BTCUSDT")
     assert snap.bids[0] == (D("100"), D("7")) and snap.asks[0] == (D("101"), D("7"))
+
+
+_level = st.tuples(st.integers(96, 105), st.sampled_from(["0", "1", "2.5", "0.000"]))
+_record = st.tuples(st.booleans(), st.integers(0, 12), st.integers(0, 2), st.lists(_level, max_size=4),
+                    st.lists(_level, max_size=4))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_record, max_size=25), st.integers(96, 104), st.integers(1, 4), st.integers(1, 4))
+def test_visible_depth_equals_a_dict_book_that_ignores_older_snapshots_and_stops_at_a_gap(
+    records: list[tuple], bid: int, width: int, depth: int
+) -> None:
+    # Arrange: the model is the executor's rule written out on two dicts (bids and asks share prices
+    # 96..105, so the book may cross; the live quote decides what is visible)
+    market = MarketView(depth)
+    market.on_bbo({**_bbo(1, str(bid), str(bid + width)), "bid_qty": "3", "ask_qty": "4"})
+    model: dict[str, dict[Decimal, Decimal]] | None = None
+    model_id, gapped = -1, False
+    for snapshot, first, span, bids, asks in records:
+        record = {**_book(snapshot, first, [(str(p), q) for p, q in bids], [(str(p), q) for p, q in asks]),
+                  "last_update_id": first + span}
+        # Act
+        market.on_book(record)
+        if snapshot and (model is None or first + span >= model_id):
+            model, model_id, gapped = {"bids": {}, "asks": {}}, -1, False
+        if model is None or first + span <= model_id or (not snapshot and (gapped or first > model_id + 1)):
+            gapped = gapped or (model is not None and not snapshot and first + span > model_id)
+            continue
+        for side, levels in (("bids", bids), ("asks", asks)):
+            for p, q in levels:
+                model[side].pop(D(p), None)
+                if D(q):
+                    model[side][D(p)] = D(q)
+        model_id = first + span
+    # Assert: levels through the quote are left out, the quote's level leads, depth-limited
+    snap = market.snapshot("binance", "BTCUSDT")
+    q_bid, q_ask = (D(bid), D(3)), (D(bid + width), D(4))
+    if model is None or not model["bids"] or not model["asks"]:
+        assert (snap.bids, snap.asks) == ((q_bid,), (q_ask,))
+        return
+    bids = sorted(((p, q) for p, q in model["bids"].items() if p <= q_bid[0]), reverse=True)
+    asks = sorted((p, q) for p, q in model["asks"].items() if p >= q_ask[0])
+    bids = bids if bids and bids[0][0] == q_bid[0] else [q_bid, *bids]
+    asks = asks if asks and asks[0][0] == q_ask[0] else [q_ask, *asks]
+    assert snap.bids == tuple(bids[:depth]) and snap.asks == tuple(asks[:depth])
+    gap_reason = market.unfit("binance", "BTCUSDT", 0, 0)
+    assert (gap_reason is not None) == gapped
