@@ -23,6 +23,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Pro
 
 from executor.commands import Side
 from executor.control import ControlVerifier, apply_control
+from executor.events import ExecutorEvents
 from executor.ids import parse_client_order_id
 from executor.ledger import SignalLedger
 from executor.market import MarketView
@@ -30,7 +31,7 @@ from executor.metrics import ExecutorMetrics
 from executor.order import InvalidStateTrigger, Order, OrderTrigger
 from executor.policy import PolicyParams
 from executor.positions import Positions
-from executor.reconcile import BalanceCheck, balance_check, reconcile
+from executor.reconcile import BalanceCheck, FillsReplay, balance_check, rebuild_positions, reconcile
 from executor.risk import RiskEngine, RiskLimits, TradingState, buckets_from_rate_limits
 from executor.trader import NotYetProven, SignalRun, Trader, TraderConfig
 from executor.venue import BinanceVenue, OutcomeUnknown, RateLimited, VenueError
@@ -65,8 +66,8 @@ class _Outbox:
     def __init__(self, producer: Producer, serde: AvroSerde, metrics: ExecutorMetrics) -> None:
         self.producer, self.serde, self.metrics = producer, serde, metrics
 
-    def _send(self, topic: Topic, record_name: str, record: dict[str, Any]) -> None:
-        key = instrument_key(record.get("venue", ""), record.get("symbol", ""))
+    def _send(self, topic: Topic, record_name: str, record: dict[str, Any], key: bytes | None = None) -> None:
+        key = key or instrument_key(record.get("venue", ""), record.get("symbol", ""))
         self.producer.produce(topic.value, self.serde.encode(record_name, record), key, on_delivery=self._delivered)
         self.producer.poll(0)
 
@@ -82,6 +83,11 @@ class _Outbox:
     def fill(self, record: dict[str, Any]) -> None:
         self.metrics.fills.inc()
         self._send(Topic.FILLS, "Fill", record)
+
+    def executor_event(self, record: dict[str, Any]) -> None:
+        # one account's events stay in order in one partition
+        log.warning("executor event published", extra={"kind": record["kind"], "detail": record["detail"]})
+        self._send(Topic.EXECUTOR_HEALTH, "ExecutorEvent", record, f"{record['venue']}:{record['account']}".encode())
 
     def dead_letter(self, msg: Message, error: str, venue: str = "", symbol: str = "") -> None:
         now = now_ns()
@@ -132,6 +138,11 @@ class Engine:
         self._next_clock_sync = 0
         self._next_reconcile = 0
         self._last_diff: dict[str, Decimal] | None = None
+        # (balance differences, differing open orders) of the last check and of the last ExecutorEvent published
+        self._last_view: tuple[dict[str, Decimal], list[tuple[str, str, bool]]] | None = None
+        self._published_view: tuple[dict[str, Decimal], list[tuple[str, str, bool]]] = ({}, [])
+        self.events = ExecutorEvents(settings.venue, settings.account, clock())
+        self.fills_replay = FillsReplay(self.positions, settings.venue, settings.account)
         self.last_check: dict[str, Any] = {}
         self.metrics_assets: set[str] = set()
         self._disputed_canceled: set[str] = set()
@@ -177,11 +188,12 @@ class Engine:
                             s.max_throttle_wait_ms / 1000)
         self.risk = RiskEngine(limits, buckets, TradingState(s.initial_state))
         TradingState(s.reconcile_breach_state)  # fail at start, not at the first breach, on a bad value
-        symbols = [x for x in s.symbols.split(",") if x] or sorted(self.rules)
-        self.reconciliation = self._until_answered(
-            "reconcile", lambda: reconcile(self.venue, self.positions, symbols, s.reconcile_trades_limit)
-        )
-        self.positions.asset_delta.clear()  # the baseline balances already hold the trades read at start
+        rebuild_positions(self.kafka.bootstrap, self.serde, self.fills_replay)
+        venue_clock = self._until_answered("time", self.venue.server_time)  # dates the baseline balances
+        self.reconciliation = self._until_answered("reconcile", lambda: reconcile(self.venue, self.clock))
+        self.positions.asset_delta.clear()  # the baseline balances hold every fill read back
+        # a trade of before the balances were read, published only later (a replay), is in them already
+        self.positions.baseline_ms = venue_clock.venue_ms(self.reconciliation.balances_at_ns)
         for symbol in [x for x in s.symbols.split(",") if x]:
             self._load_depth(symbol)
         ms = 1_000_000
@@ -189,12 +201,12 @@ class Engine:
             s.passive_ttl_ms * ms, s.reprice_ticks, s.improve_ticks, s.cross_min_urgency,
             s.passive_window_ms * ms, s.max_slippage_bps, s.depth_fraction,
         )
-        config = TraderConfig(s.venue, policy, s.max_attempts, s.poll_interval_ms * ms, s.settle_retry_ms * ms,
-                              s.market_wait_ms * ms, s.recv_window_ms, s.max_book_age_ms * ms)
+        config = TraderConfig(s.venue, s.account, policy, s.max_attempts, s.poll_interval_ms * ms,
+                              s.settle_retry_ms * ms, s.market_wait_ms * ms, s.recv_window_ms, s.max_book_age_ms * ms)
         self.trader = Trader(config, self.venue, self.risk, self.market, self.positions, self.rules, self.outbox,
                              self.clock, self._acked, lambda check: self.metrics.denied.labels(check).inc(),
                              lambda order, exc: self.metrics.invalid_transitions.inc())
-        self._sync_clock(self._until_answered("time", self.venue.server_time))
+        self._sync_clock(venue_clock)
         # any request of a previous process carries a timestamp before now (+1 s the venue tolerates ahead):
         # until this venue time has passed, "not found" in the recovery lookup proves nothing
         self.trader.recover_proof_ms = self.trader.venue_clock.venue_ms(self.clock()) + s.recv_window_ms + 1000
@@ -439,7 +451,12 @@ class Engine:
                 log.error("control message rejected", extra={"offset": msg.offset(), "why": verdict,
                                                              "raw": (msg.value() or b"")[:200]})
                 continue
+            previous = self.risk.state
             change = apply_control(self.risk, verdict)
+            if change is not None:
+                now = self.clock()
+                self.outbox.executor_event(self.events.risk_state(
+                    previous.value, change.value, f"kill switch: {self.risk.state_reason}", verdict["ts"], now, now))
             if change is TradingState.HALTED:
                 self.cancel_all("kill switch")
             self.metrics.trading_state.set(list(TradingState).index(self.risk.state))
@@ -590,6 +607,7 @@ class Engine:
         except VenueError as exc:
             log.warning("periodic reconciliation failed; next interval", extra={"error": str(exc)})
             return
+        answered = self.clock()
         check = balance_check(self.reconciliation.balances, self.positions.asset_delta, balances, self._prices())
         foreign = [o for o in open_orders if parse_client_order_id(o.get("clientOrderId", "")) is None]
         unmanaged = [o for o in open_orders if o not in foreign and o["clientOrderId"] not in self.trader.live]
@@ -613,19 +631,31 @@ class Engine:
             r.finishing and not r.done for r in self.runs.values())
         persistent = check.diff and check.diff == self._last_diff and not settling
         self._last_diff = check.diff
-        if persistent and check.value > self.settings.reconcile_max_diff_quote:
-            self._breach(check)
+        breach = persistent and check.value > self.settings.reconcile_max_diff_quote
+        orders = sorted((o["symbol"], o.get("clientOrderId", ""), o not in foreign) for o in foreign + unmanaged)
+        view = (check.diff, orders)
+        steady = view == self._last_view and not settling  # not a fill still being fetched
+        self._last_view = view
+        if (steady or breach) and view != self._published_view:
+            self.outbox.executor_event(self.events.reconciliation(
+                check, orders, self.risk.state.value, self.risk.state_reason, answered, self.clock()))
+            self._published_view = view
+        if breach:
+            self._breach(check, answered)
 
-    def _breach(self, check: BalanceCheck) -> None:
+    def _breach(self, check: BalanceCheck, answered: int) -> None:
         target = TradingState(self.settings.reconcile_breach_state)
         order = list(TradingState)
-        if order.index(self.risk.state) >= order.index(target):
+        previous = self.risk.state
+        if order.index(previous) >= order.index(target):
             return  # already as strict (REDUCING or HALTED)
         reason = (f"reconciliation: venue balances differ from fills by {check.value} (quote) "
                   f"{ {a: str(d) for a, d in check.diff.items()} }")
         self.risk.set_state(target, reason)
         self.metrics.trading_state.set(order.index(self.risk.state))
         log.error("trading state changed by reconciliation", extra={"state": target.value, "reason": reason})
+        self.outbox.executor_event(self.events.risk_state(previous.value, target.value, reason, answered, answered,
+                                                          self.clock()))
         if target is TradingState.HALTED:
             self.cancel_all("reconciliation breach")
 
@@ -660,7 +690,7 @@ class Engine:
                 inflight=sum(1 for r in self.runs.values() if not r.done), open_orders=len(self.trader.live),
                 paused_until=self.trader.paused_until,
                 positions={s: str(self.positions.get(s).qty) for s in self.positions.symbols()},
-                reconciliation=self.last_check,
+                reconciliation=self.last_check, fills_read=dict(self.fills_replay.counts),
             )
         return ok, detail
 

@@ -1,4 +1,4 @@
-"""Record builders: ``OrderEvent`` (one per state transition) and ``Fill`` per the Avro schemas."""
+"""Record builders per the Avro schemas: ``OrderEvent`` (one per state transition), ``Fill``, ``ExecutorEvent``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from executor.commands import Side
 from executor.order import Order, OrderStatus, Transition
+from executor.reconcile import BalanceCheck
 from schemas.decimals import decimal_text
 
 
@@ -43,9 +44,9 @@ def order_event(order: Order, transition: Transition, ts_event: int, ts_recv: in
 
 
 def fill_record(
-    order: Order, trade: dict[str, Any], ts_recv: int, ts_emit: int
+    order: Order, trade: dict[str, Any], account: str, ts_recv: int, ts_emit: int
 ) -> dict[str, Any]:
-    """Return the ``Fill`` record of one Binance ``myTrades`` entry of ``order`` (decimal strings kept as sent)."""
+    """Return the ``Fill`` record of one Binance ``myTrades`` entry of ``order`` by ``account`` (decimals as sent)."""
     cmd = order.command
     return {
         "venue": cmd.venue,
@@ -60,7 +61,50 @@ def fill_record(
         "fee": str(trade.get("commission", "0")),
         "fee_asset": str(trade.get("commissionAsset", "")),
         "liquidity": "maker" if trade.get("isMaker") else "taker",
+        "account": account,
         "ts_event": int(trade["time"]) * 1_000_000,
         "ts_recv": ts_recv,
         "ts_emit": ts_emit,
     }
+
+
+class ExecutorEvents:
+    """Builds the ``ExecutorEvent`` records of one executor process; ``event_id`` = account, process start, sequence."""
+
+    def __init__(self, venue: str, account: str, started_ns: int) -> None:
+        self.venue, self.account, self.started_ns = venue, account, started_ns
+        self._seq = 0
+
+    def _record(self, kind: str, detail: str, state: str, reason: str, ts_event: int, ts_recv: int, ts_emit: int,
+                **fields: Any) -> dict[str, Any]:
+        event_id = f"{self.account}:{self.started_ns}:{self._seq}"
+        self._seq += 1
+        return {"event_id": event_id, "venue": self.venue, "symbol": "", "account": self.account, "kind": kind,
+                "detail": detail, "balance_diffs": [], "value_quote": None, "open_orders": [], "trading_state": state,
+                "state_reason": reason, "ts_event": ts_event, "ts_recv": ts_recv, "ts_emit": ts_emit, **fields}
+
+    def reconciliation(
+        self, check: BalanceCheck, open_orders: list[tuple[str, str, bool]], state: str, reason: str,
+        ts_recv: int, ts_emit: int,
+    ) -> dict[str, Any]:
+        """``reconciliation_diff`` (balances or ``open_orders`` (symbol, client id, ours) differ), else ``_clear``."""
+        differs = bool(check.diff or open_orders)
+        parts = [f"{asset} {qty:+f}" for asset, qty in check.diff.items()]
+        detail = (f"venue balances differ from fills: {', '.join(parts) or 'none'} (worth {check.value} quote"
+                  f"{', unpriced: ' + ', '.join(check.unpriced) if check.unpriced else ''}); "
+                  f"{sum(1 for *_, ours in open_orders if not ours)} foreign and "
+                  f"{sum(1 for *_, ours in open_orders if ours)} unmanaged open orders"
+                  if differs else "the venue's account agrees with the executor's view again")
+        return self._record(
+            "reconciliation_diff" if differs else "reconciliation_clear", detail, state, reason, ts_recv, ts_recv,
+            ts_emit,
+            balance_diffs=[{"asset": a, "qty": decimal_text(q), "priced": a not in check.unpriced}
+                           for a, q in check.diff.items()],
+            value_quote=decimal_text(check.value),
+            open_orders=[{"symbol": sym, "client_order_id": cid, "ours": ours} for sym, cid, ours in open_orders],
+        )
+
+    def risk_state(self, previous: str, state: str, reason: str, ts_event: int, ts_recv: int, ts_emit: int) -> dict[str, Any]:
+        """``risk_state``: the trading state changed from ``previous`` to ``state`` because of ``reason``."""
+        return self._record("risk_state", f"trading state {previous} -> {state}", state, reason, ts_event, ts_recv,
+                            ts_emit)

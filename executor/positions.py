@@ -6,6 +6,9 @@ leaves the position like a sale at price 0, so it is realized as a loss at the a
 Realized PnL accrues when a fill reduces the position; unrealized PnL marks the rest to a price.
 Fees are kept per asset, and every new fill's effect on each asset's balance is summed in
 ``Positions.asset_delta``, so balances can be compared exactly with the venue's (reconciliation).
+A fill whose trade happened before the start balances were read (``baseline_ms``, venue time: a
+trade of a previous process published only now, by a replay) moves the position but not
+``asset_delta``: those balances already hold it.
 """
 
 from __future__ import annotations
@@ -67,15 +70,22 @@ class Positions:
         self._by_symbol: dict[str, Position] = {}
         self._seen: set[tuple[str, int]] = set()
         self.asset_delta: dict[str, Decimal] = defaultdict(Decimal)  # balance change of new fills, per asset
+        self.baseline_ms: int | None = None  # venue time of the start balances; None: every fill is new to them
 
     def apply_fill(
-        self, symbol: str, trade_id: int, side: Side, price: Decimal, qty: Decimal, fee: Decimal, fee_asset: str
+        self, symbol: str, trade_id: int, side: Side, price: Decimal, qty: Decimal, fee: Decimal, fee_asset: str,
+        trade_ms: int | None = None,
     ) -> bool:
-        """Apply a fill once; return False if this trade id was already applied."""
+        """Apply a fill once; return False if this trade id was already applied.
+
+        ``trade_ms`` (the venue's trade time) at or before ``baseline_ms`` leaves ``asset_delta`` alone.
+        """
         if (symbol, trade_id) in self._seen:
             return False
         self._seen.add((symbol, trade_id))
         self.get(symbol).apply_fill(side, price, qty, fee, fee_asset)
+        if self.baseline_ms is not None and trade_ms is not None and trade_ms <= self.baseline_ms:
+            return True
         base, quote = self.assets.get(symbol, ("", ""))
         if base and quote:
             self.asset_delta[base] += qty * side.sign

@@ -107,6 +107,7 @@ class TraderConfig:
     """Knobs of the order lifecycle (from ``ExecutorSettings``)."""
 
     venue: str
+    account: str  # carried by every Fill: start-up positions are rebuilt from this account's
     policy: PolicyParams
     max_attempts: int
     poll_interval_ns: int
@@ -171,7 +172,7 @@ class Trader:
     def _fills(self, order: Order, trades: list[dict[str, Any]]) -> None:
         now = self.clock()
         for trade in trades:
-            record = fill_record(order, trade, now, now)
+            record = fill_record(order, trade, self.config.account, now, now)
             key = (record["symbol"], record["trade_id"])
             if key in self.published_trades:
                 continue
@@ -182,7 +183,7 @@ class Trader:
             # have reached Kafka before a crash; consumers dedupe on trade_id
             self.positions.apply_fill(
                 record["symbol"], record["trade_id"], order.command.side, Decimal(record["price"]), qty,
-                Decimal(record["fee"]), record["fee_asset"],
+                Decimal(record["fee"]), record["fee_asset"], record["ts_event"] // 1_000_000,
             )
             self.outbox.fill(record)
 

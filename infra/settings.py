@@ -13,10 +13,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "TICKPIPE_"
+
+
+# Topics whose records are kept forever unless topic_retention_ms names them: the executor rebuilds its
+# positions from every Fill of its account at start, and orders are the history they belong to.
+KEPT_TOPICS_RETENTION_MS: dict[str, int] = {"fills": -1, "orders": -1}
 
 
 class _Section(BaseModel):
@@ -31,14 +36,22 @@ class KafkaSettings(_Section):
     replication_factor: int = Field(1, ge=1, description="replication factor at topic creation")
     retention_ms: int = Field(7 * 24 * 3600 * 1000, description="topic retention (ms); -1 keeps forever")
     topic_retention_ms: dict[str, int] = Field(
-        {},
-        description='per-topic retention (ms) overriding retention_ms, JSON: {"md.book": 86400000}; applied to existing topics too',
+        dict(KEPT_TOPICS_RETENTION_MS),
+        description='per-topic retention (ms) overriding retention_ms, JSON: {"md.book": 86400000}, laid over the '
+        "default, which keeps fills and orders forever (the executor rebuilds its positions from fills); applied to "
+        "existing topics too",
     )
     session_timeout_ms: int = Field(6000, ge=1000, description="consumer-group session timeout (ms)")
     heartbeat_interval_ms: int = Field(1500, ge=100, description="consumer-group heartbeat interval (ms)")
     schema_registry_url: str | None = Field(
         None, description="Confluent Schema Registry URL; unset = Avro single-object encoding"
     )
+
+    @field_validator("topic_retention_ms", mode="after")
+    @classmethod
+    def _keep_fills_and_orders(cls, value: dict[str, int]) -> dict[str, int]:
+        # a setting naming other topics must not let fills expire: the executor's start-up positions are their sum
+        return {**KEPT_TOPICS_RETENTION_MS, **value}
 
 
 class BrokerSettings(_Section):
@@ -276,7 +289,15 @@ class ExecutorSettings(_Section):
         "executor.control", description="compacted topic carrying the kill switch (`tickpipe executor halt/resume`)"
     )
     request_timeout_ms: int = Field(3000, ge=100, description="venue REST timeout; a timed-out order is `unknown`")
-    symbols: str = Field("", description="comma-separated symbols to reconcile at start; empty = every venue symbol")
+    symbols: str = Field(
+        "", description="comma-separated symbols whose REST depth snapshot is loaded at start (full depth before the "
+        "feed's next snapshot); empty = none"
+    )
+    account: str = Field(
+        "default", min_length=1,
+        description="name of the venue account this executor trades (one executor per account); every Fill carries it "
+        "and start-up positions are rebuilt from this account's Fills only",
+    )
     # execution policy
     passive_ttl_ms: int = Field(2000, ge=1, description="reprice a resting passive order after this long")
     reprice_ticks: int = Field(3, ge=1, description="reprice a passive order when the best price moves this many ticks away")
@@ -315,7 +336,6 @@ class ExecutorSettings(_Section):
     max_throttle_wait_ms: int = Field(2000, ge=0, description="deny an order whose rate-limit wait would exceed this")
     initial_state: str = Field("ACTIVE", description="trading state when no control message exists: ACTIVE/REDUCING/HALTED")
     # recovery
-    reconcile_trades_limit: int = Field(1000, ge=1, le=1000, description="recent trades per symbol read at start")
     settle_retry_ms: int = Field(200, ge=10, description="first backoff of a query settling an unknown order (doubles, capped 5 s)")
     recv_window_ms: int = Field(
         5000, ge=1, le=60_000,

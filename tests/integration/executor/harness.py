@@ -132,10 +132,10 @@ def new_account(sim_url: str, balances: dict[str, str] | None = None) -> tuple[s
 
 
 def executor_settings(sim_url: str, key: str, secret: str, **overrides: Any) -> ExecutorSettings:
-    """Executor settings for one test: own group, own control topic, fresh account."""
+    """Executor settings for one test: own group, own control topic, fresh account (named by its key)."""
     tag = uuid.uuid4().hex[:8]
     base = {"group_id": f"exec-{tag}", "control_topic": f"executor.control.{tag}", "rest_url": sim_url,
-            "api_key": key, "api_secret": secret, "symbols": ",".join(SYMBOLS), "metrics_port": 0,
+            "api_key": key, "api_secret": secret, "account": key, "symbols": ",".join(SYMBOLS), "metrics_port": 0,
             "max_signal_age_ms": 60_000, "passive_ttl_ms": 300, "passive_window_ms": 1000, "poll_interval_ms": 50}
     return ExecutorSettings(**{**base, **overrides})
 

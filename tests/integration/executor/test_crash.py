@@ -50,6 +50,7 @@ def test_kill_9_under_faults_acts_on_every_signal_exactly_once(
         "TICKPIPE_EXECUTOR__CONTROL_TOPIC": f"executor.control.{tag}",
         "TICKPIPE_EXECUTOR__REST_URL": executor_sim_url,
         "TICKPIPE_EXECUTOR__API_KEY": key,
+        "TICKPIPE_EXECUTOR__ACCOUNT": key,
         "TICKPIPE_EXECUTOR__API_SECRET": secret,
         "TICKPIPE_EXECUTOR__METRICS_PORT": str(free_port()),
         "TICKPIPE_EXECUTOR__SYMBOLS": "BTCUSDT,ETHUSDT",

@@ -52,6 +52,7 @@ def test_replay_from_offset_zero_adopts_every_order_and_sends_none_again(
         "TICKPIPE_EXECUTOR__GROUP_ID": settings.group_id,
         "TICKPIPE_EXECUTOR__CONTROL_TOPIC": settings.control_topic,
         "TICKPIPE_EXECUTOR__API_KEY": key,
+        "TICKPIPE_EXECUTOR__ACCOUNT": key,
         "TICKPIPE_EXECUTOR__API_SECRET": secret,
         "TICKPIPE_EXECUTOR__METRICS_PORT": str(free_port()),
         "TICKPIPE_EXECUTOR__SYMBOLS": "BTCUSDT,ETHUSDT",
