@@ -127,12 +127,13 @@ def _metric(port: str, name: str, labels: str = "") -> float:
 
 
 @pytest.mark.timeout(120)
-def test_duplicates_after_a_kill_9_are_dropped_whether_the_first_run_finished_or_rests(
+def test_duplicates_after_a_kill_9_are_dropped_and_start_up_positions_are_the_accounts_fills(
     kafka_settings: KafkaSettings, executor_sim_url: str, market_bridge: MarketBridge, tmp_path: Path
 ) -> None:
     # Arrange: a taker signal that finishes (offset committed) and a maker signal that rests
     key, secret = new_account(executor_sim_url)
     venue = BinanceVenue(executor_sim_url, key, secret, 3000)
+    before = venue.balances()
     tag = os.urandom(4).hex()
     port = str(free_port())
     env = environ_without_settings() | {
@@ -141,6 +142,7 @@ def test_duplicates_after_a_kill_9_are_dropped_whether_the_first_run_finished_or
         "TICKPIPE_EXECUTOR__CONTROL_TOPIC": f"executor.control.{tag}",
         "TICKPIPE_EXECUTOR__REST_URL": executor_sim_url,
         "TICKPIPE_EXECUTOR__API_KEY": key,
+        "TICKPIPE_EXECUTOR__ACCOUNT": key,
         "TICKPIPE_EXECUTOR__API_SECRET": secret,
         "TICKPIPE_EXECUTOR__METRICS_PORT": port,
         "TICKPIPE_EXECUTOR__SYMBOLS": "BTCUSDT,ETHUSDT",
@@ -166,11 +168,22 @@ def test_duplicates_after_a_kill_9_are_dropped_whether_the_first_run_finished_or
         time.sleep(0.3)  # its offset committed (every 50 ms)
         taker_orders = len(venue_orders_of(venue, taker))
 
-        # Act: kill -9, the same two signals again, restart
+        # Act: kill -9, the same two signals again, restart; meanwhile a Fill of another account, a copy of one of
+        # ours and one of ours the venue never saw join `fills` (start-up positions are that account's Fills)
         proc.send_signal(os_signal.SIGKILL)
         proc.wait(10)
         produce_signals(kafka_settings, [taker, maker])
+        ours = [f for f in records(kafka_settings, Topic.FILLS, "Fill") if f["account"] == key and f["symbol"] == "BTCUSDT"]
+        assert ours, "the taker's Fills carry the executor's account"
+        produce(kafka_settings, Topic.FILLS.value, [(b"binance:BTCUSDT", SERDE.encode("Fill", f)) for f in (
+            {**ours[0], "account": "another-account", "trade_id": 10**15, "qty": "3"},
+            ours[0],
+            {**ours[0], "trade_id": 10**15 + 1, "side": "sell", "qty": "0.0004", "fee": "0"},
+        )])
         proc = start_executor_process(env, log)
+        wait_for(lambda: requests.get(health, timeout=2).json().get("ok"), 30, "executor up again",
+                 tolerate=(requests.RequestException,))
+        start_position = Decimal(requests.get(health, timeout=2).json()["positions"]["BTCUSDT"])
         wait_for(lambda: _metric(port, "executor_signals_total", 'stage="duplicate"') == 2, 40, "both duplicates counted",
                  tolerate=(requests.RequestException,))
         # the maker's order was canceled by start-up reconciliation; its replayed run places the next attempt
@@ -188,6 +201,13 @@ def test_duplicates_after_a_kill_9_are_dropped_whether_the_first_run_finished_or
         assert max(resting) <= 1, resting
         maker_filled = sum(Decimal(o["executedQty"]) for o in venue_orders_of(venue, maker))
         assert maker_filled <= Decimal(maker["target"])  # one run's worth, never two
+        # start-up positions: this account's Fills, each trade once, net of base fees; not the other account's
+        mine = {f["trade_id"]: f for f in records(kafka_settings, Topic.FILLS, "Fill")
+                if f["account"] == key and f["symbol"] == "BTCUSDT"}
+        assert start_position == sum(
+            (Decimal(f["qty"]) if f["side"] == "buy" else -Decimal(f["qty"]))
+            - (Decimal(f["fee"]) if f["fee_asset"] == "BTC" else 0) for f in mine.values())
+        assert start_position == venue.balances()["BTC"] - before["BTC"] - Decimal("0.0004")
     finally:
         stop_process(proc, timeout_s=20)
     events = [e for evs in order_events(kafka_settings, {taker["signal_id"], maker["signal_id"]}).values() for e in evs]
@@ -392,6 +412,11 @@ def test_an_order_that_appears_while_halted_is_canceled(
 # ---- 5. positions and balances from the venue ------------------------------------------------------
 
 
+def _executor_events(kafka: KafkaSettings, account: str) -> list[dict]:
+    """The ExecutorEvents of ``account``, read from ``executor.health`` by the test itself (no executor state)."""
+    return [e for e in records(kafka, Topic.EXECUTOR_HEALTH, "ExecutorEvent") if e["account"] == account]
+
+
 @pytest.mark.timeout(60)
 def test_positions_are_net_of_base_fees_and_a_trade_behind_the_executors_back_is_found_and_reduces_risk(
     kafka_settings: KafkaSettings, executor_sim_url: str, market_bridge: MarketBridge
@@ -413,16 +438,25 @@ def test_positions_are_net_of_base_fees_and_a_trade_behind_the_executors_back_is
         btc_change = venue.balances()["BTC"] - before["BTC"]
         assert engine.positions.get("BTCUSDT").qty == btc_change < bought  # exact, net of the BTC fees
         assert engine.last_check["diff"] == {} and engine.risk.state is TradingState.ACTIVE
+        assert _executor_events(kafka_settings, key) == []  # trading itself is no difference
 
-        # Act: the same account trades through ccxt, behind the executor's back (an IOC and a resting order)
+        # Act 1: a foreign order rests on the account for a while, then is canceled
         depth = requests.get(f"{executor_sim_url}/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 5}, timeout=5).json()
+        far_bid = str((Decimal(depth["bids"][0][0]) * Decimal("0.95")).quantize(Decimal("0.01")))
+        rest = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.001",
+                "price": far_bid}
+        venue.exchange.privatePostOrder({**rest, "newClientOrderId": "manual-rest-1"})
+        wait_for(lambda: [e["kind"] for e in _executor_events(kafka_settings, key)] == ["reconciliation_diff"], 10,
+                 "the resting foreign order published as a difference")
+        venue.cancel("BTCUSDT", "manual-rest-1")
+        wait_for(lambda: [e["kind"] for e in _executor_events(kafka_settings, key)][-1:] == ["reconciliation_clear"],
+                 10, "its end published as cleared")
+
+        # Act 2: the same account trades through ccxt, behind the executor's back (an IOC and a resting order)
         manual = venue.exchange.privatePostOrder({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "IOC",
                                                   "quantity": "0.01", "price": depth["asks"][-1][0],
                                                   "newClientOrderId": "manual-ioc"})
-        far_bid = Decimal(depth["bids"][0][0]) * Decimal("0.95")
-        venue.exchange.privatePostOrder({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
-                                         "quantity": "0.001", "price": str(far_bid.quantize(Decimal("0.01"))),
-                                         "newClientOrderId": "manual-rest"})
+        venue.exchange.privatePostOrder({**rest, "newClientOrderId": "manual-rest-2"})
 
         # Assert: reported (difference and foreign order) and risk reduced, saying why
         wait_for(lambda: engine.risk.state is TradingState.REDUCING, 10, "risk reduced by reconciliation")
@@ -433,6 +467,28 @@ def test_positions_are_net_of_base_fees_and_a_trade_behind_the_executors_back_is
         assert Decimal(report["diff"]["USDT"]) < 0
         assert report["foreign_open_orders"] == 1
         assert _counter(engine, "balance_diff", "BTC") > 0
+        wait_for(lambda: "risk_state" in [e["kind"] for e in _executor_events(kafka_settings, key)], 10,
+                 "the risk change published")
+
+    # Assert: the topic says the same, in order: the foreign order, gone, then the trade and the risk change it caused
+    # (a check between the two manual orders may publish the trade's difference before the second order rests)
+    events = _executor_events(kafka_settings, key)
+    kinds = [e["kind"] for e in events]
+    assert kinds[:2] == ["reconciliation_diff", "reconciliation_clear"] and kinds.count("risk_state") == 1, kinds
+    assert events[0]["balance_diffs"] == [] and events[0]["open_orders"] == [
+        {"symbol": "BTCUSDT", "client_order_id": "manual-rest-1", "ours": False}]
+    risk = events[kinds.index("risk_state")]
+    trade = events[kinds.index("risk_state") - 1]  # the difference that caused it, published first
+    assert trade["kind"] == "reconciliation_diff", kinds
+    diffs = {d["asset"]: Decimal(d["qty"]) for d in trade["balance_diffs"]}
+    assert diffs["BTC"] == Decimal(manual["executedQty"]) - fee
+    assert diffs["USDT"] == -sum(Decimal(f["price"]) * Decimal(f["qty"]) for f in manual["fills"]) - sum(
+        Decimal(f["commission"]) for f in manual["fills"] if f["commissionAsset"] == "USDT")
+    assert Decimal(trade["value_quote"]) > settings.reconcile_max_diff_quote
+    assert any(o["client_order_id"] == "manual-rest-2" and not o["ours"] for e in events[2:] for o in e["open_orders"])
+    assert (trade["trading_state"], risk["trading_state"]) == ("ACTIVE", "REDUCING")
+    assert "reconciliation" in risk["state_reason"] and "BTC" in risk["state_reason"]
+    assert len({e["event_id"] for e in events}) == len(events)
 
 
 # ---- 6. no trading on a stale or partial book ------------------------------------------------------
