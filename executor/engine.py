@@ -104,9 +104,20 @@ def report_consumer_error(metrics: ExecutorMetrics, msg: Message, loop: str) -> 
     error = msg.error()
     if error.code() == KafkaError._PARTITION_EOF:
         return
+    report_client_error(metrics, error, loop, msg.topic(), msg.partition())
+
+
+def report_client_error(
+    metrics: ExecutorMetrics, error: KafkaError, loop: str, topic: str | None = None, partition: int | None = None
+) -> None:
+    """Count and log an error of ``loop``'s consumer; as its ``error_cb``, the errors of the client as a whole.
+
+    librdkafka hands client-level errors (broker unreachable, all brokers down) to ``error_cb`` only,
+    never to ``consume()``: without the callback they reached its own stderr lines and no metric.
+    """
     metrics.consumer_errors.labels(loop).inc()
-    log.error("consumer error", extra={"loop": loop, "topic": msg.topic(), "partition": msg.partition(),
-                                       "error": str(error), "code": error.code(), "fatal": error.fatal(),
+    log.error("consumer error", extra={"loop": loop, "topic": topic, "partition": partition, "error": error.str(),
+                                       "code": error.code(), "error_name": error.name(), "fatal": error.fatal(),
                                        "retriable": error.retriable()})
 
 
@@ -153,8 +164,11 @@ class Engine:
 
     # ---- setup -------------------------------------------------------------------------------------
 
-    def _consumer(self, group: str, **extra: Any) -> Consumer:
-        return Consumer(manual_commit_consumer_config(self.kafka, group, **extra))
+    def _consumer(self, group: str, loop: str, **extra: Any) -> Consumer:
+        def on_error(error: KafkaError) -> None:
+            report_client_error(self.metrics, error, loop)
+
+        return Consumer(manual_commit_consumer_config(self.kafka, group, error_cb=on_error, **extra))
 
     def _assign_tail(self, consumer: Consumer, topics: list[str], back: int) -> None:
         parts = []
@@ -212,14 +226,16 @@ class Engine:
         self.trader.recover_proof_ms = self.trader.venue_clock.venue_ms(self.clock()) + s.recv_window_ms + 1000
         log.info("order rate buckets from venue rateLimits",
                  extra={"buckets": [(round(b.rate, 3), b.burst) for b in buckets]})
-        self.md = self._consumer(f"{s.group_id}-md-{self.clock()}", **{"fetch.wait.max.ms": s.signals_fetch_wait_ms})
+        self.md = self._consumer(f"{s.group_id}-md-{self.clock()}", "market",
+                                 **{"fetch.wait.max.ms": s.signals_fetch_wait_ms})
         self._assign_tail(self.md, [Topic.BBO.value, Topic.BOOK.value, Topic.HEALTH.value], MD_BACKFILL)
-        self.control = self._consumer(f"{s.group_id}-control-{self.clock()}")
+        self.control = self._consumer(f"{s.group_id}-control-{self.clock()}", "control")
         self.control_end = self.control.get_watermark_offsets(TopicPartition(s.control_topic, 0), timeout=10)[1]
         self.control.assign([TopicPartition(s.control_topic, 0, OFFSET_BEGINNING)])
         self._restore_ledger()
         self.signals = self._consumer(
-            s.group_id, **{"auto.offset.reset": s.signals_offset_reset, "fetch.wait.max.ms": s.signals_fetch_wait_ms}
+            s.group_id, "signals",
+            **{"auto.offset.reset": s.signals_offset_reset, "fetch.wait.max.ms": s.signals_fetch_wait_ms},
         )
         if self.start_at is None:
             self.signals.subscribe([Topic.SIGNALS.value], on_assign=self._on_assign, on_revoke=self._on_revoke)
@@ -255,7 +271,7 @@ class Engine:
     def _restore_ledger(self) -> None:
         """Read the signal ids of the last ``max_signal_age_ms`` (+ margin) from ``signals``, every partition."""
         topic = Topic.SIGNALS.value
-        reader = self._consumer(f"{self.settings.group_id}-ledger-{self.clock()}")
+        reader = self._consumer(f"{self.settings.group_id}-ledger-{self.clock()}", "signals")
         try:
             meta = reader.list_topics(topic, timeout=10).topics[topic]
             since_ms = (self.clock() - self.ledger.max_age_ns) // 1_000_000 - LEDGER_MARGIN_MS

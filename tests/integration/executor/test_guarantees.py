@@ -18,6 +18,7 @@ import orjson
 import pytest
 import requests
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from executor.commands import OrderType, Side, TimeInForce
 from executor.control import CONTROL_KEY, control_message, send_control
@@ -26,7 +27,7 @@ from executor.order import OrderStatus, OrderTrigger
 from executor.risk import TradingState
 from executor.trader import SignalRun
 from executor.venue import BinanceVenue
-from infra.broker import free_port
+from infra.broker import free_port, private_broker
 from infra.processes import stop_process
 from infra.settings import ExecutorSettings, KafkaSettings, environ_without_settings
 from schemas.topics import Topic
@@ -586,3 +587,57 @@ def test_a_venue_report_the_table_refuses_keeps_the_order_live_and_its_run_open_
         run.next_action_at = 0
         engine.trader.step(run)  # closed on the venue with nothing executed: no longer managed
         assert order.client_order_id not in engine.trader.live and order.client_order_id not in engine.trader.disputed
+
+
+# ---- 8. no error dropped silently ------------------------------------------------------------------
+
+
+@pytest.mark.timeout(90)
+def test_a_lost_broker_is_a_consumer_error_of_the_market_and_control_loops_logged_and_counted_on_metrics(
+    executor_sim_url: str, tmp_path: Path
+) -> None:
+    # Arrange: an executor process on a broker of its own (the session's broker is shared)
+    key, secret = new_account(executor_sim_url)
+    port = str(free_port())
+    health = f"http://127.0.0.1:{port}/health"
+    log = tmp_path / "executor.log"
+    with private_broker(tmp_path / "kafka") as (kafka, broker):
+        env = environ_without_settings() | {
+            "TICKPIPE_KAFKA__BOOTSTRAP": kafka.bootstrap,
+            "TICKPIPE_EXECUTOR__REST_URL": executor_sim_url,
+            "TICKPIPE_EXECUTOR__API_KEY": key,
+            "TICKPIPE_EXECUTOR__ACCOUNT": key,
+            "TICKPIPE_EXECUTOR__API_SECRET": secret,
+            "TICKPIPE_EXECUTOR__METRICS_PORT": port,
+            "TICKPIPE_LOG_LEVEL": "INFO",
+        }
+        proc = start_executor_process(env, log)
+        try:
+            wait_for(lambda: requests.get(health, timeout=2).json().get("ok"), 30, "executor up",
+                     tolerate=(requests.RequestException,))
+            # its signals group has its partitions (a broker lost in the middle of the assignment ends the process:
+            # the offsets it needs to resume safely cannot be read; the supervisor restarts it)
+            admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+            group = ExecutorSettings().group_id
+            wait_for(lambda: any(m.assignment.topic_partitions for m in
+                                 admin.describe_consumer_groups([group])[group].result(5).members), 20, "signals assigned")
+            time.sleep(0.5)
+            assert _metric(port, "executor_consumer_errors_total", 'loop="market"') == 0
+
+            # Act: the broker dies under the running executor
+            broker.send_signal(os_signal.SIGKILL)
+            broker.wait(10)
+
+            # Assert: each loop's consumer reports it, on /metrics, and the executor keeps serving
+            for loop in ("market", "control"):
+                wait_for(lambda loop=loop: _metric(port, "executor_consumer_errors_total", f'loop="{loop}"') >= 1, 20,
+                         f"the {loop} loop's consumer error counted on /metrics")
+            assert requests.get(health, timeout=2).json()["ok"]
+        finally:
+            stop_process(proc, timeout_s=20)
+    errors = [orjson.loads(line) for line in log.read_bytes().splitlines() if b'"consumer error"' in line]
+    assert {e["loop"] for e in errors} >= {"market", "control"}
+    for error in errors:  # each with its context: which loop, what, and whether it is fatal or retriable
+        assert error["level"] == "error" and error["service"] == "executor", error
+        assert error["error_name"] in ("_TRANSPORT", "_ALL_BROKERS_DOWN") and error["error"], error
+        assert error["fatal"] is False and isinstance(error["retriable"], bool) and isinstance(error["code"], int)

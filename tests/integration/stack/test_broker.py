@@ -89,8 +89,10 @@ def test_topics_are_created_with_their_retention_and_a_changed_retention_reaches
             resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
             return admin.describe_configs([resource])[resource].result()["retention.ms"].value
 
-        # Arrange: private_broker created every topic with the default retention (7 days)
+        # Arrange: private_broker created every topic with the default retention (7 days), but fills and
+        # orders, which the executor's start-up positions are rebuilt from, with none
         assert retention("md.book") == str(7 * 24 * 3600 * 1000)
+        assert retention("fills") == retention("orders") == "-1"
 
         # Act: a per-topic override, applied to the existing topics
         changed = KafkaSettings(bootstrap=kafka.bootstrap, topic_retention_ms={"md.book": 3_600_000})
@@ -103,6 +105,7 @@ def test_topics_are_created_with_their_retention_and_a_changed_retention_reaches
             time.sleep(0.1)
         assert retention("md.book") == "3600000"
         assert retention("md.trades") == str(7 * 24 * 3600 * 1000)
+        assert retention("fills") == retention("orders") == "-1"  # an override of other topics keeps them
         assert end_offsets(kafka.bootstrap, [TopicPartition("md.book", 0)]) == {("md.book", 0): (0, 0)}
 
 

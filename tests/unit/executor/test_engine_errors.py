@@ -8,7 +8,7 @@ import pytest
 from confluent_kafka import KafkaError, Message
 from prometheus_client import CollectorRegistry
 
-from executor.engine import report_consumer_error
+from executor.engine import report_client_error, report_consumer_error
 from executor.metrics import ExecutorMetrics
 
 
@@ -37,3 +37,19 @@ def test_end_of_partition_is_not_an_error(caplog: pytest.LogCaptureFixture) -> N
     report_consumer_error(metrics, msg, "market")
 
     assert metrics.consumer_errors.labels("market")._value.get() == 0 and not caplog.records
+
+
+def test_an_error_of_the_client_as_a_whole_is_counted_per_loop_and_logged_with_its_name(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # what librdkafka hands to error_cb (never to consume()) when the broker goes away
+    metrics = ExecutorMetrics(CollectorRegistry())
+
+    with caplog.at_level(logging.ERROR, logger="executor.engine"):
+        report_client_error(metrics, KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"), "market")
+
+    assert metrics.consumer_errors.labels("market")._value.get() == 1
+    (record,) = caplog.records
+    assert (record.loop, record.topic, record.code, record.error_name) == (
+        "market", None, KafkaError._ALL_BROKERS_DOWN, "_ALL_BROKERS_DOWN")
+    assert record.error == "1/1 brokers are down" and record.fatal is False
