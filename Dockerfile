@@ -17,6 +17,8 @@ COPY sinks ./sinks
 COPY executor ./executor
 COPY schemas ./schemas
 COPY infra ./infra
+# the venue stand-in that compose and the k8s base run in place of Binance (no third-party extra needed)
+COPY sim_exchange ./sim_exchange
 RUN pip install . \
     && useradd --system --uid 10001 --home-dir /var/lib/tickpipe --create-home tickpipe
 

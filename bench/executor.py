@@ -34,8 +34,8 @@ from executor.metrics import ExecutorMetrics
 from executor.venue import BinanceVenue
 from infra.broker import private_broker
 from infra.settings import KafkaSettings
-from infra.sim_exchange.process import start_sim_exchange
 from schemas.topics import Topic, instrument_key
+from sim_exchange.process import start_sim_exchange
 from tests.integration.executor.harness import (
     SERDE,
     MarketBridge,

@@ -166,7 +166,7 @@ def bench_cryptofeed(path: Path, rounds: int) -> tuple[float | None, str]:
 
 def record_from_sim(seconds: float, events_per_s: float, out: Path) -> None:
     """Record ``seconds`` of BTCUSDT+ETHUSDT from a fresh simulated exchange into ``out``."""
-    from infra.sim_exchange.process import start_sim_exchange
+    from sim_exchange.process import start_sim_exchange
 
     sim = start_sim_exchange(log_path=out.with_suffix(".sim.log"), seed=7, symbols="BTCUSDT,ETHUSDT",
                              events_per_s=events_per_s)

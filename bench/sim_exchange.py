@@ -20,10 +20,10 @@ import time
 
 import aiohttp
 
-from infra.sim_exchange.engine import Engine, OrderRequest, OrderType, Side, TimeInForce
-from infra.sim_exchange.flow import BackgroundFlow
-from infra.sim_exchange.process import start_sim_exchange
-from infra.sim_exchange.symbols import make_spec
+from sim_exchange.engine import Engine, OrderRequest, OrderType, Side, TimeInForce
+from sim_exchange.flow import BackgroundFlow
+from sim_exchange.process import start_sim_exchange
+from sim_exchange.symbols import make_spec
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 

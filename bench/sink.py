@@ -33,7 +33,6 @@ from pathlib import Path
 from infra.broker import free_port, private_broker
 from infra.processes import stop_process
 from infra.settings import KafkaSettings, SinkSettings, WarehouseSettings, environ_without_settings
-from infra.warehouse.process import WarehouseProcess
 from schemas.serde import AvroSerde
 from schemas.topics import instrument_key
 from sinks import metrics
@@ -41,6 +40,7 @@ from sinks.client import connect
 from sinks.consumer import SinkLoop
 from sinks.ddl import table_spec
 from sinks.migrate import ensure_database, migrate
+from warehouse.process import WarehouseProcess
 
 T0 = 1_764_150_000_000_000_000
 

@@ -34,7 +34,7 @@ import pandas as pd
 import requests
 
 from infra.broker import free_port
-from infra.warehouse.process import WarehouseProcess
+from warehouse.process import WarehouseProcess
 
 COLUMNS = ["venue", "symbol", "trade_id", "price", "qty", "side", "ts_event"]
 DDL = """CREATE TABLE {name} (

@@ -11,6 +11,7 @@ import importlib
 
 import typer
 
+from infra.extras import installed
 from infra.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -23,13 +24,13 @@ app = typer.Typer(
 
 COMMAND_MODULES = (
     "infra.stack_cli",
-    "infra.sim_exchange.cli",
-    "infra.warehouse.cli",
     "producers.cli",
     "streams.cli",
     "sinks.cli",
     "executor.cli",
 )
+# the local stack's stand-ins (simulated venue, embedded warehouse): a service image leaves them out
+LOCAL_COMMAND_MODULES = ("sim_exchange.cli", "warehouse.cli")
 
 
 @app.callback()
@@ -44,6 +45,9 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
+for _module in LOCAL_COMMAND_MODULES:
+    if installed(_module.split(".")[0]):
+        importlib.import_module(_module).register(app)
 
 
 def main() -> None:

@@ -19,14 +19,15 @@ EXTRAS = {
 
 def require(extra: str, command: str) -> None:
     """Exit 2 with what to install when a module of ``extra`` is missing."""
-    missing = [name for name in EXTRAS[extra] if not _installed(name)]
+    missing = [name for name in EXTRAS[extra] if not installed(name)]
     if missing:
         typer.echo(f"error: `tickpipe {command}` needs {', '.join(missing)}: pip install 'tickpipe[{extra}]'",
                    err=True)
         raise typer.Exit(2)
 
 
-def _installed(module: str) -> bool:
+def installed(module: str) -> bool:
+    """True when ``module`` can be imported here (an absent or blocked one is not)."""
     try:
         return importlib.util.find_spec(module) is not None
     except ImportError:

@@ -9,10 +9,10 @@ from hypothesis import HealthCheck, settings
 
 from infra.broker import free_port, private_broker
 from infra.settings import KafkaSettings
-from infra.sim_exchange.process import SimExchangeProcess, start_sim_exchange
 from infra.topics import create_topics
-from infra.warehouse.process import WarehouseProcess
+from sim_exchange.process import SimExchangeProcess, start_sim_exchange
 from tests.docker_backend import clickhouse_container, docker_engine_problem, kafka_container
+from warehouse.process import WarehouseProcess
 
 # Machines here are shared and noisy: a property test fails on a wrong answer, never on a slow one.
 settings.register_profile("tickpipe", deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -116,7 +116,7 @@ def warehouse_url(backend: str, request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("warehouse_process").url
 
 
-# --- simulated exchange (infra/sim_exchange) ------------------------------------------------------
+# --- simulated exchange (sim_exchange) ------------------------------------------------------
 
 @pytest.fixture
 def sim_exchange_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., SimExchangeProcess]]:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from infra.settings import KafkaSettings
-from infra.sim_exchange.process import start_sim_exchange
+from sim_exchange.process import start_sim_exchange
 from tests.integration.executor.harness import MarketBridge
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from infra.sim_exchange.process import SimExchangeProcess
+from sim_exchange.process import SimExchangeProcess
 
 
 def trades_by_symbol(records: list[tuple[bytes, dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from infra.sim_exchange.process import SimExchangeProcess
 from schemas.topics import Topic
+from sim_exchange.process import SimExchangeProcess
 from tests.integration.producers.checks import assert_trades_match_exchange, trades_by_symbol
 from tests.integration.producers.conftest import Broker, RunningFeed, consume_all
 

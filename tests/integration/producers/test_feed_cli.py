@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from infra.broker import free_port
-from infra.sim_exchange.process import SimExchangeProcess
 from schemas.topics import Topic
+from sim_exchange.process import SimExchangeProcess
 from tests.integration.producers.checks import (
     assert_deltas_chain,
     assert_trades_match_exchange,

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from infra.sim_exchange.process import SimExchangeProcess
 from schemas.topics import Topic
+from sim_exchange.process import SimExchangeProcess
 from tests.integration.producers.conftest import Broker, RunningFeed, consume_all
 
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from infra.sim_exchange.process import SimExchangeProcess
 from schemas.topics import Topic
+from sim_exchange.process import SimExchangeProcess
 from tests.integration.producers.checks import (
     assert_deltas_chain,
     assert_trades_match_exchange,

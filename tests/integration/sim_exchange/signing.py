@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from infra.sim_exchange.auth import sign
+from sim_exchange.auth import sign
 
 
 def new_account(sim, balances: dict[str, str] | None = None, maker_fee: str = "0.001", taker_fee: str = "0.001") -> tuple[str, str]:

@@ -16,7 +16,7 @@ import pytest
 import requests
 import websocket
 
-from infra.sim_exchange.process import SimExchangeProcess, start_sim_exchange
+from sim_exchange.process import SimExchangeProcess, start_sim_exchange
 from tests.integration.sim_exchange.signing import new_account, signed
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]

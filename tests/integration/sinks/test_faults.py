@@ -14,7 +14,6 @@ import requests
 
 from infra.broker import free_port, private_broker
 from infra.settings import KafkaSettings
-from infra.warehouse.process import WarehouseProcess
 from tests.integration.sinks.conftest import (
     Archive,
     ThreadedSink,
@@ -28,6 +27,7 @@ from tests.integration.sinks.conftest import (
 )
 from tests.integration.sinks.records import T0
 from tests.integration.sinks.test_analyst_queries import analyst_queries
+from warehouse.process import WarehouseProcess
 
 COUNT_QUERY = "SELECT count() FROM v_md_trades"
 

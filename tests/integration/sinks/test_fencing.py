@@ -22,7 +22,6 @@ from confluent_kafka import Producer
 
 from infra.broker import free_port
 from infra.settings import KafkaSettings
-from infra.warehouse.process import WarehouseProcess
 from schemas.serde import AvroSerde
 from tests.integration.sinks.conftest import (
     committed_total,
@@ -33,6 +32,7 @@ from tests.integration.sinks.conftest import (
     wait_for,
 )
 from tests.integration.sinks.records import T0
+from warehouse.process import WarehouseProcess
 
 RAW_TABLES = ("md_trades", "dead_letters")
 BAD = [b"\x00not avro " + str(i).encode() for i in range(20)]

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from infra.broker import free_port
-from infra.warehouse.process import WarehouseProcess, WarehouseStartError
+from warehouse.process import WarehouseProcess, WarehouseStartError
 
 pytestmark = [pytest.mark.integration, pytest.mark.local_backend, pytest.mark.timeout(120)]
 

@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from infra.broker import free_port
-from infra.warehouse.process import WarehouseProcess
+from warehouse.process import WarehouseProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.local_backend, pytest.mark.timeout(240)]
 

@@ -17,7 +17,7 @@ import requests
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from infra.broker import free_port
-from infra.warehouse.process import WarehouseProcess, WarehouseStartError
+from warehouse.process import WarehouseProcess, WarehouseStartError
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 from executor.policy import UNLIMITED
 from executor.venue import BinanceVenue
-from infra.sim_exchange.filters import symbol_filters
-from infra.sim_exchange.symbols import make_spec
+from sim_exchange.filters import symbol_filters
+from sim_exchange.symbols import make_spec
 
 D = Decimal
 

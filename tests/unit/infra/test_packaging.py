@@ -60,3 +60,16 @@ def test_top_reads_the_archive_and_the_health_endpoints_not_the_services_code() 
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           check=False)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_the_cli_of_a_service_image_runs_without_the_embedded_warehouse() -> None:
+    # the Dockerfile copies the service packages and the simulated venue (compose and the k8s base run it),
+    # not the embedded warehouse: a cluster has its ClickHouse
+    code = BLOCK.format(blocked={"warehouse"} | set(HARNESS)) + (
+        "import sys\nfrom infra.cli import main\nsys.argv = ['tickpipe', '--help']\nmain()")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert " feed " in done.stdout and " sim-exchange " in done.stdout and " warehouse " not in done.stdout
+    copied = {line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")}
+    assert "warehouse" not in copied and "tests" not in copied and "bench" not in copied

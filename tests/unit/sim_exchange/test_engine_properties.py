@@ -7,8 +7,8 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra.sim_exchange import errors
-from infra.sim_exchange.engine import (
+from sim_exchange import errors
+from sim_exchange.engine import (
     Account,
     Balance,
     Engine,
@@ -21,7 +21,7 @@ from infra.sim_exchange.engine import (
     TradeEvent,
     apply_level_changes,
 )
-from infra.sim_exchange.symbols import make_spec
+from sim_exchange.symbols import make_spec
 
 SPEC = make_spec("BTCUSDT")
 BASE = SPEC.start_price_ticks

@@ -6,12 +6,12 @@ import random
 import time
 
 from infra.settings import SimExchangeSettings
-from infra.sim_exchange.engine import Engine
-from infra.sim_exchange.fault_control import FaultControl
-from infra.sim_exchange.faults import LateExecution, RestError
-from infra.sim_exchange.flow import BackgroundFlow
-from infra.sim_exchange.market_streams import MarketStreams
-from infra.sim_exchange.symbols import make_spec
+from sim_exchange.engine import Engine
+from sim_exchange.fault_control import FaultControl
+from sim_exchange.faults import LateExecution, RestError
+from sim_exchange.flow import BackgroundFlow
+from sim_exchange.market_streams import MarketStreams
+from sim_exchange.symbols import make_spec
 
 
 def _control(now_ms: list[int] | None = None) -> tuple[FaultControl, BackgroundFlow]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from infra.sim_exchange.engine import Engine, TradeEvent
-from infra.sim_exchange.flow import BackgroundFlow
-from infra.sim_exchange.symbols import make_spec
+from sim_exchange.engine import Engine, TradeEvent
+from sim_exchange.flow import BackgroundFlow
+from sim_exchange.symbols import make_spec
 
 
 def _run(seed: int, steps: int) -> tuple[Engine, list]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from infra.sim_exchange.engine import LevelChange
-from infra.sim_exchange.market_streams import DepthBuffer, handle_command
+from sim_exchange.engine import LevelChange
+from sim_exchange.market_streams import DepthBuffer, handle_command
 
 VALID = {"btcusdt@trade", "btcusdt@depth", "ethusdt@bookTicker"}
 

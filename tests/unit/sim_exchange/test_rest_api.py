@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infra.sim_exchange.errors import BinanceError
-from infra.sim_exchange.rest_api import depth_weight, int_param, parse_params, request_weight
+from sim_exchange.errors import BinanceError
+from sim_exchange.rest_api import depth_weight, int_param, parse_params, request_weight
 
 
 @pytest.mark.parametrize(("limit", "weight"), [(1, 5), (100, 5), (101, 25), (500, 25), (501, 50), (1000, 50),

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from infra.sim_exchange import auth, errors
-from infra.sim_exchange.engine import OrderType, Side, TimeInForce
-from infra.sim_exchange.faults import (
+from sim_exchange import auth, errors
+from sim_exchange.engine import OrderType, Side, TimeInForce
+from sim_exchange.faults import (
     ConnectionFaults,
     Drop,
     FaultSpecError,
@@ -17,9 +17,9 @@ from infra.sim_exchange.faults import (
     parse_faults,
     resolve_targets,
 )
-from infra.sim_exchange.filters import build_order_request
-from infra.sim_exchange.rate_limit import RateLimits
-from infra.sim_exchange.symbols import make_spec
+from sim_exchange.filters import build_order_request
+from sim_exchange.rate_limit import RateLimits
+from sim_exchange.symbols import make_spec
 
 SPEC = make_spec("BTCUSDT")
 

@@ -1,4 +1,4 @@
-"""Source grants on SQL text (``infra.warehouse.access``) and the lexer they read it with."""
+"""Source grants on SQL text (``warehouse.access``) and the lexer they read it with."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infra.warehouse.access import SourcePolicy, check_settings, check_statement, check_values
-from infra.warehouse.protocol import ProtocolError, decompress_body, parse_request, tokens, unquote
+from warehouse.access import SourcePolicy, check_settings, check_statement, check_values
+from warehouse.protocol import ProtocolError, decompress_body, parse_request, tokens, unquote
 
 CATALOGUE = ["file", "url", "s3", "remote", "executable", "numbers", "merge", "MergeTree", "File", "URL", "Memory",
              "Filesystem", "Atomic", "sqlite", "python"]

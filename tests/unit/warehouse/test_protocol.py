@@ -11,7 +11,7 @@ from clickhouse_connect.driver.compression import _zstd_compress
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra.warehouse.protocol import (
+from warehouse.protocol import (
     Credentials,
     ProtocolError,
     check_credentials,

@@ -10,7 +10,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from infra.sim_exchange.engine import (
+from sim_exchange.engine import (
     Account,
     Book,
     Fill,
@@ -19,8 +19,8 @@ from infra.sim_exchange.engine import (
     TopChange,
     TradeEvent,
 )
-from infra.sim_exchange.filters import symbol_filters
-from infra.sim_exchange.symbols import SymbolSpec, dec_str
+from sim_exchange.filters import symbol_filters
+from sim_exchange.symbols import SymbolSpec, dec_str
 
 ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET"]
 STP_MODES = ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"]

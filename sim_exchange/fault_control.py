@@ -1,8 +1,8 @@
 """Faults executed: what ``POST /_sim/faults`` armed, and where each kind acts.
 
-:mod:`infra.sim_exchange.faults` parses the JSON into typed faults and plans a faulty connection's
+:mod:`sim_exchange.faults` parses the JSON into typed faults and plans a faulty connection's
 frames; this module holds the armed state and applies it: websocket faults to connections of
-:class:`~infra.sim_exchange.market_streams.MarketStreams`, REST faults to matching requests (consumed
+:class:`~sim_exchange.market_streams.MarketStreams`, REST faults to matching requests (consumed
 by the REST API), a 429 storm, a lagging ``myTrades`` and liquidity withdrawals in the flow.
 """
 
@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from infra.sim_exchange import metrics as m
-from infra.sim_exchange.faults import (
+from sim_exchange import metrics as m
+from sim_exchange.faults import (
     KINDS,
     AnswerLost,
     ConnectionFaults,
@@ -37,8 +37,8 @@ from infra.sim_exchange.faults import (
     parse_faults,
     resolve_targets,
 )
-from infra.sim_exchange.flow import BackgroundFlow
-from infra.sim_exchange.market_streams import Connection, MarketStreams
+from sim_exchange.flow import BackgroundFlow
+from sim_exchange.market_streams import Connection, MarketStreams
 
 log = logging.getLogger("tickpipe.sim_exchange")
 

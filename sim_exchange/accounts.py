@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from infra.sim_exchange.engine import Account, Balance
+from sim_exchange.engine import Account, Balance
 
 
 def parse_balances(text: str) -> dict[str, Decimal]:

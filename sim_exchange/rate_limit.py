@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from infra.sim_exchange import errors
+from sim_exchange import errors
 
 
 @dataclass(slots=True)

@@ -11,9 +11,9 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
-from infra.sim_exchange import errors
-from infra.sim_exchange.engine import OrderRequest, OrderType, Side, TimeInForce
-from infra.sim_exchange.symbols import E8, SymbolSpec, e8_str
+from sim_exchange import errors
+from sim_exchange.engine import OrderRequest, OrderType, Side, TimeInForce
+from sim_exchange.symbols import E8, SymbolSpec, e8_str
 
 _DECIMAL = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 _CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 
-from infra.sim_exchange import errors
-from infra.sim_exchange.symbols import E8, SymbolSpec
+from sim_exchange import errors
+from sim_exchange.symbols import E8, SymbolSpec
 
 E16 = E8 * E8
 _COMMISSION_QUANTUM = Decimal("0.00000001")
@@ -327,7 +327,7 @@ class Engine:
     def submit(self, req: OrderRequest) -> tuple[Order, list[Fill]]:
         """Match and/or rest a new order; return it with the taker fills of an account order.
 
-        Raises :class:`~infra.sim_exchange.errors.BinanceError` (``-2010``) for a duplicate client
+        Raises :class:`~sim_exchange.errors.BinanceError` (``-2010``) for a duplicate client
         order id, a LIMIT_MAKER that would take, or an insufficient balance.
         """
         book = self.book(req.symbol)

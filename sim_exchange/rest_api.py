@@ -3,7 +3,7 @@
 Every call goes through one path (:meth:`RestApi.middleware`): parameters parsed as Binance does
 (query + form body, duplicates refused), request weight charged per IP, REST faults applied, errors
 answered with Binance's codes, and the used weight returned in ``X-MBX-USED-WEIGHT-1M``. Signed calls
-check the API key, the timestamp / recvWindow and the HMAC signature (:mod:`infra.sim_exchange.auth`).
+check the API key, the timestamp / recvWindow and the HMAC signature (:mod:`sim_exchange.auth`).
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from urllib.parse import parse_qsl
 import orjson
 from aiohttp import web
 
-from infra.sim_exchange import auth, errors, payloads
-from infra.sim_exchange import metrics as m
-from infra.sim_exchange.engine import Account, Engine
-from infra.sim_exchange.fault_control import FaultControl
-from infra.sim_exchange.faults import AnswerLost, LateExecution, RestError
-from infra.sim_exchange.filters import build_order_request
-from infra.sim_exchange.rate_limit import RateLimits
-from infra.sim_exchange.symbols import SymbolSpec
+from sim_exchange import auth, errors, payloads
+from sim_exchange import metrics as m
+from sim_exchange.engine import Account, Engine
+from sim_exchange.fault_control import FaultControl
+from sim_exchange.faults import AnswerLost, LateExecution, RestError
+from sim_exchange.filters import build_order_request
+from sim_exchange.rate_limit import RateLimits
+from sim_exchange.symbols import SymbolSpec
 
 log = logging.getLogger("tickpipe.sim_exchange")
 

@@ -1,9 +1,9 @@
 """The simulated exchange assembled: one engine, its background flow, and its sockets on one port.
 
 Everything runs on one event loop, so a REST snapshot, a stream event and an order see the same
-book. The parts, each in its own module: :mod:`~infra.sim_exchange.rest_api` (``/api/v3/*``),
-:mod:`~infra.sim_exchange.market_streams` (websockets, depth diffs), :mod:`~infra.sim_exchange.fault_control`
-(armed faults) and :mod:`~infra.sim_exchange.control_api` (``/health``, ``/metrics``, ``/_sim/*``).
+book. The parts, each in its own module: :mod:`~sim_exchange.rest_api` (``/api/v3/*``),
+:mod:`~sim_exchange.market_streams` (websockets, depth diffs), :mod:`~sim_exchange.fault_control`
+(armed faults) and :mod:`~sim_exchange.control_api` (``/health``, ``/metrics``, ``/_sim/*``).
 This module wires them and runs the flow driver and the housekeeping tasks.
 """
 
@@ -21,16 +21,16 @@ import orjson
 from aiohttp import web
 
 from infra.settings import SimExchangeSettings
-from infra.sim_exchange import metrics as m
-from infra.sim_exchange.accounts import parse_account, parse_balances
-from infra.sim_exchange.control_api import ControlApi, control_errors
-from infra.sim_exchange.engine import Engine
-from infra.sim_exchange.fault_control import FaultControl
-from infra.sim_exchange.flow import BackgroundFlow
-from infra.sim_exchange.market_streams import MarketStreams
-from infra.sim_exchange.rate_limit import RateLimits
-from infra.sim_exchange.rest_api import Handler, RestApi
-from infra.sim_exchange.symbols import SymbolSpec, make_spec
+from sim_exchange import metrics as m
+from sim_exchange.accounts import parse_account, parse_balances
+from sim_exchange.control_api import ControlApi, control_errors
+from sim_exchange.engine import Engine
+from sim_exchange.fault_control import FaultControl
+from sim_exchange.flow import BackgroundFlow
+from sim_exchange.market_streams import MarketStreams
+from sim_exchange.rate_limit import RateLimits
+from sim_exchange.rest_api import Handler, RestApi
+from sim_exchange.symbols import SymbolSpec, make_spec
 
 log = logging.getLogger("tickpipe.sim_exchange")
 

@@ -28,8 +28,8 @@ def register(app: typer.Typer) -> None:
 
         from infra.broker import port_in_use
         from infra.logs import configure_logging
-        from infra.warehouse.engine import StoreError
-        from infra.warehouse.server import UnsafeBindError, serve
+        from warehouse.engine import StoreError
+        from warehouse.server import UnsafeBindError, serve
 
         settings = settings_of(ctx)
         overrides = {k: v for k, v in {"port": port, "host": host, "data_dir": data_dir}.items() if v is not None}
@@ -40,5 +40,5 @@ def register(app: typer.Typer) -> None:
         try:
             asyncio.run(serve(wh))
         except (StoreError, UnsafeBindError) as exc:
-            logging.getLogger("infra.warehouse").error("warehouse cannot start: %s", exc)
+            logging.getLogger("warehouse").error("warehouse cannot start: %s", exc)
             raise typer.Exit(1) from None

@@ -22,10 +22,10 @@ from aiohttp import BasicAuth, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from infra.settings import WarehouseSettings
-from infra.warehouse.access import check_settings
-from infra.warehouse.engine import Engine, EngineError, Outcome, ResultStream
-from infra.warehouse.metrics import WarehouseMetrics
-from infra.warehouse.protocol import (
+from warehouse.access import check_settings
+from warehouse.engine import Engine, EngineError, Outcome, ResultStream
+from warehouse.metrics import WarehouseMetrics
+from warehouse.protocol import (
     STREAMABLE_FORMATS,
     STREAMABLE_KEYWORDS,
     UNKNOWN_EXCEPTION,

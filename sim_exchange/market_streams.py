@@ -22,11 +22,11 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from infra.settings import SimExchangeSettings
-from infra.sim_exchange import metrics as m
-from infra.sim_exchange import payloads
-from infra.sim_exchange.engine import LevelChange, TopChange, TradeEvent
-from infra.sim_exchange.faults import ConnectionFaults
-from infra.sim_exchange.symbols import SymbolSpec
+from sim_exchange import metrics as m
+from sim_exchange import payloads
+from sim_exchange.engine import LevelChange, TopChange, TradeEvent
+from sim_exchange.faults import ConnectionFaults
+from sim_exchange.symbols import SymbolSpec
 
 log = logging.getLogger("tickpipe.sim_exchange")
 

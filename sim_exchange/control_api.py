@@ -15,14 +15,14 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from infra.sim_exchange import payloads
-from infra.sim_exchange.engine import Account, Balance
-from infra.sim_exchange.faults import FaultSpecError
-from infra.sim_exchange.rest_api import Handler, json_response
-from infra.sim_exchange.symbols import SymbolSpec
+from sim_exchange import payloads
+from sim_exchange.engine import Account, Balance
+from sim_exchange.faults import FaultSpecError
+from sim_exchange.rest_api import Handler, json_response
+from sim_exchange.symbols import SymbolSpec
 
 if TYPE_CHECKING:
-    from infra.sim_exchange.server import SimExchange
+    from sim_exchange.server import SimExchange
 
 
 async def control_errors(request: web.Request, handler: Handler) -> web.StreamResponse:

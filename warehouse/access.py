@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.warehouse.protocol import ProtocolError, Token, tokens, unquote
+from warehouse.protocol import ProtocolError, Token, tokens, unquote
 
 ACCESS_DENIED = 497
 

@@ -21,8 +21,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from infra.sim_exchange.engine import Engine, OrderRequest, OrderType, Side, TimeInForce
-from infra.sim_exchange.symbols import E8, SymbolSpec
+from sim_exchange.engine import Engine, OrderRequest, OrderType, Side, TimeInForce
+from sim_exchange.symbols import E8, SymbolSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
-from infra.sim_exchange import errors
+from sim_exchange import errors
 
 MAX_RECV_WINDOW_MS = 60_000
 DEFAULT_RECV_WINDOW_MS = 5_000

@@ -40,8 +40,8 @@ def register(app: typer.Typer) -> None:
         from pydantic import ValidationError
 
         from infra.logs import configure_logging
-        from infra.sim_exchange.faults import FaultSpecError, parse_faults
-        from infra.sim_exchange.server import SimExchange, serve
+        from sim_exchange.faults import FaultSpecError, parse_faults
+        from sim_exchange.server import SimExchange, serve
 
         settings = settings_of(ctx)
         values = settings.sim.model_dump()

@@ -32,8 +32,8 @@ from typing import Any
 
 import chdb
 
-from infra.warehouse.access import SourcePolicy, check_statement, check_values
-from infra.warehouse.protocol import (
+from warehouse.access import SourcePolicy, check_statement, check_values
+from warehouse.protocol import (
     SESSION_IS_LOCKED,
     SESSION_NOT_FOUND,
     SYNTAX_ERROR,
