@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from schemas.decimals import is_plain_unsigned
 from schemas.serde import AvroSerde, SerdeError
 from schemas.topics import instrument_key
 
@@ -59,7 +60,7 @@ def check_input(
 
 
 def invalid_numbers(record_name: str, record: dict[str, Any]) -> str | None:
-    """Return why a Trade's, BookDelta's or BBO's decimal strings are unusable (not finite, price <= 0, qty < 0)."""
+    """Return why a Trade's, BookDelta's or BBO's decimal strings are unusable (not plain, price <= 0, qty < 0)."""
     if record_name == "Trade":
         pairs = [(record["price"], record["qty"])]
     elif record_name == "BookDelta":
@@ -69,10 +70,9 @@ def invalid_numbers(record_name: str, record: dict[str, Any]) -> str | None:
     else:
         return None
     for price, qty in pairs:
-        try:
-            p, q = Decimal(price), Decimal(qty)
-        except InvalidOperation:
-            return f"not a decimal: price {price!r}, qty {qty!r}"
+        if not (is_plain_unsigned(price) and is_plain_unsigned(qty)):
+            return f"not a plain decimal string: price {price!r}, qty {qty!r}"
+        p, q = Decimal(price), Decimal(qty)
         if not (p.is_finite() and q.is_finite()) or p <= 0 or q < 0 or (record_name == "Trade" and q == 0):
             return f"unusable price {price!r} or qty {qty!r}"
     return None

@@ -129,7 +129,8 @@ def test_intake_rejects_unusable_numbers():
     key = instrument_key("binance", "BTCUSDT")
     trade = {"venue": "binance", "symbol": "BTCUSDT", "trade_id": 1, "price": "1", "qty": "1", "side": "buy",
              "ts_event": 1, "ts_recv": 2}
-    for price, qty in (("NaN", "1"), ("abc", "1"), ("0", "1"), ("1", "0"), ("1", "-2"), ("Infinity", "1")):
+    for price, qty in (("NaN", "1"), ("abc", "1"), ("0", "1"), ("1", "0"), ("1", "-2"), ("Infinity", "1"),
+                       ("1e3", "1"), ("1", "1E-8"), ("+1", "1"), (" 1", "1"), ("1.", "1"), ("", "1")):
         raw = serde.encode("Trade", {**trade, "price": price, "qty": qty})
         assert check_input(serde, key, raw, "Trade", frozenset()).reason == "invalid_record", (price, qty)
     delta = {"venue": "binance", "symbol": "BTCUSDT", "snapshot": False, "first_update_id": 1, "last_update_id": 1,
@@ -137,6 +138,9 @@ def test_intake_rejects_unusable_numbers():
     assert check_input(serde, key, serde.encode("BookDelta", delta), "BookDelta", frozenset()).reason == "invalid_record"
     delta["asks"] = [{"price": "2", "qty": "0"}]
     assert isinstance(check_input(serde, key, serde.encode("BookDelta", delta), "BookDelta", frozenset()), Accepted)
+    # a zero written with an exponent would read as a level to the book, which knows zero by its text
+    delta["asks"] = [{"price": "2", "qty": "0E-8"}]
+    assert check_input(serde, key, serde.encode("BookDelta", delta), "BookDelta", frozenset()).reason == "invalid_record"
 
 
 def bbo(uid: int, ts: int, bid: str = "100.5", ask: str = "101", bid_qty: str = "3") -> dict:
