@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
         rest_url: str = typer.Option(None, help="venue REST base URL"),
     ) -> None:
         """Reprocess signals from an offset or a time with the executor's guarantees (no duplicate orders)."""
-        from executor.engine import StartAt
+        from executor.intake import StartAt
         from executor.service import run_service
 
         if topic != "signals":

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from executor.control import ensure_control_topic
-from executor.engine import Engine, StartAt, install_sigterm
+from executor.engine import Engine, install_sigterm
+from executor.intake import StartAt
 from executor.metrics import ExecutorMetrics
 from executor.venue import BinanceVenue
 from infra.logs import configure_logging

@@ -60,7 +60,7 @@ class NotYetProven(OutcomeUnknown):
 
 
 class Outbox(Protocol):
-    """Where records go (the engine's Kafka producer)."""
+    """Where records go (``executor.outbox.KafkaOutbox``)."""
 
     def order_event(self, record: dict[str, Any]) -> None: ...
 
