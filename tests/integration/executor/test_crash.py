@@ -116,8 +116,9 @@ def test_kill_9_under_faults_acts_on_every_signal_exactly_once(
 
         wait_for(settled, 150, "every signal's orders terminal", interval_s=2.0)
         health_url = f"http://127.0.0.1:{env['TICKPIPE_EXECUTOR__METRICS_PORT']}/health"
-        health = wait_for(lambda: (h := requests.get(health_url, timeout=2).json())["inflight"] == 0 and h, 30,
-                          "executor idle")
+        # the last restarted process may still be starting: its /health has no "inflight" yet, or no answer
+        health = wait_for(lambda: (h := requests.get(health_url, timeout=2).json()).get("inflight") == 0 and h, 30,
+                          "executor idle", tolerate=(requests.RequestException, ValueError))
         assert health["ok"] and health["trading_state"] == "ACTIVE" and health["open_orders"] == 0
     finally:
         stop_faults.set()
