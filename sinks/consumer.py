@@ -86,6 +86,10 @@ def consumer_config(kafka: KafkaSettings, sink: SinkSettings) -> dict[str, Any]:
     )
 
 
+class SinkStuck(RuntimeError):
+    """The group did not assign partitions again after a revocation (see ``SinkLoop._check_rejoined``)."""
+
+
 class SinkLoop:
     """Consume ``topics`` into the archive until :meth:`stop` is called."""
 
@@ -126,6 +130,10 @@ class SinkLoop:
         # offset commits run here, bounded by sink.commit_timeout_s: see _commit
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-commit")
         self._inflight: tuple[Batch, Future[bool]] | None = None
+        # set by a revocation, cleared by the next assignment: see _check_rejoined
+        self._revoked_at: float | None = None
+        self._stuck = False  # then close() is skipped: the stuck consumer could block it too
+        self._rejoin_timeout_s = 60.0  # a healthy rejoin takes seconds; a member stuck longer in a retry only delays it
         self._consumed: Counter[str] = Counter()
         self.committed_batches = 0
 
@@ -149,6 +157,7 @@ class SinkLoop:
         log.info("sink consuming", extra={"topics": self._topics, "group": self._sink.group_id})
         try:
             while not self._stopping.is_set():
+                self._check_rejoined()
                 messages = self._consumer.consume(self._sink.consume_max_messages, timeout=0.1)
                 self._ingest_many(messages, self._clock())
                 metrics.PENDING_ROWS.set(self._batcher.pending_rows)
@@ -162,12 +171,31 @@ class SinkLoop:
                             "the messages are read again on restart")
         finally:
             self._give_up.set()  # after an error, a batch still failing is abandoned uncommitted
-            self._consumer.close()
+            if not self._stuck:
+                self._consumer.close()
             self._executor.shutdown(wait=True)
             self._committer.shutdown(wait=False)
             if self._give_up_timer is not None:
                 self._give_up_timer.cancel()
             log.info("sink stopped", extra={"batches": self.committed_batches})
+
+    def _check_rejoined(self) -> None:
+        """Exit the process when the group has not handed partitions back long after a revocation.
+
+        After a revocation librdkafka rejoins and calls ``on_assign`` (with an empty list if this
+        instance gets nothing). Seen in the broker-freeze drill: after the broker came back, the
+        consumer never rejoined and the sink archived nothing for minutes, healthy to every probe.
+        Nothing is lost by leaving: offsets are committed only after their insert, and the restarted
+        sink (supervisord, Kubernetes) skips what the archive already holds.
+        """
+        if self._revoked_at is None:
+            return
+        waited = time.monotonic() - self._revoked_at
+        if waited > self._rejoin_timeout_s:
+            log.error("no partition assignment since the last revocation; exiting so the supervisor restarts the sink",
+                      extra={"waited_s": round(waited, 1), "limit_s": self._rejoin_timeout_s})
+            self._stuck = True
+            raise SinkStuck(f"no partition assignment {waited:.0f} s after a revocation")
 
     # --- health ----------------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
@@ -397,6 +425,7 @@ class SinkLoop:
         self._frontier_rows.update(rows)
         self._frontier_dead.update(dead)
         self._assigned |= set(starts)
+        self._revoked_at = None
         log.info("partitions assigned", extra={
             "partitions": sorted(f"{t}/{p}@{o}" for (t, p), o in starts.items()),
             "ranges_taken_over": {f"{t}/{p}": f"{a}-{b}" for (t, p), (a, b) in self._replay.items()},
@@ -416,6 +445,7 @@ class SinkLoop:
                 attempt += 1
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._revoked_at = time.monotonic()
         revoked = {(tp.topic, tp.partition) for tp in partitions}
         # a range taken over and not read to its end cannot be archived with its token: leave it whole to the next owner
         self._batcher.drop_partitions(revoked & self._replay_incomplete())
@@ -425,6 +455,7 @@ class SinkLoop:
         self._forget(revoked)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._revoked_at = time.monotonic()
         self._forget({(tp.topic, tp.partition) for tp in partitions})
 
     def _forget(self, partitions: set[tuple[str, int]]) -> None:
