@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -16,6 +16,7 @@ from confluent_kafka.admin import (
     OffsetSpec,
 )
 
+from infra.backoff import Backoff
 from infra.settings import KafkaSettings
 from schemas.topics import Topic
 
@@ -104,6 +105,9 @@ def describe_topics(kafka: KafkaSettings, timeout_s: float = 10.0) -> list[Topic
     ]
 
 
+_LEADER_UNKNOWN = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
+
+
 def end_offsets(
     bootstrap: str, partitions: list[TopicPartition], timeout_s: float = 10.0
 ) -> dict[tuple[str, int], tuple[int, int]]:
@@ -113,9 +117,20 @@ def end_offsets(
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
     keys = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
     out: dict[str, dict[tuple[str, int], int]] = {}
+    deadline = time.monotonic() + timeout_s
+    backoff = Backoff(0.05, 1.0)
     for name, spec in (("low", OffsetSpec.earliest()), ("end", OffsetSpec.latest())):
-        futures = admin.list_offsets({tp: spec for tp in keys}, request_timeout=timeout_s)
-        out[name] = {(tp.topic, tp.partition): future.result().offset for tp, future in futures.items()}
+        while True:
+            try:
+                futures = admin.list_offsets({tp: spec for tp in keys}, request_timeout=timeout_s)
+                out[name] = {(tp.topic, tp.partition): future.result().offset for tp, future in futures.items()}
+                break
+            except KafkaException as exc:
+                # a leader not known yet (a topic just created, a broker just restarted) is retriable
+                error = exc.args[0]
+                if not (error.retriable() or error.code() in _LEADER_UNKNOWN) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(backoff.next_delay())
     return {key: (out["low"][key], out["end"][key]) for key in out["end"]}
 
 
