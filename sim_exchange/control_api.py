@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from sim_exchange import payloads
@@ -55,6 +57,8 @@ class ControlApi:
         r.add_post("/_sim/flow", self.sim_flow)
         r.add_post("/_sim/step", self.sim_step)
         r.add_post("/_sim/accounts", self.sim_accounts)
+        r.add_post("/_sim/balance", self.sim_balance)
+        r.add_post("/_sim/ws_api/drop", self.sim_ws_api_drop)
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response(self.exchange.health_detail())
@@ -128,8 +132,31 @@ class ControlApi:
             maker_fee=Decimal(str(body.get("maker_fee", settings.maker_fee))),
             taker_fee=Decimal(str(body.get("taker_fee", settings.taker_fee))),
             balances={a: Balance(free=v) for a, v in balances.items()},
+            ed25519_key=ed25519_public_bytes(body["ed25519_public_key"]) if body.get("ed25519_public_key") else None,
         )
         self.exchange.engine.add_account(account)
         return json_response({"api_key": account.api_key, "balances": {a: str(v) for a, v in balances.items()}})
 
 
+
+    async def sim_balance(self, request: web.Request) -> web.Response:
+        """A deposit (or a withdrawal, ``delta`` < 0) outside trading: the account's ``balanceUpdate``."""
+        body = await request.json(loads=orjson.loads)
+        engine = self.exchange.engine
+        try:
+            balance = engine.adjust_balance(str(body["api_key"]), str(body["asset"]).upper(), Decimal(str(body["delta"])))
+        finally:
+            self.exchange.dispatch()
+        return json_response({"free": str(balance.free), "locked": str(balance.locked)})
+
+    async def sim_ws_api_drop(self, request: web.Request) -> web.Response:
+        """Drop every WebSocket API session's connection without a close frame."""
+        return json_response({"dropped": self.exchange.ws_api.drop_all()})
+
+
+def ed25519_public_bytes(pem: str) -> bytes:
+    """The raw 32 bytes of an Ed25519 public key given as PEM (what Binance registers for an API key)."""
+    key = serialization.load_pem_public_key(pem.encode())
+    if not isinstance(key, Ed25519PublicKey):
+        raise web.HTTPBadRequest(reason="ed25519_public_key: not an Ed25519 public key")
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

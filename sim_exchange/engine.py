@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 
@@ -133,7 +133,33 @@ class TopChange:
     ask_qty: int
 
 
-Event = LevelChange | TradeEvent | TopChange
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """An account order changed: Binance's ``executionReport`` execution type with the order as it stood then.
+
+    ``order`` is a copy taken at the change (the live order keeps changing); ``fill`` is the
+    account's side of the trade for ``TRADE``; ``cancel_client_id`` the cancel's own client id.
+    """
+
+    order: Order
+    execution: str  # NEW | TRADE | CANCELED | EXPIRED
+    time: int
+    execution_id: int  # the venue's sequence of account executions (Binance's ``I``)
+    fill: Fill | None = None
+    cancel_client_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceChange:
+    """A balance moved outside trading (a deposit or withdrawal): Binance's ``balanceUpdate``."""
+
+    account: str
+    asset: str
+    delta: Decimal
+    time: int
+
+
+Event = LevelChange | TradeEvent | TopChange | OrderUpdate | BalanceChange
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +195,7 @@ class Account:
     taker_fee: Decimal = Decimal("0.001")
     balances: dict[str, Balance] = field(default_factory=dict)
     update_time: int = 0
+    ed25519_key: bytes | None = None  # raw public key of an Ed25519 API key; None for an HMAC key
 
     def balance(self, asset: str) -> Balance:
         found = self.balances.get(asset)
@@ -273,6 +300,7 @@ class Engine:
         self.trades: dict[str, list[TradeEvent]] = {spec.symbol: [] for spec in specs}
         self.trades_dropped: dict[str, int] = {spec.symbol: 0 for spec in specs}
         self._events: list[Event] = []
+        self._executions = 0
 
     # ----------------------------------------------------------------- queries
     def book(self, symbol: str) -> Book:
@@ -369,6 +397,7 @@ class Engine:
         if req.account is not None:
             self.account_orders.setdefault((req.account, req.symbol), {})[order.order_id] = order
             self.client_index[(req.account, req.symbol, order.client_order_id)] = order
+            self._report(order, "NEW", now)
         fills: list[Fill] = []
         if req.tif is TimeInForce.FOK:
             fillable, _ = self._walk(book, req.side, limit, qty, None)
@@ -378,25 +407,47 @@ class Engine:
         exhausted = self._take(book, order, limit, req.quote_qty, fills, now)
         if req.quote_qty is not None:
             order.orig_qty = order.executed
+        final: Status | None = None
         if order.remaining > 0 and req.type is not OrderType.MARKET and req.tif in (None, TimeInForce.GTC):
             self._rest(book, order)
         elif order.remaining > 0 or (req.quote_qty is not None and (order.executed == 0 or exhausted)):
-            self._finish(order, Status.EXPIRED, now)
+            final = Status.EXPIRED
         else:
-            self._finish(order, Status.FILLED, now)
+            final = Status.FILLED
+        self._taker_updates(order, fills, final is Status.FILLED, now)
+        if final is not None:
+            self._finish(order, final, now)
         self._emit_top(book)
         return order, fills
 
-    def cancel(self, account: str, symbol: str, order_id: int | None, client_order_id: str | None) -> Order:
-        """Cancel an account's open order; ``-2011`` when it is unknown or already closed."""
+    def cancel(self, account: str, symbol: str, order_id: int | None, client_order_id: str | None,
+               cancel_client_id: str = "") -> Order:
+        """Cancel an account's open order; ``-2011`` when it is unknown or already closed.
+
+        ``cancel_client_id`` is the cancel request's own client id (``newClientOrderId``), reported
+        as the ``c`` of the ``CANCELED`` executionReport.
+        """
         try:
             order = self.order(account, symbol, order_id, client_order_id)
         except errors.BinanceError:
             raise errors.cancel_rejected() from None
         if not order.is_open:
             raise errors.cancel_rejected()
-        self._cancel(self.books[symbol], order)
+        self._cancel(self.books[symbol], order, cancel_client_id)
         return order
+
+    def adjust_balance(self, account: str, asset: str, delta: Decimal) -> Balance:
+        """Move an account's free balance outside trading (a deposit, or a withdrawal when negative)."""
+        holder = self._account_of(account)
+        assert holder is not None
+        balance = holder.balance(asset)
+        if balance.free + delta < 0:
+            raise errors.insufficient_balance()
+        balance.free += delta
+        now = self.clock()
+        holder.update_time = now
+        self._events.append(BalanceChange(account, asset, delta, now))
+        return balance
 
     def cancel_resting(self, symbol: str, order_id: int) -> bool:
         """Cancel any resting order by id (the background flow's cancels); False if it is gone."""
@@ -565,6 +616,25 @@ class Engine:
         self.account_fills.setdefault((order.account, spec.symbol), []).append(fill)
         if fills is not None:
             fills.append(fill)
+        else:  # a resting order traded: its report now (the taker's come once it is done)
+            self._report(order, "TRADE", now, fill)
+
+    def _report(self, order: Order, execution: str, now: int, fill: Fill | None = None,
+                cancel_client_id: str = "") -> None:
+        self._executions += 1
+        self._events.append(OrderUpdate(replace(order), execution, now, self._executions, fill, cancel_client_id))
+
+    def _taker_updates(self, order: Order, fills: list[Fill], filled: bool, now: int) -> None:
+        # the taker's TRADE reports, made once its quantity is final (a quoteOrderQty order's
+        # origQty is only known then); each carries the cumulative state after its fill
+        executed, cum_quote = 0, Decimal(0)
+        for i, fill in enumerate(fills):
+            executed += fill.qty
+            cum_quote += fill.quote_qty
+            last = i == len(fills) - 1
+            status = Status.FILLED if last and filled else Status.PARTIALLY_FILLED
+            state = replace(order, executed=executed, cum_quote=cum_quote, status=status, update_time=fill.time)
+            self._report(state, "TRADE", fill.time, fill)
 
     def _rest(self, book: Book, order: Order) -> None:
         order.status = Status.NEW if order.executed == 0 else Status.PARTIALLY_FILLED
@@ -575,7 +645,7 @@ class Engine:
         if order.account is not None:
             self.account_open[order.account][(order.symbol, order.order_id)] = order
 
-    def _cancel(self, book: Book, order: Order) -> None:
+    def _cancel(self, book: Book, order: Order, cancel_client_id: str = "") -> None:
         lots = order.remaining
         now = self.clock()
         order.status = Status.CANCELED
@@ -585,12 +655,16 @@ class Engine:
         book.update_id += 1
         self._events.append(LevelChange(order.symbol, book.update_id, order.side, order.price, size))
         self._close(order)
+        if order.account is not None:
+            self._report(order, "CANCELED", now, cancel_client_id=cancel_client_id or default_cancel_id(order.order_id))
         self._emit_top(book)
 
     def _finish(self, order: Order, status: Status, now: int) -> None:
         order.status = status
         order.update_time = now
         self._close(order)
+        if status is Status.EXPIRED and order.account is not None:
+            self._report(order, "EXPIRED", now)
 
     def _close(self, order: Order) -> None:
         """Release what an order still locks once it can no longer trade."""
@@ -615,6 +689,11 @@ class Engine:
         if top != book.top:
             book.top = top
             self._events.append(TopChange(book.spec.symbol, book.update_id, *top))
+
+
+def default_cancel_id(order_id: int) -> str:
+    """The client id of a cancel sent without ``newClientOrderId``."""
+    return f"cancel-{order_id}"
 
 
 def _beyond(side: Side, price: int, limit: int) -> bool:

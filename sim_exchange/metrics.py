@@ -16,3 +16,7 @@ DISCONNECTS = Counter("sim_ws_disconnects_total", "connections closed by the ser
 FAULTS_APPLIED = Counter("sim_faults_applied_total", "faults applied", ["kind"])
 FAULTS_FIRED = Counter("sim_faults_fired_total", "REST faults that hit a request", ["kind"])
 FLOW_SKIPPED = Counter("sim_flow_events_skipped_total", "background events dropped because the loop was saturated")
+WS_API_SESSIONS = Gauge("sim_ws_api_sessions", "open WebSocket API sessions")
+WS_API_REQUESTS = Counter("sim_ws_api_requests_total", "WebSocket API requests answered", ["method", "status"])
+WS_API_LATENCY = Histogram("sim_ws_api_latency_seconds", "WebSocket API handling time")
+USER_EVENTS = Counter("sim_user_events_total", "user-data events made (before fan-out to sessions)", ["event"])

@@ -12,10 +12,12 @@ from typing import Any
 
 from sim_exchange.engine import (
     Account,
+    BalanceChange,
     Book,
     Fill,
     Order,
     OrderType,
+    OrderUpdate,
     TopChange,
     TradeEvent,
 )
@@ -270,3 +272,61 @@ def account_info(account: Account, omit_zero: bool) -> dict[str, Any]:
         "permissions": ["SPOT"],
         "uid": zlib.crc32(account.api_key.encode()),
     }
+
+
+def execution_report(spec: SymbolSpec, update: OrderUpdate, event_time: int) -> dict[str, Any]:
+    """The user-data ``executionReport`` of one order change (every field Binance documents for spot)."""
+    order, fill = update.order, update.fill
+    canceled = update.execution == "CANCELED"
+    return {
+        "e": "executionReport",
+        "E": event_time,
+        "s": spec.symbol,
+        "c": update.cancel_client_id if canceled else order.client_order_id,
+        "S": order.side.value,
+        "o": order.type.value,
+        "f": order.tif.value if order.tif else "GTC",
+        "q": spec.qty_str(order.orig_qty),
+        "p": spec.price_str(order.price),
+        "P": ZERO,
+        "F": ZERO,
+        "g": -1,
+        "C": order.client_order_id if canceled else "",
+        "x": update.execution,
+        "X": order.status.value,
+        "r": "NONE",
+        "i": order.order_id,
+        "l": spec.qty_str(fill.qty) if fill else ZERO,
+        "z": spec.qty_str(order.executed),
+        "L": spec.price_str(fill.price) if fill else ZERO,
+        "n": dec_str(fill.commission) if fill else "0",
+        "N": fill.commission_asset if fill else None,
+        "T": update.time,
+        "t": fill.trade_id if fill else -1,
+        "I": update.execution_id,
+        "w": order.is_open and order.type is not OrderType.MARKET,
+        "m": fill.is_maker if fill else False,
+        "M": False,
+        "O": order.time,
+        "Z": dec_str(order.cum_quote),
+        "Y": dec_str(fill.quote_qty) if fill else ZERO,
+        "Q": dec_str(order.orig_quote_qty),
+        "W": order.time,
+        "V": "NONE",
+    }
+
+
+def account_position(account: Account, assets: Sequence[str], event_time: int) -> dict[str, Any]:
+    """``outboundAccountPosition``: the balances of ``assets`` after an operation changed them."""
+    return {
+        "e": "outboundAccountPosition",
+        "E": event_time,
+        "u": account.update_time,
+        "B": [{"a": a, "f": dec_str(account.balance(a).free), "l": dec_str(account.balance(a).locked)}
+              for a in assets],
+    }
+
+
+def balance_update(change: BalanceChange, event_time: int) -> dict[str, Any]:
+    """``balanceUpdate``: a deposit or withdrawal (``d`` is the signed change)."""
+    return {"e": "balanceUpdate", "E": event_time, "a": change.asset, "d": dec_str(change.delta), "T": change.time}

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from sim_exchange import auth, errors, payloads
 from sim_exchange import metrics as m
-from sim_exchange.engine import Account, Engine
+from sim_exchange.engine import Account, Engine, default_cancel_id
 from sim_exchange.fault_control import FaultControl
 from sim_exchange.faults import AnswerLost, LateExecution, RestError
 from sim_exchange.filters import build_order_request
@@ -191,7 +191,7 @@ class RestApi:
         if account is None:
             raise errors.rejected_api_key()
         auth.check_timestamp(params, self.clock_ms())
-        auth.verify_signature(account.api_secret, request["total_params"])
+        auth.verify_signature(account.api_secret, request["total_params"], account.ed25519_key)
         return account, params
 
     def _spec(self, params: Mapping[str, str]) -> SymbolSpec:
@@ -277,8 +277,11 @@ class RestApi:
         trades = self.engine.trades[symbol]
         return trades[-1].price if trades else None
 
-    async def new_order(self, request: web.Request) -> web.Response:
-        account, params = self._signed(request)
+    # The trading and account calls, one implementation for both channels: REST's handlers below
+    # and the WebSocket API (:mod:`sim_exchange.ws_api`) call these with the signed account and
+    # the request's parameters as strings.
+    def place(self, account: Account, params: Mapping[str, str]) -> tuple[dict[str, Any], int, int]:
+        """``order.place`` / ``POST /api/v3/order``: the response and the 10 s / day order counts."""
         spec = self._spec(params)
         order_request = build_order_request(spec, params, account.api_key, self._reference_price(spec.symbol))
         now = self.clock_ms()
@@ -288,50 +291,39 @@ class RestApi:
         finally:
             self.dispatch()
         m.ORDERS.labels(order.type.value, order.status.value).inc()
-        response = json_response(payloads.new_order(spec, order, fills, params.get("newOrderRespType")))
-        response.headers["X-MBX-ORDER-COUNT-10S"] = str(used_10s)
-        response.headers["X-MBX-ORDER-COUNT-1D"] = str(used_day)
-        return response
+        return payloads.new_order(spec, order, fills, params.get("newOrderRespType")), used_10s, used_day
 
-    async def test_order(self, request: web.Request) -> web.Response:
-        account, params = self._signed(request)
+    def test(self, account: Account, params: Mapping[str, str]) -> dict[str, Any]:
+        """``order.test`` / ``POST /api/v3/order/test``: the filters only."""
         spec = self._spec(params)
         build_order_request(spec, params, account.api_key, self._reference_price(spec.symbol))
-        return web.json_response({})
+        return {}
 
-    def _order_ref(self, params: Mapping[str, str]) -> tuple[int | None, str | None]:
-        order_id = int_param(params, "orderId", None) if params.get("orderId") else None
-        client_id = params.get("origClientOrderId") or None
-        if order_id is None and client_id is None:
-            raise errors.BinanceError(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
-        return order_id, client_id
-
-    async def query_order(self, request: web.Request) -> web.Response:
-        account, params = self._signed(request)
+    def status(self, account: Account, params: Mapping[str, str]) -> dict[str, Any]:
+        """``order.status`` / ``GET /api/v3/order``."""
         spec = self._spec(params)
         order_id, client_id = self._order_ref(params)
-        order = self.engine.order(account.api_key, spec.symbol, order_id, client_id)
-        return json_response(payloads.order_status(spec, order))
+        return payloads.order_status(spec, self.engine.order(account.api_key, spec.symbol, order_id, client_id))
 
-    async def cancel_order(self, request: web.Request) -> web.Response:
-        account, params = self._signed(request)
+    def cancel(self, account: Account, params: Mapping[str, str]) -> dict[str, Any]:
+        """``order.cancel`` / ``DELETE /api/v3/order``."""
         spec = self._spec(params)
         order_id, client_id = self._order_ref(params)
+        cancel_id = params.get("newClientOrderId") or ""
         try:
-            order = self.engine.cancel(account.api_key, spec.symbol, order_id, client_id)
+            order = self.engine.cancel(account.api_key, spec.symbol, order_id, client_id, cancel_id)
         finally:
             self.dispatch()
-        cancel_id = params.get("newClientOrderId") or f"cancel-{order.order_id}"
-        return json_response(payloads.cancel_result(spec, order, cancel_id, self.clock_ms()))
+        return payloads.cancel_result(spec, order, cancel_id or default_cancel_id(order.order_id), self.clock_ms())
 
-    async def open_orders(self, request: web.Request) -> web.Response:
-        account, params = self._signed(request)
+    def open_orders_status(self, account: Account, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        """``openOrders.status`` / ``GET /api/v3/openOrders``."""
         symbol = self._spec(params).symbol if params.get("symbol") else None
         orders = self.engine.open_orders(account.api_key, symbol)
-        return json_response([payloads.order_status(self.specs[o.symbol], o) for o in orders])
+        return [payloads.order_status(self.specs[o.symbol], o) for o in orders]
 
-    async def cancel_open_orders(self, request: web.Request) -> web.Response:
-        account, params = self._signed(request)
+    def cancel_all(self, account: Account, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        """``openOrders.cancelAll`` / ``DELETE /api/v3/openOrders``; ``-2011`` when none is open."""
         spec = self._spec(params)
         orders = self.engine.open_orders(account.api_key, spec.symbol)
         if not orders:
@@ -340,13 +332,13 @@ class RestApi:
         try:
             for order in orders:
                 self.engine.cancel(account.api_key, spec.symbol, order.order_id, None)
-                out.append(payloads.cancel_result(spec, order, f"cancel-{order.order_id}", self.clock_ms()))
+                out.append(payloads.cancel_result(spec, order, default_cancel_id(order.order_id), self.clock_ms()))
         finally:
             self.dispatch()
-        return json_response(out)
+        return out
 
-    async def my_trades(self, request: web.Request) -> web.Response:
-        account, params = self._signed(request)
+    def trades(self, account: Account, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        """``myTrades`` / ``GET /api/v3/myTrades`` (the ``mytrades_lag`` fault hides the newest)."""
         spec = self._spec(params)
         fills = self.engine.fills(account.api_key, spec.symbol)
         newest = self.faults.trades_visible_until(time.monotonic())
@@ -366,12 +358,46 @@ class RestApi:
             end = int_param(params, "endTime", 0)
             fills = [f for f in fills if f.time <= end]
         selected = fills[:limit] if params.get("fromId") or params.get("startTime") else fills[-limit:]
-        return json_response([payloads.my_trade(spec, f) for f in selected])
+        return [payloads.my_trade(spec, f) for f in selected]
+
+    def account_status(self, account: Account, params: Mapping[str, str]) -> dict[str, Any]:
+        """``account.status`` / ``GET /api/v3/account``."""
+        return payloads.account_info(account, params.get("omitZeroBalances", "false").lower() == "true")
+
+    def _order_ref(self, params: Mapping[str, str]) -> tuple[int | None, str | None]:
+        order_id = int_param(params, "orderId", None) if params.get("orderId") else None
+        client_id = params.get("origClientOrderId") or None
+        if order_id is None and client_id is None:
+            raise errors.BinanceError(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
+        return order_id, client_id
+
+    async def new_order(self, request: web.Request) -> web.Response:
+        body, used_10s, used_day = self.place(*self._signed(request))
+        response = json_response(body)
+        response.headers["X-MBX-ORDER-COUNT-10S"] = str(used_10s)
+        response.headers["X-MBX-ORDER-COUNT-1D"] = str(used_day)
+        return response
+
+    async def test_order(self, request: web.Request) -> web.Response:
+        return json_response(self.test(*self._signed(request)))
+
+    async def query_order(self, request: web.Request) -> web.Response:
+        return json_response(self.status(*self._signed(request)))
+
+    async def cancel_order(self, request: web.Request) -> web.Response:
+        return json_response(self.cancel(*self._signed(request)))
+
+    async def open_orders(self, request: web.Request) -> web.Response:
+        return json_response(self.open_orders_status(*self._signed(request)))
+
+    async def cancel_open_orders(self, request: web.Request) -> web.Response:
+        return json_response(self.cancel_all(*self._signed(request)))
+
+    async def my_trades(self, request: web.Request) -> web.Response:
+        return json_response(self.trades(*self._signed(request)))
 
     async def account(self, request: web.Request) -> web.Response:
-        account, params = self._signed(request)
-        omit = params.get("omitZeroBalances", "false").lower() == "true"
-        return json_response(payloads.account_info(account, omit))
+        return json_response(self.account_status(*self._signed(request)))
 
 
 async def _fault_response(fault: RestError, real: web.StreamResponse | None = None) -> web.StreamResponse:

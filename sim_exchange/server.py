@@ -31,6 +31,7 @@ from sim_exchange.market_streams import MarketStreams
 from sim_exchange.rate_limit import RateLimits
 from sim_exchange.rest_api import Handler, RestApi
 from sim_exchange.symbols import SymbolSpec, make_spec
+from sim_exchange.ws_api import WsApi
 
 log = logging.getLogger("tickpipe.sim_exchange")
 
@@ -62,6 +63,7 @@ class SimExchange:
         self.faults = FaultControl(self.streams, self.flow, self.clock_ms, fault_rng)
         limits = RateLimits(settings.weight_limit_1m, settings.orders_limit_10s, settings.orders_limit_1d)
         self.rest = RestApi(self.engine, self.specs, limits, self.faults, self.clock_ms, self.dispatch)
+        self.ws_api = WsApi(self.rest, self.engine, self.clock_ms, settings.max_queued_frames)
         self.control = ControlApi(self)
         self.started = time.monotonic()
         self._tasks: list[asyncio.Task[None]] = []
@@ -72,6 +74,7 @@ class SimExchange:
         app.router.add_get("/ws", self.streams.websocket)
         app.router.add_get("/ws/{streams:.*}", self.streams.websocket)
         app.router.add_get("/stream", self.streams.websocket)
+        app.router.add_get("/ws-api/v3", self.ws_api.websocket)
         self.control.routes(app.router)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
@@ -97,6 +100,7 @@ class SimExchange:
             task.cancel()
         self.faults.cancel_all()
         await self.streams.close_all()
+        await self.ws_api.close_all()
         log.info("sim exchange stopped", extra={"trades": {s: b.last_trade_id for s, b in self.engine.books.items()}})
 
     def dispatch(self) -> None:
@@ -104,6 +108,7 @@ class SimExchange:
         events = self.engine.take_events()
         if events:
             self.streams.on_events(events)
+            self.ws_api.on_events(events)
 
     async def _run_flow(self) -> None:
         loop = asyncio.get_running_loop()
@@ -149,6 +154,7 @@ class SimExchange:
             "ok": True,
             "symbols": list(self.specs),
             "connections": len(self.streams.connections),
+            "ws_api_sessions": len(self.ws_api.sessions),
             "flow_steps": self.flow.steps,
             "events_per_s": self.events_per_s,
             "paused": self.paused,
