@@ -65,7 +65,7 @@ class Engine:
         self.positions = Positions()
         self.events = ExecutorEvents(settings.venue, settings.account, clock())
         self.fills_replay = FillsReplay(self.positions, settings.venue, settings.account)
-        self.producer = Producer(idempotent_producer_config(kafka, **{"linger.ms": 2}))
+        self.producer = Producer(idempotent_producer_config(kafka, **{"linger.ms": kafka.executor_linger_ms}))
         self.outbox = KafkaOutbox(self.producer, self.serde, metrics, clock)
         self.intake = SignalIntake(settings, kafka, self.serde, metrics, self.outbox, clock, start_at)
         self.market_feed: MarketFeed | None = None

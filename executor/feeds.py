@@ -50,7 +50,7 @@ class MarketFeed:
         self.serde, self.metrics, self.market = serde, metrics, market
         # a group of its own per process: every executor reads the whole market
         self.consumer = new_consumer(kafka, metrics, f"{settings.group_id}-md-{clock()}", "market",
-                                     **{"fetch.wait.max.ms": settings.signals_fetch_wait_ms})
+                                     **{"fetch.wait.max.ms": kafka.executor_fetch_wait_ms})
 
     def open(self) -> None:
         """Assign every market-data partition at its last ``MD_BACKFILL`` records."""

@@ -172,7 +172,7 @@ class SignalIntake:
         s = self.settings
         self.consumer = new_consumer(
             self.kafka, self.metrics, s.group_id, "signals",
-            **{"auto.offset.reset": s.signals_offset_reset, "fetch.wait.max.ms": s.signals_fetch_wait_ms},
+            **{"auto.offset.reset": s.signals_offset_reset, "fetch.wait.max.ms": self.kafka.executor_fetch_wait_ms},
         )
         if self.start_at is None:
             self.consumer.subscribe([Topic.SIGNALS.value], on_assign=self._on_assign, on_revoke=self._on_revoke)

@@ -12,7 +12,8 @@ def manual_commit_consumer_config(kafka: KafkaSettings, group_id: str, **extra: 
 
     Auto-commit and auto offset store are off (the service stores and commits after its output is
     acknowledged), a new group starts at the earliest offset, and the session timeouts come from
-    ``kafka`` (short locally: a group join takes about ``session.timeout.ms``). ``extra`` adds or overrides keys.
+    ``kafka`` (short locally: a group join takes about ``session.timeout.ms``), and so does the fetch
+    queue backoff (librdkafka's 1 s default stalls a full prefetch queue). ``extra`` adds or overrides keys.
     """
     return {
         "bootstrap.servers": kafka.bootstrap,
@@ -22,6 +23,7 @@ def manual_commit_consumer_config(kafka: KafkaSettings, group_id: str, **extra: 
         "auto.offset.reset": "earliest",
         "session.timeout.ms": kafka.session_timeout_ms,
         "heartbeat.interval.ms": kafka.heartbeat_interval_ms,
+        "fetch.queue.backoff.ms": kafka.fetch_queue_backoff_ms,
         **extra,
     }
 

@@ -46,6 +46,36 @@ class KafkaSettings(_Section):
     schema_registry_url: str | None = Field(
         None, description="Confluent Schema Registry URL; unset = Avro single-object encoding"
     )
+    # Latency: every service's producer and consumer waits, in one place (docs/architecture.md "Latency knobs").
+    feed_linger_ms: float = Field(
+        1.0, ge=0, description="feed producer linger.ms: a market-data record waits this long for batch-mates; while a "
+        "request is in flight records queue anyway, so under load batches stay big (latency vs. requests per second)",
+    )
+    streams_linger_ms: float = Field(
+        0.0, ge=0, description="streams producer linger (ms): 0 sends each output at once; the agents' batches already "
+        "group outputs, and a batch waits for their acknowledgement before its changelog write",
+    )
+    streams_fetch_max_wait_ms: int = Field(
+        20, ge=1, description="streams worker fetch wait (ms): aiokafka sends no new fetch to a broker while one is "
+        "held, so a partition resumed meanwhile waits up to this long (Faust's own value: 1500; lower = more empty "
+        "fetches on a quiet topic)",
+    )
+    executor_linger_ms: float = Field(
+        1.0, ge=0, description="executor producer linger.ms (order events, fills): the order itself goes to the venue "
+        "before its event is produced, so this delays the record, not the order",
+    )
+    executor_fetch_wait_ms: int = Field(
+        5, ge=0, description="executor consumers' fetch.wait.max.ms (signals, market data): the broker answers at "
+        "once when data arrives, so this bounds only an idle fetch (latency after a quiet spell vs. broker load)",
+    )
+    sink_fetch_wait_ms: int = Field(
+        100, ge=0, description="sink consumer fetch.wait.max.ms: the archive is written in batches of "
+        "sink.batch_max_ms anyway, so a longer idle fetch costs no archive latency and spares the broker",
+    )
+    fetch_queue_backoff_ms: int = Field(
+        10, ge=0, description="fetch.queue.backoff.ms of every confluent-kafka consumer (sink, executor): librdkafka's "
+        "1000 ms default stalls fetching for up to 1 s whenever its prefetch queue is full (halved sink throughput)",
+    )
 
     @field_validator("topic_retention_ms", mode="after")
     @classmethod
@@ -225,11 +255,14 @@ class StreamsSettings(_Section):
         "needed: outputs carry idempotency keys, see docs/architecture.md)",
     )
     batch_size: int = Field(1000, ge=1, description="records taken per agent batch (stream.take)")
-    batch_within_ms: int = Field(20, ge=1, description="longest wait to fill a batch (ms)")
-    fetch_max_wait_ms: int = Field(
-        20, ge=1,
-        description="worker fetch wait (ms): aiokafka sends no new fetch to a broker while one is held, so a "
-        "partition resumed meanwhile waits up to this long (Faust's own value: 1500)",
+    batch_gap_ms: float = Field(
+        0.5, gt=0, description="a batch keeps filling while the next input follows within this gap (ms): events "
+        "already fetched come microseconds apart, so a backlog makes big batches while an input alone waits at most "
+        "this long (latency vs. per-batch cost: one acknowledgement round trip and one changelog write per instrument)",
+    )
+    batch_within_ms: int = Field(
+        20, ge=1, description="upper bound on a batch's filling time from its first input (ms), reached only under "
+        "sustained load",
     )
     instruments: str = Field("", description="comma-separated venue:symbol accepted; empty = any")
     ofi_window_ms: int = Field(1000, ge=1, description="signal model: OFI window (event time, ms)")
@@ -255,10 +288,6 @@ class SinkSettings(_Section):
     batch_max_ms: int = Field(500, ge=1, description="flush a batch after this many ms")
     metrics_port: int = Field(9103, description="Prometheus metrics + /health port")
     consume_max_messages: int = Field(10_000, ge=1, description="messages taken from the consumer per poll")
-    fetch_queue_backoff_ms: int = Field(
-        10, ge=0, description="consumer fetch.queue.backoff.ms: librdkafka's 1000 ms default stalls fetching "
-        "for up to 1 s whenever its prefetch queue is full (halved sink throughput here)"
-    )
     retry_initial_ms: int = Field(200, ge=1, description="first backoff pause when ClickHouse refuses an insert")
     retry_max_ms: int = Field(5_000, ge=1, description="longest backoff pause between insert retries")
     insert_timeout_s: float = Field(60.0, gt=0, description="HTTP timeout of one insert or query")
@@ -319,9 +348,6 @@ class ExecutorSettings(_Section):
         "older than this; 0 = no limit (a stale or gapped book is always refused)",
     )
     max_inflight_signals: int = Field(200, ge=1, description="pause consuming signals while this many are in progress")
-    signals_fetch_wait_ms: int = Field(
-        5, ge=0, description="longest the broker may hold a signals fetch (latency vs. broker load)"
-    )
     signals_offset_reset: str = Field(
         "latest", description="where a new consumer group starts on `signals`: latest (skip history) or earliest"
     )

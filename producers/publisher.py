@@ -34,7 +34,7 @@ def producer_config(kafka: KafkaSettings, buffer_max_records: int, delivery_time
     """Return the librdkafka settings of the feed producer."""
     return idempotent_producer_config(kafka, **{
         "compression.type": "lz4",
-        "linger.ms": 5,
+        "linger.ms": kafka.feed_linger_ms,
         "batch.num.messages": 10_000,
         "queue.buffering.max.messages": buffer_max_records,
         "queue.buffering.max.kbytes": 2_097_151,

@@ -82,7 +82,7 @@ def consumer_config(kafka: KafkaSettings, sink: SinkSettings) -> dict[str, Any]:
     """Return the confluent-kafka configuration of the sink's consumer."""
     return manual_commit_consumer_config(
         kafka, sink.group_id, **{"max.poll.interval.ms": sink.max_poll_interval_ms, "enable.partition.eof": False,
-                                 "fetch.queue.backoff.ms": sink.fetch_queue_backoff_ms}
+                                 "fetch.wait.max.ms": kafka.sink_fetch_wait_ms}
     )
 
 

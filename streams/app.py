@@ -130,10 +130,11 @@ def build_app(settings: Settings) -> Runtime:
         processing_guarantee=s.processing_guarantee,
         consumer_auto_offset_reset="earliest",
         producer_partitioner=crc32_partitioner,
+        producer_linger=k.streams_linger_ms / 1000,
         table_standby_replicas=s.standby_replicas,
         web_enabled=False,
     )
-    app.transport = Transport(app.conf.broker_consumer, app, fetch_max_wait_ms=s.fetch_max_wait_ms)
+    app.transport = Transport(app.conf.broker_consumer, app, fetch_max_wait_ms=k.streams_fetch_max_wait_ms)
     rt = Runtime(
         app=app, settings=settings, topics=declare_topics(app, s.bbo_features), tables=declare_tables(app, k.partitions),
         allowed=parse_instruments(s.instruments),

@@ -16,3 +16,7 @@ BATCH_SECONDS = Histogram(
     "tickpipe_streams_batch_seconds", "time to process one agent batch", ["agent"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
+BATCH_RECORDS = Histogram(
+    "tickpipe_streams_batch_records", "input records per agent batch (adaptive: what was buffered when the agent was ready)",
+    ["agent"], buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
+)

@@ -4,7 +4,7 @@ Faust hard-codes ``fetch_max_wait_ms=1500`` for its worker consumer. Kafka answe
 data arrives, but aiokafka keeps at most one fetch in flight per broker and builds it from the
 partitions fetchable when it is sent: a partition resumed by flow control, or whose buffered records
 were just consumed, waits for the held fetch to come back before it is fetched again, up to the
-whole wait. The fetch wait is therefore a setting (``streams.fetch_max_wait_ms``), applied here
+whole wait. The fetch wait is therefore a setting (``kafka.streams_fetch_max_wait_ms``), applied here
 before the consumer starts.
 
 Faust drops records it has fetched but not yet handed to an agent whenever the flow stops (a

@@ -16,6 +16,7 @@ from faust.types import StreamT
 from schemas.topics import Topic
 from streams import metrics, tables
 from streams.app import Runtime
+from streams.batching import take_ready
 from streams.models.base import InputRef
 from streams.models.ofi_microprice import OfiMicropriceModel
 from streams.pipelines.book import BookConfig, BookInstrument, BookOutcome
@@ -50,8 +51,9 @@ def attach(rt: Runtime) -> None:
 
     @rt.app.agent(rt.topics.book_input, name="book")
     async def book_agent(stream: StreamT) -> None:
-        async for events in stream.take_events(s.batch_size, within=s.batch_within_ms / 1000):
+        async for events in take_ready(stream, s.batch_size, s.batch_gap_ms / 1000, s.batch_within_ms / 1000):
             started = time.perf_counter()
+            metrics.BATCH_RECORDS.labels("book").observe(len(events))
             touched: dict[bytes, tuple[BookInstrument, int]] = {}
             deliveries: list[Awaitable[Any]] = []
             for event in events:

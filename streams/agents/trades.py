@@ -12,6 +12,7 @@ from faust.types import StreamT
 from schemas.topics import Topic
 from streams import metrics, tables
 from streams.app import Runtime
+from streams.batching import take_ready
 from streams.models.base import InputRef
 from streams.pipelines.trades import TradeInstrument, TradeOutcome
 
@@ -36,8 +37,9 @@ def attach(rt: Runtime) -> None:
 
     @rt.app.agent(rt.topics.trades, name="trades")
     async def trades_agent(stream: StreamT) -> None:
-        async for events in stream.take_events(s.batch_size, within=s.batch_within_ms / 1000):
+        async for events in take_ready(stream, s.batch_size, s.batch_gap_ms / 1000, s.batch_within_ms / 1000):
             started = time.perf_counter()
+            metrics.BATCH_RECORDS.labels("trades").observe(len(events))
             touched: dict[bytes, tuple[TradeInstrument, int]] = {}
             deliveries: list[Awaitable[Any]] = []
             for event in events:
