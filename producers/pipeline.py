@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infra.backoff import backoff_delay
+from orderbook import OrderBook
 from producers import book_sync as bs
 from producers.dead_letters import dead_letter
 from producers.errors import ParseError
 from producers.health import FeedEventKind, FeedEvents
 from producers.metrics import FeedMetrics, slot_of
 from producers.redundancy import MonotonicFilter, SequenceMerger, StallDetector
-from producers.venue import Channel, Diff, VenueAdapter
+from producers.stream_books import Broken, Publish, StreamBooks
+from producers.venue import BookMessage, BookSource, Channel, Diff, VenueAdapter
 from schemas.topics import Topic, instrument_key
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ _NS_PER_S = 1e9
 # Enum members bound once: ``Channel.TRADE`` / ``Topic.TRADES`` cost ~0.1 us per lookup on
 # Python 3.11 (the class's member descriptor), several times per frame on the hot path.
 _TRADE, _DEPTH, _SHUTDOWN, _CONTROL = Channel.TRADE, Channel.DEPTH, Channel.SHUTDOWN, Channel.CONTROL
+_BOOKMSG, _BATCH = Channel.BOOK, Channel.BATCH
 _TRADES, _BOOK, _BBO = Topic.TRADES, Topic.BOOK, Topic.BBO
 
 
@@ -74,6 +77,8 @@ class _Instrument:
     snapshot_retry_at: int | None = None
     unsynced_since: int | None = None
     buffer_gauge: Any = None
+    stream: StreamBooks | None = None
+    """Per-connection websocket books (venues whose book is not a REST snapshot plus id-chained diffs)."""
 
 
 @dataclass
@@ -106,8 +111,13 @@ class FeedPipeline:
         refused_pause_ns: int = 30_000_000_000,
         refused_max_pause_ns: int = 300_000_000_000,
         rand: Callable[[], float] = random.random,
+        learn_symbols: bool = False,
     ) -> None:
         self.adapter = adapter
+        self._stream_books = adapter.book_source is BookSource.STREAM
+        self._can_backfill = adapter.trades_url("", "", 0) is not None
+        self._learn_symbols = learn_symbols
+        self._sequences: dict[str, int] = {}
         self.venue = adapter.venue
         self._sink = sink
         self._events = events
@@ -140,6 +150,7 @@ class FeedPipeline:
             MonotonicFilter(),
             bs.BookSync(rule, self._max_book_buffer),
             buffer_gauge=self._metrics.book_buffer.labels(symbol),
+            stream=StreamBooks(self.adapter.book_depth, self.adapter.book_intact) if self._stream_books else None,
         )
 
     # --- inputs ---------------------------------------------------------------------------
@@ -148,8 +159,9 @@ class FeedPipeline:
         """A connection opened (or reopened) on ``url``."""
         self._urls[connection_id] = url
         self._stalls.opened(connection_id, now)
+        self._sequences.pop(connection_id, None)
         for inst in self._instruments.values():
-            if inst.unsynced_since is None and inst.sync.state is not bs.SyncState.LIVE:
+            if inst.unsynced_since is None and not self._live(inst):
                 inst.unsynced_since = now
         self._metrics.connects.labels(slot_of(connection_id)).inc()
         self._health(FeedEventKind.CONNECT, now, connection_id=connection_id, detail=url)
@@ -157,7 +169,14 @@ class FeedPipeline:
     def close(self, connection_id: str, reason: str, now: int) -> None:
         """A connection closed."""
         self._stalls.closed(connection_id)
+        self._sequences.pop(connection_id, None)
         self._health(FeedEventKind.DISCONNECT, now, connection_id=connection_id, detail=reason)
+        if self._stream_books:
+            for inst in self._instruments.values():
+                assert inst.stream is not None
+                dropped = inst.stream.drop(connection_id, now)
+                if dropped is not None:
+                    self._stream_broken(inst, dropped, now, f"connection {connection_id} closed")
 
     def rollover(self, connection_id: str, detail: str, now: int) -> None:
         """A connection is being rolled over (a replacement opens before it closes)."""
@@ -173,16 +192,33 @@ class FeedPipeline:
             return
         if channel is _CONTROL:
             return
+        if channel is _BATCH:
+            if payload.sequence is not None and not self._in_sequence(connection_id, payload.sequence, now):
+                return
+            for item_channel, item in payload.items:
+                self._route(connection_id, data, item_channel, item, now)
+            return
+        self._route(connection_id, data, channel, payload, now)
+
+    def _route(self, connection_id: str, data: str | bytes, channel: Channel, payload: Any, now: int) -> None:
+        if channel is _CONTROL:
+            return
         if channel is _SHUTDOWN:
             self._health(FeedEventKind.OTHER, now, connection_id=connection_id, detail="serverShutdown notice")
             self._cb.rollover_connection(connection_id)
             return
-        symbol = payload.symbol if channel is _DEPTH else payload["symbol"]
+        symbol = payload.symbol if channel is _DEPTH or channel is _BOOKMSG else payload["symbol"]
         inst = self._instruments.get(symbol)
         if inst is None:
-            self._dead_letter(connection_id, data, f"unknown symbol {symbol!r}", now, symbol)
-            return
-        if channel is _DEPTH:
+            if not self._learn_symbols:
+                self._dead_letter(connection_id, data, f"unknown symbol {symbol!r}", now, symbol)
+                return
+            self._add(symbol)
+            inst = self._instruments[symbol]
+        if channel is _BOOKMSG:
+            self._metrics.frame(connection_id, symbol, (now - payload.ts_event) / _NS_PER_S)
+            self._stream_book(inst, connection_id, payload, now)
+        elif channel is _DEPTH:
             self._metrics.frame(connection_id, symbol, (now - payload.ts_event) / _NS_PER_S)
             for diff in inst.diffs.offer(payload, now):
                 self._apply_diff(inst, diff, now)
@@ -333,8 +369,13 @@ class FeedPipeline:
     # --- views ----------------------------------------------------------------------------
 
     def book(self, symbol: str) -> bs.BookSync:
-        """Return the sync state (and book) of ``symbol``."""
+        """Return the sync state (and book) of ``symbol`` (REST_SNAPSHOT venues)."""
         return self._instruments[symbol].sync
+
+    def published_book(self, symbol: str) -> OrderBook | None:
+        """Return the book the published records of ``symbol`` add up to (a websocket book: None while none is true)."""
+        inst = self._instruments[symbol]
+        return inst.stream.published if inst.stream is not None else inst.sync.book
 
     @property
     def symbols(self) -> list[str]:
@@ -350,8 +391,8 @@ class FeedPipeline:
         """Return a JSON-able health summary per symbol."""
         return {
             s: {
-                "book": i.sync.state.value,
-                "last_update_id": i.sync.book.last_update_id,
+                "book": "live" if self._live(i) else "syncing",
+                "last_update_id": i.stream.last_id if i.stream is not None else i.sync.book.last_update_id,
                 "last_trade_id": i.last_trade_id,
                 "buffered_diffs": i.sync.buffered,
                 "synced_once": i.synced_once,
@@ -361,6 +402,80 @@ class FeedPipeline:
         }
 
     # --- internals ------------------------------------------------------------------------
+
+    @staticmethod
+    def _live(inst: _Instrument) -> bool:
+        if inst.stream is not None:
+            return inst.stream.leader is not None
+        return inst.sync.state is bs.SyncState.LIVE
+
+    def _in_sequence(self, connection_id: str, sequence: int, now: int) -> bool:
+        """Check a connection's frame number; on a gap, drop its books and resubscribe it (a new connection)."""
+        prev = self._sequences.get(connection_id)
+        self._sequences[connection_id] = sequence
+        if prev is None or sequence == prev + 1:
+            return True
+        if sequence <= prev:
+            return True  # a repeated frame: its contents are deduplicated like any other copy
+        self._metrics.gaps.labels("", "sequence").inc()
+        self._health(FeedEventKind.GAP, now, connection_id=connection_id, first_update_id=prev + 1,
+                     last_update_id=sequence - 1, count=sequence - prev - 1,
+                     detail=f"frames {prev + 1}..{sequence - 1} missing on connection {connection_id}; resubscribing")
+        for inst in self._instruments.values():
+            if inst.stream is not None:
+                dropped = inst.stream.drop(connection_id, now)
+                if dropped is not None:
+                    self._stream_broken(inst, dropped, now, f"sequence gap on connection {connection_id}")
+        self._sequences.pop(connection_id, None)
+        self._stalls.closed(connection_id)
+        self._cb.replace_connection(connection_id)
+        return False
+
+    def _stream_book(self, inst: _Instrument, connection_id: str, message: BookMessage, now: int) -> None:
+        assert inst.stream is not None
+        result = inst.stream.apply(connection_id, message)
+        if result is None:
+            return
+        if type(result) is Publish:
+            self._publish_stream(inst, result, message.ts_event, now)
+            return
+        assert type(result) is Broken
+        sym = inst.symbol
+        self._metrics.gaps.labels(sym, "book").inc()
+        self._health(FeedEventKind.GAP, now, symbol=sym, connection_id=connection_id,
+                     detail=f"book on connection {connection_id} fails the venue's check (checksum "
+                            f"{message.checksum}); resubscribing")
+        self._stream_broken(inst, result, now, f"book check failed on connection {connection_id}")
+        self._stalls.closed(connection_id)
+        self._cb.replace_connection(connection_id)
+
+    def _stream_broken(self, inst: _Instrument, broken: Broken, now: int, why: str) -> None:
+        sym = inst.symbol
+        if broken.took_over is not None:
+            self._publish_stream(inst, broken.took_over, now, now)
+            self._health(FeedEventKind.RECOVERED, now, symbol=sym, connection_id=broken.took_over.connection_id,
+                         last_update_id=broken.took_over.last,
+                         detail=f"{why}: book continued from connection {broken.took_over.connection_id}")
+        elif broken.was_leader:
+            self._metrics.resyncs.labels(sym).inc()
+            self._health(FeedEventKind.STALE, now, symbol=sym, last_update_id=inst.stream.last_id if inst.stream else None,
+                         detail=f"{why}: no other intact book; stale until a connection's snapshot")
+            inst.unsynced_since = inst.unsynced_since if inst.unsynced_since is not None else now
+
+    def _publish_stream(self, inst: _Instrument, pub: Publish, ts_event: int, now: int) -> None:
+        self._sink(_BOOK, inst.key, "BookDelta", {
+            "venue": self.venue, "symbol": inst.symbol, "snapshot": pub.snapshot,
+            "first_update_id": pub.first, "last_update_id": pub.last,
+            "bids": _levels(pub.bids), "asks": _levels(pub.asks),
+            "ts_event": ts_event, "ts_recv": now,
+        })
+        if pub.snapshot:
+            first = not inst.synced_once
+            inst.synced_once = True
+            if inst.unsynced_since is not None or first:
+                inst.unsynced_since = None
+                self._health(FeedEventKind.RECOVERED, now, symbol=inst.symbol, connection_id=pub.connection_id,
+                             last_update_id=pub.last, detail=f"book true from connection {pub.connection_id}'s snapshot")
 
     def _publish_trade(self, inst: _Instrument, trade: dict[str, Any], now: int) -> None:
         tid = trade["trade_id"]
@@ -462,6 +577,11 @@ class FeedPipeline:
         )
 
     def _backfill(self, inst: _Instrument, first: int, last: int, now: int) -> None:
+        if not self._can_backfill:
+            self._health(FeedEventKind.OTHER, now, symbol=inst.symbol, first_update_id=first, last_update_id=last,
+                         count=last - first + 1, detail=f"trades {first}..{last} lost: the venue's trade history "
+                         "cannot be fetched by trade id")
+            return
         if last - first + 1 > self._max_backfill:
             kept = last - self._max_backfill + 1
             self._health(FeedEventKind.OTHER, now, symbol=inst.symbol, first_update_id=first, last_update_id=kept - 1,

@@ -6,9 +6,11 @@ from collections.abc import Callable
 
 from producers.binance.enums import VENUE as BINANCE
 from producers.binance.feed import BinanceSpotAdapter
+from producers.kraken.enums import VENUE as KRAKEN
+from producers.kraken.feed import KrakenSpotAdapter
 from producers.venue import VenueAdapter
 
-ADAPTERS: dict[str, Callable[[], VenueAdapter]] = {BINANCE: BinanceSpotAdapter}
+ADAPTERS: dict[str, Callable[[], VenueAdapter]] = {BINANCE: BinanceSpotAdapter, KRAKEN: KrakenSpotAdapter}
 
 
 def adapter_for(venue: str) -> VenueAdapter:

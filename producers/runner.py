@@ -117,6 +117,8 @@ def run_playback(settings: Settings, venue: str, path: Path, final_books: int, t
     pipeline = FeedPipeline(
         adapter, [], sink, events, metrics,
         hold_ns=settings.feed.reorder_hold_ms * 1_000_000,
+        # a venue that subscribes by message names no symbols in its URL: playback learns them from the frames
+        learn_symbols=bool(adapter.subscribe_messages(["X"])),
     )
     try:
         lines = play(path, pipeline)
@@ -124,12 +126,12 @@ def run_playback(settings: Settings, venue: str, path: Path, final_books: int, t
         print(f"playback failed: {exc}", file=sys.stderr)
         return 2
     for symbol in sorted(pipeline.symbols):
-        if final_books:
-            book = pipeline.book(symbol).book
+        book = pipeline.published_book(symbol)
+        if final_books and book is not None:
             bids, asks = book.top(final_books)
             out.write(orjson.dumps({
                 "type": "book", "venue": adapter.venue, "symbol": symbol,
-                "last_update_id": book.last_update_id, "bids": bids, "asks": asks,
+                "last_update_id": pipeline.status()[symbol]["last_update_id"], "bids": bids, "asks": asks,
             }) + b"\n")
     out.flush()
     if publisher is not None:

@@ -96,6 +96,7 @@ class FeedService:
             SessionSlot(
                 f"c{i}", url, self._inbox, budget, clock, max_age_s=settings.max_connection_age_s,
                 backoff=Backoff(settings.backoff_base_s, settings.backoff_cap_s),
+                subscribe=tuple(adapter.subscribe_messages(symbols)),
             )
             for i in range(connections or settings.connections)
         ]

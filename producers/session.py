@@ -56,9 +56,13 @@ class AttemptBudget:
 class WsConnection:
     """One websocket connection in its own thread; reports open/frame/close to the inbox."""
 
-    def __init__(self, connection_id: str, url: str, inbox: queue.SimpleQueue, clock: Callable[[], int]) -> None:
+    def __init__(
+        self, connection_id: str, url: str, inbox: queue.SimpleQueue, clock: Callable[[], int],
+        subscribe: tuple[str, ...] = (),
+    ) -> None:
         self.connection_id = connection_id
         self.url = url
+        self._subscribe = subscribe
         self._inbox = inbox
         self._clock = clock
         self.opened_at: int | None = None
@@ -105,9 +109,11 @@ class WsConnection:
                 self._inbox.put(("close", self.connection_id, self._error or "closed", self._clock()))
             self.done.set()
 
-    def _on_open(self, _ws: websocket.WebSocketApp) -> None:
+    def _on_open(self, ws: websocket.WebSocketApp) -> None:
         self.opened_at = self._clock()
         self._inbox.put(("open", self.connection_id, self.url, self.opened_at))
+        for text in self._subscribe:  # venues that subscribe by message (Kraken, Coinbase); none for Binance
+            ws.send(text)
 
     def _on_message(self, _ws: websocket.WebSocketApp, data: str | bytes) -> None:
         self._inbox.put(("frame", self.connection_id, data, self._clock()))
@@ -137,9 +143,11 @@ class SessionSlot:
         max_age_s: float,
         backoff: Backoff,
         rollover_grace_s: float = 10.0,
+        subscribe: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self._url = url
+        self._subscribe = subscribe
         self._inbox = inbox
         self._budget = budget
         self._clock = clock
@@ -178,7 +186,9 @@ class SessionSlot:
             wait = self._budget.try_acquire()
             if wait == 0.0:
                 self._generation += 1
-                conn = WsConnection(f"{self.name}#{self._generation}", self._url, self._inbox, self._clock)
+                conn = WsConnection(
+                    f"{self.name}#{self._generation}", self._url, self._inbox, self._clock, self._subscribe,
+                )
                 conn.start()
                 return conn
             log.warning("connection attempt budget exhausted; waiting", extra={"slot": self.name, "wait_s": round(wait, 1)})

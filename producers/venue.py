@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
+from orderbook import OrderBook
 from producers.errors import FeedError
 
 Levels = list[list[str]]
@@ -24,6 +25,20 @@ class Channel(Enum):
     BBO = "bbo"
     SHUTDOWN = "shutdown"
     CONTROL = "control"
+    BOOK = "book"
+    """A book snapshot or update carried by the websocket itself (no REST snapshot, no update ids)."""
+    BATCH = "batch"
+    """Several parsed messages of one frame, with the connection's frame sequence number if the venue has one."""
+
+
+class BookSource(Enum):
+    """Where a venue's book comes from, which decides how the core keeps it true."""
+
+    REST_SNAPSHOT = "rest_snapshot"
+    """A REST snapshot, then websocket diffs chained by venue update ids (Binance)."""
+    STREAM = "stream"
+    """Snapshot and updates on each websocket connection, checked by a venue rule (a checksum, a
+    connection sequence number); each connection keeps its own book and one of them is published."""
 
 
 @dataclass(slots=True)
@@ -51,8 +66,32 @@ class Snapshot:
     ts_recv: int
 
 
+@dataclass(slots=True)
+class BookMessage:
+    """A websocket book snapshot (replaces the connection's book) or update (absolute level quantities)."""
+
+    symbol: str
+    snapshot: bool
+    bids: Levels
+    asks: Levels
+    ts_event: int
+    ts_recv: int
+    checksum: int | None = None
+    """The venue's checksum of its book after this message, if it sends one (Kraken: CRC32 of the top 10)."""
+
+
 Parsed = tuple[Channel, Any]
-"""``(Channel.TRADE, Trade dict) | (Channel.BBO, BBO dict) | (Channel.DEPTH, Diff) | (SHUTDOWN|CONTROL, None)``."""
+"""``(Channel.TRADE, Trade dict) | (Channel.BBO, BBO dict) | (Channel.DEPTH, Diff) | (Channel.BOOK, BookMessage)
+| (Channel.BATCH, Batch) | (SHUTDOWN|CONTROL, None)``."""
+
+
+@dataclass(slots=True)
+class Batch:
+    """Every message of one frame (a venue may carry several trades or books in one), in order."""
+
+    items: list[Parsed]
+    sequence: int | None = None
+    """The frame's number on its connection when the venue numbers them (Coinbase ``sequence_num``)."""
 
 
 class SyncRule(Protocol):
@@ -72,6 +111,17 @@ class VenueAdapter(Protocol):
 
     venue: str
     sync_rule: SyncRule
+    book_source: BookSource
+    book_depth: int | None
+    """Levels a side the venue keeps in a websocket book (the client truncates to it), None = all (STREAM only)."""
+
+    def subscribe_messages(self, symbols: list[str]) -> list[str]:
+        """Return the texts to send once a connection opens (empty when the URL itself subscribes)."""
+        ...
+
+    def book_intact(self, book: OrderBook, message: BookMessage) -> bool:
+        """Return False when ``book``, after ``message`` was applied, is not the venue's (STREAM only)."""
+        ...
 
     def stream_url(self, base: str, symbols: list[str]) -> str:
         """Return the websocket URL that carries trades, depth diffs and top of book for ``symbols``."""
@@ -81,8 +131,9 @@ class VenueAdapter(Protocol):
         """Return the REST URL of the depth snapshot of ``symbol``."""
         ...
 
-    def trades_url(self, base: str, symbol: str, from_id: int) -> str:
-        """Return the REST URL of the venue's trades of ``symbol`` from trade id ``from_id`` on."""
+    def trades_url(self, base: str, symbol: str, from_id: int) -> str | None:
+        """Return the REST URL of the venue's trades of ``symbol`` from trade id ``from_id`` on (None: the
+        venue cannot page its trade history by id, so a trade gap on every connection stays a reported loss)."""
         ...
 
     def is_trades_url(self, url: str) -> bool:

@@ -19,6 +19,7 @@ from sim_exchange import metrics as m
 from sim_exchange.faults import (
     KINDS,
     AnswerLost,
+    BadChecksum,
     ConnectionFaults,
     DepthGap,
     Drop,
@@ -157,7 +158,7 @@ class FaultControl:
         m.FAULTS_APPLIED.labels(kind).inc()
         result: dict[str, Any] = {"kind": kind}
         connections = self.streams.connections
-        if isinstance(fault, (Drop, Stall, DepthGap, Duplicate, Reorder, ServerShutdown)):
+        if isinstance(fault, (Drop, Stall, DepthGap, BadChecksum, Duplicate, Reorder, ServerShutdown)):
             targets = resolve_targets(fault.connections, list(connections), self.rng)
             result["connections"] = targets
             for conn_id in targets:
@@ -191,6 +192,8 @@ class FaultControl:
             conn.queue.clear()
         elif isinstance(fault, DepthGap):
             state.gaps[fault.symbol] = state.gaps.get(fault.symbol, 0) + fault.count
+        elif isinstance(fault, BadChecksum):
+            state.bad_checksums[fault.symbol] = state.bad_checksums.get(fault.symbol, 0) + fault.count
         elif isinstance(fault, Duplicate):
             state.duplicate_p, state.duplicate_until = fault.probability, now + fault.seconds
         elif isinstance(fault, Reorder):

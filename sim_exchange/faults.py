@@ -54,6 +54,15 @@ class DepthGap:
 
 
 @dataclass(frozen=True, slots=True)
+class BadChecksum:
+    """Send a wrong ``checksum`` in the next ``count`` Kraken book messages of ``symbol`` (None = any)."""
+
+    connections: Target = "all"
+    symbol: str | None = None
+    count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class Duplicate:
     """Send a frame twice with ``probability`` for ``seconds``."""
 
@@ -149,13 +158,14 @@ class TradesLag:
 
 
 RestFault = RestError | LateExecution | AnswerLost
-Fault = (Drop | Stall | DepthGap | Duplicate | Reorder | ServerShutdown | RestError | Storm429 | Withdrawal
+Fault = (Drop | Stall | DepthGap | BadChecksum | Duplicate | Reorder | ServerShutdown | RestError | Storm429 | Withdrawal
          | LateExecution | AnswerLost | TradesLag)
 
 KINDS: dict[str, type] = {
     "drop": Drop,
     "stall": Stall,
     "depth_gap": DepthGap,
+    "bad_checksum": BadChecksum,
     "duplicate": Duplicate,
     "reorder": Reorder,
     "server_shutdown": ServerShutdown,
@@ -242,6 +252,7 @@ class ConnectionFaults:
     rng: random.Random
     stalled_until: float = 0.0
     gaps: dict[str | None, int] = field(default_factory=dict)
+    bad_checksums: dict[str | None, int] = field(default_factory=dict)
     duplicate_p: float = 0.0
     duplicate_until: float = 0.0
     reorder_p: float = 0.0
@@ -250,6 +261,18 @@ class ConnectionFaults:
 
     def stalled(self, now: float) -> bool:
         return now < self.stalled_until
+
+    def take_bad_checksum(self, symbol: str | None) -> bool:
+        """Use one armed wrong checksum for a book message of ``symbol``, if any is armed."""
+        for key in (symbol, None):
+            left = self.bad_checksums.get(key, 0)
+            if left > 0:
+                if left == 1:
+                    del self.bad_checksums[key]
+                else:
+                    self.bad_checksums[key] = left - 1
+                return True
+        return False
 
     def plan(self, frame: bytes, depth_symbol: str | None, now: float) -> list[bytes]:
         """Return the frames to send now in place of ``frame`` (none, one, two, or swapped)."""

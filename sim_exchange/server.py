@@ -27,6 +27,7 @@ from sim_exchange.control_api import ControlApi, control_errors
 from sim_exchange.engine import Engine
 from sim_exchange.fault_control import FaultControl
 from sim_exchange.flow import BackgroundFlow
+from sim_exchange.kraken_ws import KrakenStreams
 from sim_exchange.market_streams import MarketStreams
 from sim_exchange.rate_limit import RateLimits
 from sim_exchange.rest_api import Handler, RestApi
@@ -61,6 +62,7 @@ class SimExchange:
         fault_rng = random.Random(settings.seed * 1_000_003 + 17)
         self.streams = MarketStreams(settings, self.specs, self.clock_ms, fault_rng)
         self.faults = FaultControl(self.streams, self.flow, self.clock_ms, fault_rng)
+        self.kraken = KrakenStreams(self.streams, self.engine, self.specs, self.clock_ms)
         limits = RateLimits(settings.weight_limit_1m, settings.orders_limit_10s, settings.orders_limit_1d)
         self.rest = RestApi(self.engine, self.specs, limits, self.faults, self.clock_ms, self.dispatch)
         self.ws_api = WsApi(self.rest, self.engine, self.clock_ms, settings.max_queued_frames)
@@ -75,6 +77,7 @@ class SimExchange:
         app.router.add_get("/ws/{streams:.*}", self.streams.websocket)
         app.router.add_get("/stream", self.streams.websocket)
         app.router.add_get("/ws-api/v3", self.ws_api.websocket)
+        app.router.add_get("/v2", self.kraken.websocket)
         self.control.routes(app.router)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
@@ -91,6 +94,7 @@ class SimExchange:
             asyncio.create_task(self._run_flow(), name="flow"),
             asyncio.create_task(self.streams.run_depth(), name="depth"),
             asyncio.create_task(self._run_housekeeping(), name="housekeeping"),
+            asyncio.create_task(self.kraken.run_heartbeats(), name="kraken-heartbeats"),
         ]
         if self.settings.faults.strip():
             self.faults.apply_faults(orjson.loads(self.settings.faults))
@@ -109,6 +113,7 @@ class SimExchange:
         if events:
             self.streams.on_events(events)
             self.ws_api.on_events(events)
+            self.kraken.on_events(events)
 
     async def _run_flow(self) -> None:
         loop = asyncio.get_running_loop()

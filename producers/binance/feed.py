@@ -4,20 +4,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from orderbook import OrderBook
 from producers.binance import errors, parse, urls
 from producers.binance.enums import VENUE
 from producers.binance.sync_rule import BinanceSpotSyncRule
 from producers.errors import FeedError
-from producers.venue import Snapshot
+from producers.venue import BookMessage, BookSource, Snapshot
 
 
 class BinanceSpotAdapter:
     """Implements :class:`producers.venue.VenueAdapter` for Binance spot."""
 
     venue = VENUE
+    book_source = BookSource.REST_SNAPSHOT
+    book_depth = None
 
     def __init__(self) -> None:
         self.sync_rule = BinanceSpotSyncRule()
+
+    def subscribe_messages(self, symbols: list[str]) -> list[str]:
+        """Return no messages: the combined-stream URL subscribes."""
+        return []
+
+    def book_intact(self, book: OrderBook, message: BookMessage) -> bool:
+        """Return True: Binance books are checked by update ids, never by this (REST_SNAPSHOT source)."""
+        return True
 
     def stream_url(self, base: str, symbols: list[str]) -> str:
         """Return the combined-stream URL of every stream of ``symbols``."""

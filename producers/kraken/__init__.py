@@ -1,0 +1,1 @@
+"""Kraken spot, WebSocket v2: URLs, message shapes, parser and the book checksum rule. Nothing Kraken-specific lives elsewhere."""
