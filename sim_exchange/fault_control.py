@@ -26,6 +26,7 @@ from sim_exchange.faults import (
     Duplicate,
     Fault,
     LateExecution,
+    Malformed,
     Reorder,
     RestError,
     RestFault,
@@ -158,7 +159,7 @@ class FaultControl:
         m.FAULTS_APPLIED.labels(kind).inc()
         result: dict[str, Any] = {"kind": kind}
         connections = self.streams.connections
-        if isinstance(fault, (Drop, Stall, DepthGap, BadChecksum, Duplicate, Reorder, ServerShutdown)):
+        if isinstance(fault, (Drop, Stall, DepthGap, BadChecksum, Malformed, Duplicate, Reorder, ServerShutdown)):
             targets = resolve_targets(fault.connections, list(connections), self.rng)
             result["connections"] = targets
             for conn_id in targets:
@@ -192,6 +193,8 @@ class FaultControl:
             conn.queue.clear()
         elif isinstance(fault, DepthGap):
             state.gaps[fault.symbol] = state.gaps.get(fault.symbol, 0) + fault.count
+        elif isinstance(fault, Malformed):
+            state.malformed += fault.count
         elif isinstance(fault, BadChecksum):
             state.bad_checksums[fault.symbol] = state.bad_checksums.get(fault.symbol, 0) + fault.count
         elif isinstance(fault, Duplicate):

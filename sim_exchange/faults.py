@@ -63,6 +63,14 @@ class BadChecksum:
 
 
 @dataclass(frozen=True, slots=True)
+class Malformed:
+    """Before each of the next ``count`` frames, send its first half (not JSON): garbage, nothing lost."""
+
+    connections: Target = "all"
+    count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class Duplicate:
     """Send a frame twice with ``probability`` for ``seconds``."""
 
@@ -158,7 +166,7 @@ class TradesLag:
 
 
 RestFault = RestError | LateExecution | AnswerLost
-Fault = (Drop | Stall | DepthGap | BadChecksum | Duplicate | Reorder | ServerShutdown | RestError | Storm429 | Withdrawal
+Fault = (Drop | Stall | DepthGap | BadChecksum | Malformed | Duplicate | Reorder | ServerShutdown | RestError | Storm429 | Withdrawal
          | LateExecution | AnswerLost | TradesLag)
 
 KINDS: dict[str, type] = {
@@ -166,6 +174,7 @@ KINDS: dict[str, type] = {
     "stall": Stall,
     "depth_gap": DepthGap,
     "bad_checksum": BadChecksum,
+    "malformed": Malformed,
     "duplicate": Duplicate,
     "reorder": Reorder,
     "server_shutdown": ServerShutdown,
@@ -253,6 +262,7 @@ class ConnectionFaults:
     stalled_until: float = 0.0
     gaps: dict[str | None, int] = field(default_factory=dict)
     bad_checksums: dict[str | None, int] = field(default_factory=dict)
+    malformed: int = 0
     duplicate_p: float = 0.0
     duplicate_until: float = 0.0
     reorder_p: float = 0.0
@@ -288,6 +298,9 @@ class ConnectionFaults:
                         self.gaps[key] = left - 1
                     return []
         out = [frame]
+        if self.malformed > 0:
+            self.malformed -= 1
+            out.insert(0, frame[: len(frame) // 2])
         if now < self.duplicate_until and self.rng.random() < self.duplicate_p:
             out.append(frame)
         if self.held is not None:

@@ -8,7 +8,6 @@ undocumented raises :class:`producers.errors.ParseError` (and only that).
 
 from __future__ import annotations
 
-import calendar
 import json
 import re
 from dataclasses import dataclass
@@ -16,10 +15,10 @@ from typing import Any
 
 from producers.errors import ParseError
 from producers.kraken.enums import VENUE, Method, WsChannel
+from producers.times import rfc3339_ns
 from producers.venue import Batch, BookMessage, Channel, Levels, Parsed
 
 _NUMBER = re.compile(r"([0-9]{1,30})(?:\.([0-9]{1,30}))?").fullmatch
-_TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?Z").fullmatch
 _SYMBOL = re.compile(r"[A-Z0-9]{1,16}/[A-Z0-9]{1,16}").fullmatch
 _MAX_ID = 2**53
 _CONTROL: Parsed = (Channel.CONTROL, None)
@@ -61,19 +60,6 @@ def fmt(value: Any, precision: int | None, field: str) -> str:
         frac = frac[:precision]
     whole = whole.lstrip("0") or "0"
     return f"{whole}.{frac.ljust(precision, '0')}" if precision else whole
-
-
-def timestamp_ns(value: Any, field: str = "timestamp") -> int:
-    """Return an RFC 3339 UTC time (``2023-10-06T17:35:55.440295Z``) as ns since the epoch."""
-    m = _TIME(value) if type(value) is str else None
-    if m is None:
-        raise ParseError(f"invalid time in {field}: {value!r}")
-    y, mo, d, h, mi, s, frac = m.groups()
-    try:
-        seconds = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(s), 0, 0, 0))
-    except (ValueError, OverflowError):
-        raise ParseError(f"invalid time in {field}: {value!r}") from None
-    return seconds * 1_000_000_000 + int((frac or "0").ljust(9, "0"))
 
 
 def _int(value: Any, field: str) -> int:
@@ -168,7 +154,7 @@ class KrakenParser:
             checksum = _int(item["checksum"], "checksum")
             if checksum > 0xFFFFFFFF:
                 raise ParseError(f"checksum {checksum} is not a CRC32")
-            ts_event = timestamp_ns(item["timestamp"]) if "timestamp" in item else ts_recv
+            ts_event = rfc3339_ns(item["timestamp"]) if "timestamp" in item else ts_recv
         except KeyError as exc:
             raise ParseError(f"book without field {exc.args[0]}") from None
         return BookMessage(symbol, kind == "snapshot", bids, asks, ts_event, ts_recv, checksum)
@@ -203,7 +189,7 @@ class KrakenParser:
             return {
                 "venue": VENUE, "symbol": symbol, "trade_id": _int(item["trade_id"], "trade_id"),
                 "price": fmt(item["price"], pp, "price"), "qty": fmt(item["qty"], qp, "qty"),
-                "side": side, "ts_event": timestamp_ns(item["timestamp"]), "ts_recv": ts_recv,
+                "side": side, "ts_event": rfc3339_ns(item["timestamp"]), "ts_recv": ts_recv,
             }
         except KeyError as exc:
             raise ParseError(f"trade without field {exc.args[0]}") from None
@@ -222,7 +208,7 @@ class KrakenParser:
         try:
             symbol = _symbol(item["symbol"])
             pp, qp = self.precisions(symbol)
-            ts_event = timestamp_ns(item["timestamp"]) if "timestamp" in item else ts_recv
+            ts_event = rfc3339_ns(item["timestamp"]) if "timestamp" in item else ts_recv
             return {
                 "venue": VENUE, "symbol": symbol, "update_id": ts_event // 1000,
                 "bid_price": fmt(item["bid"], pp, "bid"), "bid_qty": fmt(item["bid_qty"], qp, "bid_qty"),

@@ -57,14 +57,17 @@ class RunningFeed:
 
 @pytest.fixture
 def start_feed() -> Iterator[Callable[..., RunningFeed]]:
-    """Start ``FeedService`` threads (``factory(kafka, ws_url, rest_url, symbols, **FeedSettings fields)``); stop all at the end."""
+    """Start ``FeedService`` threads (``factory(kafka, ws_url, rest_url, symbols, venue="binance", **FeedSettings
+    fields)``); stop all at the end."""
     feeds: list[RunningFeed] = []
 
-    def factory(kafka: KafkaSettings, ws_url: str, rest_url: str, symbols: list[str], **fields: Any) -> RunningFeed:
-        settings = FeedSettings(ws_url=ws_url, rest_url=rest_url, symbols=",".join(symbols), **fields)
+    def factory(
+        kafka: KafkaSettings, ws_url: str, rest_url: str, symbols: list[str], venue: str = "binance", **fields: Any
+    ) -> RunningFeed:
+        settings = FeedSettings(ws_url=ws_url, rest_url=rest_url, symbols=",".join(symbols), venue=venue, **fields)
         metrics = FeedMetrics(CollectorRegistry())
-        adapter = adapter_for("binance")
-        events = FeedEvents("binance", producer_id())
+        adapter = adapter_for(venue)
+        events = FeedEvents(venue, producer_id())
         publisher = KafkaPublisher(
             kafka, events, metrics, time.time_ns,
             buffer_max_records=settings.buffer_max_records, backpressure_after_s=settings.backpressure_after_s,

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from producers.errors import ParseError
-from producers.kraken.parse import KrakenParser, fmt, timestamp_ns
+from producers.kraken.parse import KrakenParser, fmt
+from producers.times import rfc3339_ns
 from producers.venue import Batch, BookMessage, Channel
 from schemas.serde import AvroSerde
 
@@ -51,7 +52,7 @@ def test_documented_update_without_known_precision_keeps_venue_text() -> None:
     channel, book = KrakenParser().parse_frame(_frame("book_update.json"), RECV)
     assert channel is Channel.BOOK and not book.snapshot
     assert book.bids == [["0.5657", "1098.3947558"]] and book.asks == []
-    assert book.ts_event == timestamp_ns("2023-10-06T17:35:55.440295Z") == 1696613755440295000
+    assert book.ts_event == rfc3339_ns("2023-10-06T17:35:55.440295Z") == 1696613755440295000
 
 
 def test_documented_trade_frame_is_a_batch_of_trade_records() -> None:
