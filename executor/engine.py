@@ -31,7 +31,18 @@ from executor.risk import RiskEngine
 from executor.startup import load_depth, reconcile_at_start, risk_engine, trader_config, until_answered
 from executor.supervise import BalanceSupervisor, ClockSync, OrderSweeper
 from executor.trader import SignalRun, Trader
+from executor.user_stream import (
+    AccountEvent,
+    Answer,
+    Connected,
+    Disconnected,
+    ExecutionReport,
+    Item,
+    Malformed,
+    WsApiSession,
+)
 from executor.venue import BinanceVenue, VenueError
+from infra.backoff import Backoff
 from infra.kafka_config import idempotent_producer_config
 from infra.settings import ExecutorSettings, KafkaSettings
 from schemas.serde import AvroSerde
@@ -70,6 +81,7 @@ class Engine:
         self.intake = SignalIntake(settings, kafka, self.serde, metrics, self.outbox, clock, start_at)
         self.market_feed: MarketFeed | None = None
         self.control_feed: ControlFeed | None = None
+        self.push: WsApiSession | None = None
         self._stopping = False
         self.started = False
         # set by start-up
@@ -127,7 +139,59 @@ class Engine:
         self.control_feed.open()
         self.intake.restore_ledger()
         self.intake.open(self.rules)
+        if s.ws_api_url:
+            self._open_push(s)
         self.started = True
+
+    def _open_push(self, s: ExecutorSettings) -> None:
+        trader = self.trader
+        self.push = WsApiSession(s.ws_api_url, s.api_key, s.api_secret,
+                                 lambda: trader.venue_clock.venue_ms(self.clock()), s.recv_window_ms,
+                                 Backoff(s.ws_reconnect_base_ms / 1000, s.ws_reconnect_cap_ms / 1000))
+        trader.push = self.push
+        trader.on_foreign = self._foreign_report
+        self.push.start()
+
+    def _drain_push(self) -> None:
+        assert self.push is not None
+        for item in self.push.drain():
+            self._push_item(item)
+
+    def _push_item(self, item: Item) -> None:
+        match item:
+            case ExecutionReport():
+                self.metrics.push_frames.labels("report").inc()
+                self.trader.on_report(item)
+            case Answer():
+                self.metrics.push_frames.labels("answer").inc()
+                self.trader.on_push_answer(item)
+            case AccountEvent():
+                self.metrics.push_frames.labels("account").inc()  # balances are reconciled from the venue
+            case Malformed(raw=raw, error=error):
+                self.metrics.push_frames.labels("malformed").inc()
+                self.metrics.dlq.labels("ws_event").inc()
+                log.error("malformed WebSocket API frame; dead-lettered, session kept",
+                          extra={"error": error, "raw": raw[:500].decode("utf-8", "replace")})
+                self.outbox.dead_letter(self.settings.ws_api_url, -1, -1, raw, error, self.settings.venue)
+            case Connected(generation=generation):
+                self.metrics.push_sessions.inc()
+                self.metrics.push_up.set(1)
+                log.info("WebSocket API session up; reconciling live orders", extra={"generation": generation})
+                self.trader.reconcile_live()
+            case Disconnected(generation=generation, reason=reason, pending=pending):
+                self.metrics.push_up.set(0)
+                log.warning("WebSocket API session down; REST until it is back",
+                            extra={"generation": generation, "reason": reason, "unanswered": len(pending)})
+                self.trader.on_push_down(item)
+
+    def _foreign_report(self, report: ExecutionReport) -> None:
+        # an order of this account that the executor does not manage: the reconciliation reports it
+        # (executor.health) and, if the account moved, acts on the difference; run it now
+        self.metrics.push_frames.labels("foreign").inc()
+        log.warning("executionReport for an order the executor does not manage; reconciling now", extra={
+            "symbol": report.symbol, "client_order_id": report.client_order_id, "execution": report.execution,
+            "status": report.status, "executed_qty": str(report.executed_qty)})
+        self.supervisor.check_soon()
 
     def _acked(self, run: SignalRun, now: int) -> None:
         self.metrics.ack_latency.observe(max(0, now - run.signal["ts_emit"]) / 1e9)
@@ -143,6 +207,8 @@ class Engine:
             while not self._stopping and not self.intake.replay_finished():
                 self.control_feed.drain()
                 self.market_feed.drain()
+                if self.push is not None:
+                    self._drain_push()
                 inflight = self.intake.inflight()
                 read = self.intake.consume(inflight)
                 self._step_runs()
@@ -203,7 +269,9 @@ class Engine:
         self._stopping = True
 
     def close(self) -> None:
-        """Commit what is done, flush the producer, close the consumers."""
+        """Commit what is done, flush the producer, close the consumers and the WebSocket API session."""
+        if self.push is not None:
+            self.push.stop()
         if self.started:
             self.intake.commit()
         self.outbox.flush(10)
@@ -220,7 +288,7 @@ class Engine:
             detail.update(
                 trading_state=self.risk.state.value, state_reason=self.risk.state_reason,
                 inflight=self.intake.inflight(), open_orders=len(self.trader.live),
-                paused_until=self.trader.paused_until,
+                paused_until=self.trader.paused_until, push_up=self.trader.push_up,
                 positions={s: str(self.positions.get(s).qty) for s in self.positions.symbols()},
                 reconciliation=self.supervisor.last_check, fills_read=dict(self.fills_replay.counts),
             )

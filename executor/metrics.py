@@ -37,6 +37,12 @@ class ExecutorMetrics:
         self.foreign_open_orders = Gauge(
             "executor_foreign_open_orders", "open orders on the account that are not the executor's", registry=registry,
         )
+        self.push_up = Gauge("executor_push_session_up", "1 while the WebSocket API session is subscribed",
+                             registry=registry)
+        self.push_sessions = Counter("executor_push_sessions_total", "WebSocket API sessions subscribed (reconnects + 1)",
+                                     registry=registry)
+        self.push_frames = Counter("executor_push_frames_total", "WebSocket API frames read, by kind (answer, "
+                                   "report, account, malformed, foreign)", ["kind"], registry=registry)
         self.md_errors = Counter("executor_md_errors_total", "undecodable market-data records", registry=registry)
         self.ack_latency = Histogram(
             "executor_signal_to_ack_seconds", "signal emit to venue acknowledgement",

@@ -182,13 +182,16 @@ class Order:
         quote_qty: Decimal,
         venue_order_id: str | None,
         reason: str | None = None,
+        cancel_answered: bool = True,
     ) -> list[Transition]:
         """Apply the triggers a venue snapshot implies; return them (empty when nothing changed).
 
         Every trigger goes through the table before any field changes: an illegal one raises
-        :class:`InvalidStateTrigger` and leaves the order exactly as it was.
+        :class:`InvalidStateTrigger` and leaves the order exactly as it was.  ``cancel_answered``: see
+        :func:`venue_triggers`.
         """
-        triggers = venue_triggers(self.status, self.filled_qty, self.command.qty, venue_status, executed_qty)
+        triggers = venue_triggers(self.status, self.filled_qty, self.command.qty, venue_status, executed_qty,
+                                  cancel_answered)
         status = self.status
         for trigger in triggers:  # check the whole path first
             target = TRANSITIONS.get((status, trigger))
@@ -207,13 +210,16 @@ _WITH_REASON = frozenset({T.REJECT, T.CANCEL, T.EXPIRE})
 
 
 def venue_triggers(
-    status: OrderStatus, filled_qty: Decimal, qty: Decimal, venue_status: str, executed_qty: Decimal
+    status: OrderStatus, filled_qty: Decimal, qty: Decimal, venue_status: str, executed_qty: Decimal,
+    cancel_answered: bool = True,
 ) -> list[OrderTrigger]:
     """The triggers that take an order at ``status`` (``filled_qty`` of ``qty`` known) to a venue snapshot.
 
     The acknowledgement first (an unsettled order the venue holds), then the fill the executed quantity
     implies, then the venue's terminal status or, for an order we asked to cancel that still rests, the
-    failed cancel.  A snapshot that tells nothing new gives no trigger, so a repeat is a no-op.
+    failed cancel.  A snapshot that tells nothing new gives no trigger, so a repeat is a no-op.  Only a
+    snapshot taken after our cancel was answered (``cancel_answered``: a query, the cancel's answer) can
+    prove the cancel failed; an ``executionReport`` of a fill that raced the cancel cannot.
     """
     if venue_status == "REJECTED":
         return [] if status is S.REJECTED else [T.REJECT]
@@ -230,7 +236,8 @@ def venue_triggers(
     if final is not None and state is not TRANSITIONS.get((S.NEW, final)):
         out.append(final)
     elif venue_status in VENUE_RESTING and state is S.PENDING_CANCEL:
-        out.append(T.CANCEL_REJECT_PARTIAL if executed_qty > 0 else T.CANCEL_REJECT)
+        if cancel_answered:
+            out.append(T.CANCEL_REJECT_PARTIAL if executed_qty > 0 else T.CANCEL_REJECT)
     elif venue_status in VENUE_RESTING and state not in OPEN:
         out.append(T.ACCEPT)  # resting on the venue but not for us: the table refuses it
     return out

@@ -66,7 +66,8 @@ def trader_config(settings: ExecutorSettings) -> TraderConfig:
         s.passive_window_ms * ms, s.max_slippage_bps, s.depth_fraction,
     )
     return TraderConfig(s.venue, s.account, policy, s.max_attempts, s.poll_interval_ms * ms,
-                        s.settle_retry_ms * ms, s.market_wait_ms * ms, s.recv_window_ms, s.max_book_age_ms * ms)
+                        s.settle_retry_ms * ms, s.market_wait_ms * ms, s.recv_window_ms, s.max_book_age_ms * ms,
+                        s.request_timeout_ms * ms)
 
 
 def reconcile_at_start(

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 OrderView = list[tuple[str, str, bool]]  # (symbol, client order id, ours) of the open orders that differ
 CLOCK_RETRY_NS = 5_000_000_000  # a failed clock measurement is tried again after this
+CONFIRM_CHECK_NS = 300_000_000  # the confirming second check after one asked for by check_soon
 
 
 def state_rank(state: TradingState) -> int:
@@ -168,6 +169,12 @@ class BalanceSupervisor:
         # (balance differences, differing open orders) of the last check and of the last ExecutorEvent published
         self._last_view: tuple[dict[str, Decimal], OrderView] | None = None
         self._published_view: tuple[dict[str, Decimal], OrderView] = ({}, [])
+        self._confirm = False
+
+    def check_soon(self) -> None:
+        """Reconcile now and once more shortly after: a view is published once seen twice (a foreign report)."""
+        self.next_at = 0
+        self._confirm = True
 
     def due(self, now: int) -> bool:
         """Periodic reconciliation is on and its interval has passed."""
@@ -176,6 +183,9 @@ class BalanceSupervisor:
     def check(self, now: int, runs: Iterable[SignalRun]) -> None:
         """Compare with the venue's account, report differences, act on a breach."""
         self.next_at = now + self.settings.reconcile_interval_ms * 1_000_000
+        if self._confirm:
+            self._confirm = False
+            self.next_at = min(self.next_at, now + CONFIRM_CHECK_NS)
         try:
             balances = self.venue.balances()
             open_orders = self.venue.open_orders()

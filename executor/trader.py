@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from executor.commands import OrderType, Side, SubmitOrder, TimeInForce
 from executor.events import fill_record, order_event
-from executor.ids import client_order_id
+from executor.ids import client_order_id, parse_client_order_id
 from executor.market import MarketView
 from executor.order import InvalidStateTrigger, Order, OrderStatus, OrderTrigger, Transition
 from executor.policy import (
@@ -34,6 +34,7 @@ from executor.policy import (
 )
 from executor.positions import Positions
 from executor.risk import Approved, Denied, RiskEngine, Throttled
+from executor.user_stream import Answer, Disconnected, ExecutionReport, NotConnected, WsApiSession
 from executor.venue import (
     BinanceVenue,
     NotFound,
@@ -42,6 +43,8 @@ from executor.venue import (
     Rejected,
     VenueClock,
     VenueError,
+    answer_error,
+    order_params,
 )
 from infra.backoff import backoff_delay
 
@@ -115,6 +118,7 @@ class TraderConfig:
     market_wait_ns: int
     recv_window_ms: int = 5000
     max_book_age_ns: int = 0  # 0: no age limit
+    answer_timeout_ns: int = 3_000_000_000  # a place over the WebSocket API unanswered this long is an unknown outcome
 
 
 class Trader:
@@ -153,6 +157,16 @@ class Trader:
         self.venue_clock = VenueClock()  # measured by the engine (GET /api/v3/time)
         self.deadline_ms: dict[str, int] = {}  # client order id -> venue time after which its POST cannot execute
         self.recover_proof_ms = 0  # venue time after which no request of a previous process can still execute
+        # the push path (set by the engine when the WebSocket API is configured): requests in flight on it
+        self.push: WsApiSession | None = None
+        self.push_requests: dict[str, tuple[str, Order]] = {}  # request id -> ("place" | "cancel", order)
+        self.placing: dict[str, SignalRun] = {}  # client order id -> run, until the venue acknowledged it
+        self.on_foreign: Callable[[ExecutionReport], None] = lambda report: None
+
+    @property
+    def push_up(self) -> bool:
+        """True while order state comes by push (the session is subscribed): no polling then."""
+        return self.push is not None and self.push.up
 
     # ---- publishing -------------------------------------------------------------------------------
 
@@ -196,11 +210,12 @@ class Trader:
         if self.fills_missing(order) and order.venue_order_id is not None:
             self._fills(order, self.venue.my_trades(order.command.symbol, order.venue_order_id))
 
-    def _apply_venue_order(self, order: Order, payload: dict[str, Any]) -> None:
+    def _apply_venue_order(self, order: Order, payload: dict[str, Any], report: bool = False) -> None:
+        # ``report``: the payload is an executionReport's state, which says nothing about a cancel in flight
         try:
             transitions = order.sync(
                 payload["status"], Decimal(payload["executedQty"]), Decimal(payload["cummulativeQuoteQty"]),
-                str(payload["orderId"]),
+                str(payload["orderId"]), cancel_answered=not report,
             )
         except InvalidStateTrigger as exc:
             if payload["status"] in VENUE_CLOSED and Decimal(payload["executedQty"]) == order.filled_qty:
@@ -303,13 +318,19 @@ class Trader:
         for done_order in run.orders:
             self.fetch_fills(done_order)  # a failed myTrades call earlier: complete the Fills first
         order = run.working
+        if order is not None and order.status is OrderStatus.PENDING_NEW:
+            # only a place sent over the WebSocket API waits here (a REST place returns settled)
+            if now - run.placed_at >= self.config.answer_timeout_ns:
+                self._submit_failed(run, order, OutcomeUnknown(
+                    f"no answer within {self.config.answer_timeout_ns // 1_000_000} ms"))
+            return
         if order is not None and order.is_unsettled:
             self._settle(run, order)
             return
         if order is not None and order.is_terminal:
             run.working = None
             order = None
-        if order is not None and now - run.placed_at >= self.config.poll_interval_ns:
+        if order is not None and now - run.placed_at >= self.config.poll_interval_ns and not self.push_up:
             self._poll(run, order)
             if run.working is None or run.working.is_terminal:
                 run.working = None
@@ -389,29 +410,124 @@ class Trader:
     def _submit(self, run: SignalRun, order: Order) -> None:
         timestamp = self.venue_clock.venue_ms(self.clock())
         self.deadline_ms[order.client_order_id] = timestamp + self.config.recv_window_ms
+        self.placing[order.client_order_id] = run
+        if self.push is not None:
+            try:  # over the WebSocket API: the answer and the reports come through on_push / on_report
+                request_id = self.push.request("order.place",
+                                               order_params(order.command, timestamp, self.config.recv_window_ms))
+                self.push_requests[request_id] = ("place", order)
+                return
+            except NotConnected:
+                pass  # the session is down: REST
         try:
             payload = self.venue.submit(order.command, timestamp, self.config.recv_window_ms)
-        except Rejected as exc:
-            self._venue_rejected(run, order, exc)
-            return
-        except RateLimited as exc:
-            self._rate_limited(run, order, exc)
-            return
-        except OutcomeUnknown as exc:
-            log.warning("order outcome unknown", extra={"client_order_id": order.client_order_id, "error": exc.message})
-            self._publish(order, [order.apply(OrderTrigger.OUTCOME_UNKNOWN, reason=exc.message, error_code=exc.code)])
-            run.next_action_at = self.clock() + self._retry_in_ns(0)
-            run.settle_retries = 1
+        except VenueError as exc:
+            self._submit_failed(run, order, exc)
             return
         self.on_ack(run, self.clock())
         self._accepted(run, order, payload)
 
-    def _accepted(self, run: SignalRun, order: Order, payload: dict[str, Any]) -> None:
+    def _submit_failed(self, run: SignalRun, order: Order, exc: VenueError) -> None:
+        if isinstance(exc, RateLimited):
+            self.placing.pop(order.client_order_id, None)
+            self._rate_limited(run, order, exc)
+        elif isinstance(exc, OutcomeUnknown):
+            log.warning("order outcome unknown", extra={"client_order_id": order.client_order_id, "error": exc.message})
+            self._publish(order, [order.apply(OrderTrigger.OUTCOME_UNKNOWN, reason=exc.message, error_code=exc.code)])
+            run.next_action_at = self.clock() + self._retry_in_ns(0)
+            run.settle_retries = 1
+        elif isinstance(exc, Rejected):
+            self.placing.pop(order.client_order_id, None)
+            self._venue_rejected(run, order, exc)
+        else:
+            raise exc
+
+    def _accepted(self, run: SignalRun, order: Order, payload: dict[str, Any], report: bool = False) -> None:
         run.attempt = order.command.attempt + 1  # the venue holds this id now: the next order is a new attempt
         self.deadline_ms.pop(order.client_order_id, None)
-        self._apply_venue_order(order, payload)
+        self.placing.pop(order.client_order_id, None)
+        self._apply_venue_order(order, payload, report)
         if order.is_terminal:
             run.working = None
+
+    # ---- the push path ------------------------------------------------------------------------------
+
+    def on_push_answer(self, answer: Answer) -> None:
+        """Apply the venue's answer to a request sent over the WebSocket API."""
+        kind, order = self.push_requests.pop(answer.id, ("", None))
+        if order is None:
+            log.warning("answer to no request of ours", extra={"request_id": answer.id, "status": answer.status})
+            return
+        cid = order.client_order_id
+        if kind == "place":
+            run = self.placing.get(cid)
+            if run is None or not order.is_unsettled:
+                return  # an executionReport acknowledged it first; its fills came (or come) as reports
+            if answer.ok:
+                self.on_ack(run, self.clock())
+                self._accepted(run, order, answer.result)
+            else:
+                self._submit_failed(run, order, answer_error(answer.status, answer.code, answer.msg))
+            return
+        if answer.ok:
+            self._apply_venue_order(order, answer.result)
+            return
+        exc = answer_error(answer.status, answer.code, answer.msg, cancel=True)
+        log.warning("cancel not confirmed; asking the venue", extra={"client_order_id": cid, "error": exc.message,
+                                                                    "code": exc.code})
+        if isinstance(exc, RateLimited):
+            self.paused_until = max(self.paused_until, self.clock() + int(exc.retry_after_s * 1e9))
+        self.requery(order)
+
+    def on_report(self, report: ExecutionReport) -> None:
+        """Apply an ``executionReport``: the order's new state and, for a fill, its Fill (each trade once)."""
+        order = self.live.get(report.client_order_id)
+        if order is None:
+            trade = report.trade()
+            late = (report.execution in ("CANCELED", "EXPIRED") and parse_client_order_id(report.client_order_id)
+                    or (trade is not None and (report.symbol, report.trade_id) in self.published_trades))
+            if not late:  # anything else is an order of the account that we do not manage
+                self.on_foreign(report)
+            return
+        trade = report.trade()
+        if trade is not None:
+            self._fills(order, [trade])
+        stale = (order.is_terminal or report.executed_qty < order.filled_qty
+                 or (report.execution == "NEW" and not order.is_unsettled))
+        if stale:  # an older state than the one already applied (a REST answer overtook it)
+            return
+        run = self.placing.get(order.client_order_id)
+        if order.is_unsettled and run is not None:
+            self.on_ack(run, self.clock())
+            self._accepted(run, order, report.snapshot(), report=True)
+        else:
+            self._apply_venue_order(order, report.snapshot(), report=True)
+
+    def on_push_down(self, event: Disconnected) -> None:
+        """The session dropped: a place without an answer is an unknown outcome, settled by query (REST)."""
+        for request_id in event.pending:
+            kind, order = self.push_requests.pop(request_id, ("", None))
+            if order is None:
+                continue
+            run = self.placing.get(order.client_order_id)
+            if kind == "place" and run is not None and order.is_unsettled:
+                self._submit_failed(run, order, OutcomeUnknown(f"session lost before the answer: {event.reason}"))
+            elif kind == "cancel":
+                self.requery(order)
+        self.push_requests.clear()
+
+    def reconcile_live(self) -> None:
+        """After a (re)connect: every live order's state and missing fills from the venue (REST)."""
+        for order in list(self.live.values()):
+            if not order.is_unsettled:  # an unsettled one is settled by its run (recvWindow proof)
+                self.requery(order)
+
+    def requery(self, order: Order) -> None:
+        """Ask the venue for ``order`` once (REST) and apply the answer; a failure leaves it to the next try."""
+        try:
+            self._apply_venue_order(order, self.venue.query(order.command.symbol, order.client_order_id))
+        except VenueError as exc:
+            log.warning("order query failed", extra={"client_order_id": order.client_order_id, "error": str(exc)})
 
     def _venue_rejected(self, run: SignalRun, order: Order, exc: Rejected) -> None:
         self._publish(order, [order.apply(OrderTrigger.REJECT, reason=exc.message, error_code=exc.code)])
@@ -444,6 +560,7 @@ class Trader:
                                 "wait_ms": (run.next_action_at - now) // 1_000_000})
                 return
             self.deadline_ms.pop(order.client_order_id, None)
+            self.placing.pop(order.client_order_id, None)
             self._publish(order, [order.apply(
                 OrderTrigger.NOT_FOUND, reason=f"not at venue after its recvWindow ended (venue time {deadline})")])
             run.working = None
@@ -481,6 +598,14 @@ class Trader:
     def request_cancel(self, order: Order, reason: str) -> None:
         """Cancel ``order`` on the venue and apply the answer (an unknown outcome is settled by query later)."""
         self._publish(order, [order.apply(OrderTrigger.CANCEL_REQUEST, reason=reason)])
+        if self.push is not None:
+            try:
+                request_id = self.push.request("order.cancel", {"symbol": order.command.symbol,
+                                                                "origClientOrderId": order.client_order_id})
+                self.push_requests[request_id] = ("cancel", order)
+                return
+            except NotConnected:
+                pass
         try:
             payload = self.venue.cancel(order.command.symbol, order.client_order_id)
         except (NotFound, OutcomeUnknown, RateLimited) as exc:

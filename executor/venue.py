@@ -107,6 +107,37 @@ def map_error(exc: Exception, headers: dict[str, str] | None, body: str | None =
     return Rejected(message, code)
 
 
+def answer_error(status: int, code: int | None, message: str, cancel: bool = False) -> VenueError:
+    """The outcome of a refused WebSocket API request, as :func:`map_error` gives it for the same REST answer."""
+    if status in (418, 429):
+        return RateLimited(message, code, 1.0)
+    if status >= 500 or code in (-1000, -1007):
+        return OutcomeUnknown(message, code)
+    if code == -2013 or (cancel and code == -2011):
+        return NotFound(message, code)
+    return Rejected(message, code)
+
+
+def order_params(cmd: SubmitOrder, timestamp_ms: int | None, recv_window_ms: int | None) -> dict[str, Any]:
+    """A new order's Binance parameters (``newOrderRespType=FULL``), the same on REST and the WebSocket API."""
+    params: dict[str, Any] = {
+        "symbol": cmd.symbol,
+        "side": cmd.side.value.upper(),
+        "type": cmd.order_type.value,
+        "quantity": decimal_text(cmd.qty),
+        "price": decimal_text(cmd.price),
+        "newClientOrderId": cmd.client_order_id,
+        "newOrderRespType": "FULL",
+    }
+    if cmd.time_in_force is not None:
+        params["timeInForce"] = cmd.time_in_force.value
+    if timestamp_ms is not None:
+        params["timestamp"] = timestamp_ms
+    if recv_window_ms is not None:
+        params["recvWindow"] = recv_window_ms
+    return params
+
+
 def exchange_for(rest_url: str, api_key: str, api_secret: str, timeout_ms: int) -> ccxt.binance:
     """Return a ccxt ``binance`` whose every endpoint lives under ``rest_url``."""
     exchange = ccxt.binance(
@@ -213,22 +244,7 @@ class BinanceVenue:
         ``timestamp_ms`` / ``recv_window_ms`` (venue clock) bound when the venue may still execute the
         request: Binance drops it once ``timestamp + recvWindow`` has passed on its clock.
         """
-        params: dict[str, Any] = {
-            "symbol": cmd.symbol,
-            "side": cmd.side.value.upper(),
-            "type": cmd.order_type.value,
-            "quantity": decimal_text(cmd.qty),
-            "price": decimal_text(cmd.price),
-            "newClientOrderId": cmd.client_order_id,
-            "newOrderRespType": "FULL",
-        }
-        if cmd.time_in_force is not None:
-            params["timeInForce"] = cmd.time_in_force.value
-        if timestamp_ms is not None:
-            params["timestamp"] = timestamp_ms
-        if recv_window_ms is not None:
-            params["recvWindow"] = recv_window_ms
-        return self._call("privatePostOrder", params)
+        return self._call("privatePostOrder", order_params(cmd, timestamp_ms, recv_window_ms))
 
     def cancel(self, symbol: str, client_order_id: str) -> dict[str, Any]:
         """``DELETE /api/v3/order`` by client order id."""

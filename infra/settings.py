@@ -318,6 +318,12 @@ class ExecutorSettings(_Section):
         "executor.control", description="compacted topic carrying the kill switch (`tickpipe executor halt/resume`)"
     )
     request_timeout_ms: int = Field(3000, ge=100, description="venue REST timeout; a timed-out order is `unknown`")
+    ws_api_url: str = Field(
+        "", description="venue WebSocket API URL (e.g. ws://127.0.0.1:8765/ws-api/v3): orders placed and canceled over "
+        "it, order state and fills pushed by its user-data stream; REST while it is down. Empty = REST only"
+    )
+    ws_reconnect_base_ms: int = Field(200, ge=1, description="first WebSocket API reconnect pause (doubles, jittered)")
+    ws_reconnect_cap_ms: int = Field(5000, ge=1, description="longest WebSocket API reconnect pause")
     symbols: str = Field(
         "", description="comma-separated symbols whose REST depth snapshot is loaded at start (full depth before the "
         "feed's next snapshot); empty = none"

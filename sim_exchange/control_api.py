@@ -59,6 +59,7 @@ class ControlApi:
         r.add_post("/_sim/accounts", self.sim_accounts)
         r.add_post("/_sim/balance", self.sim_balance)
         r.add_post("/_sim/ws_api/drop", self.sim_ws_api_drop)
+        r.add_post("/_sim/ws_api/inject", self.sim_ws_api_inject)
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response(self.exchange.health_detail())
@@ -152,6 +153,11 @@ class ControlApi:
     async def sim_ws_api_drop(self, request: web.Request) -> web.Response:
         """Drop every WebSocket API session's connection without a close frame."""
         return json_response({"dropped": self.exchange.ws_api.drop_all()})
+
+    async def sim_ws_api_inject(self, request: web.Request) -> web.Response:
+        """Send ``{"api_key", "frame"}``'s frame, unchanged, to the sessions subscribed to that account."""
+        body = await request.json(loads=orjson.loads)
+        return json_response({"sessions": self.exchange.ws_api.inject(str(body["api_key"]), str(body["frame"]))})
 
 
 def ed25519_public_bytes(pem: str) -> bytes:

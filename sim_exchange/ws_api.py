@@ -226,6 +226,14 @@ class WsApi:
             session.abort()
         return len(sessions)
 
+    def inject(self, api_key: str, frame: str) -> int:
+        """Send ``frame`` as it is to every session subscribed to ``api_key`` (the ``/_sim`` drill of a bad event)."""
+        sessions = [s for s in self.sessions.values() if api_key in s.subscriptions.values()]
+        for session in sessions:
+            session.queue.append(frame.encode())
+            session.wake.set()
+        return len(sessions)
+
     # ---------------------------------------------------------------- requests
     async def handle(self, session: Session, text: str) -> None:
         """Answer one request frame (a held one - late execution, timeout - is answered by a task)."""

@@ -82,8 +82,9 @@ def order_events(kafka: KafkaSettings, signal_ids: set[str], by: str = "client_o
 class MarketBridge:
     """Publishes the simulated exchange's top 20 levels as BBO + BookDelta snapshots every ``period_s``."""
 
-    def __init__(self, kafka: KafkaSettings, sim_url: str, period_s: float = 0.05) -> None:
-        self.kafka, self.sim_url, self.period_s = kafka, sim_url, period_s
+    def __init__(self, kafka: KafkaSettings, sim_url: str, period_s: float = 0.05,
+                 symbols: tuple[str, ...] = SYMBOLS) -> None:
+        self.kafka, self.sim_url, self.period_s, self.symbols = kafka, sim_url, period_s, symbols
         self._stop = threading.Event()
         self._ids = itertools.count(1)
         self.thread = threading.Thread(target=self._run, name="md-bridge", daemon=True)
@@ -92,7 +93,7 @@ class MarketBridge:
         producer = Producer({"bootstrap.servers": self.kafka.bootstrap, "linger.ms": 5})
         session = requests.Session()
         while not self._stop.is_set():
-            for symbol in SYMBOLS:
+            for symbol in self.symbols:
                 try:
                     depth = session.get(f"{self.sim_url}/api/v3/depth", params={"symbol": symbol, "limit": 20}, timeout=2).json()
                 except requests.RequestException:
