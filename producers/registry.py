@@ -6,11 +6,15 @@ from collections.abc import Callable
 
 from producers.binance.enums import VENUE as BINANCE
 from producers.binance.feed import BinanceSpotAdapter
+from producers.coinbase.enums import VENUE as COINBASE
+from producers.coinbase.feed import CoinbaseAdvancedAdapter
 from producers.kraken.enums import VENUE as KRAKEN
 from producers.kraken.feed import KrakenSpotAdapter
 from producers.venue import VenueAdapter
 
-ADAPTERS: dict[str, Callable[[], VenueAdapter]] = {BINANCE: BinanceSpotAdapter, KRAKEN: KrakenSpotAdapter}
+ADAPTERS: dict[str, Callable[[], VenueAdapter]] = {
+    BINANCE: BinanceSpotAdapter, KRAKEN: KrakenSpotAdapter, COINBASE: CoinbaseAdvancedAdapter,
+}
 
 
 def adapter_for(venue: str) -> VenueAdapter:

@@ -32,6 +32,7 @@ from sim_exchange.faults import (
     RestFault,
     Schedule,
     ServerShutdown,
+    SkipSequence,
     Stall,
     Storm429,
     TradesLag,
@@ -159,7 +160,8 @@ class FaultControl:
         m.FAULTS_APPLIED.labels(kind).inc()
         result: dict[str, Any] = {"kind": kind}
         connections = self.streams.connections
-        if isinstance(fault, (Drop, Stall, DepthGap, BadChecksum, Malformed, Duplicate, Reorder, ServerShutdown)):
+        if isinstance(fault, (Drop, Stall, DepthGap, BadChecksum, SkipSequence, Malformed, Duplicate, Reorder,
+                              ServerShutdown)):
             targets = resolve_targets(fault.connections, list(connections), self.rng)
             result["connections"] = targets
             for conn_id in targets:
@@ -193,6 +195,8 @@ class FaultControl:
             conn.queue.clear()
         elif isinstance(fault, DepthGap):
             state.gaps[fault.symbol] = state.gaps.get(fault.symbol, 0) + fault.count
+        elif isinstance(fault, SkipSequence):
+            state.skip_sequence += fault.count
         elif isinstance(fault, Malformed):
             state.malformed += fault.count
         elif isinstance(fault, BadChecksum):

@@ -63,6 +63,14 @@ class BadChecksum:
 
 
 @dataclass(frozen=True, slots=True)
+class SkipSequence:
+    """Make the next Coinbase message's ``sequence_num`` jump by ``count`` (nothing is lost)."""
+
+    connections: Target = "all"
+    count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class Malformed:
     """Before each of the next ``count`` frames, send its first half (not JSON): garbage, nothing lost."""
 
@@ -166,7 +174,7 @@ class TradesLag:
 
 
 RestFault = RestError | LateExecution | AnswerLost
-Fault = (Drop | Stall | DepthGap | BadChecksum | Malformed | Duplicate | Reorder | ServerShutdown | RestError | Storm429 | Withdrawal
+Fault = (Drop | Stall | DepthGap | BadChecksum | SkipSequence | Malformed | Duplicate | Reorder | ServerShutdown | RestError | Storm429 | Withdrawal
          | LateExecution | AnswerLost | TradesLag)
 
 KINDS: dict[str, type] = {
@@ -175,6 +183,7 @@ KINDS: dict[str, type] = {
     "depth_gap": DepthGap,
     "bad_checksum": BadChecksum,
     "malformed": Malformed,
+    "skip_sequence": SkipSequence,
     "duplicate": Duplicate,
     "reorder": Reorder,
     "server_shutdown": ServerShutdown,
@@ -263,6 +272,7 @@ class ConnectionFaults:
     gaps: dict[str | None, int] = field(default_factory=dict)
     bad_checksums: dict[str | None, int] = field(default_factory=dict)
     malformed: int = 0
+    skip_sequence: int = 0
     duplicate_p: float = 0.0
     duplicate_until: float = 0.0
     reorder_p: float = 0.0
@@ -271,6 +281,11 @@ class ConnectionFaults:
 
     def stalled(self, now: float) -> bool:
         return now < self.stalled_until
+
+    def take_skip_sequence(self) -> int:
+        """Return how far the next message's sequence number jumps (once)."""
+        jump, self.skip_sequence = self.skip_sequence, 0
+        return jump
 
     def take_bad_checksum(self, symbol: str | None) -> bool:
         """Use one armed wrong checksum for a book message of ``symbol``, if any is armed."""

@@ -23,6 +23,7 @@ from aiohttp import web
 from infra.settings import SimExchangeSettings
 from sim_exchange import metrics as m
 from sim_exchange.accounts import parse_account, parse_balances
+from sim_exchange.coinbase_ws import CoinbaseStreams
 from sim_exchange.control_api import ControlApi, control_errors
 from sim_exchange.engine import Engine
 from sim_exchange.fault_control import FaultControl
@@ -63,6 +64,7 @@ class SimExchange:
         self.streams = MarketStreams(settings, self.specs, self.clock_ms, fault_rng)
         self.faults = FaultControl(self.streams, self.flow, self.clock_ms, fault_rng)
         self.kraken = KrakenStreams(self.streams, self.engine, self.specs, self.clock_ms)
+        self.coinbase = CoinbaseStreams(self.streams, self.engine, self.specs)
         limits = RateLimits(settings.weight_limit_1m, settings.orders_limit_10s, settings.orders_limit_1d)
         self.rest = RestApi(self.engine, self.specs, limits, self.faults, self.clock_ms, self.dispatch)
         self.ws_api = WsApi(self.rest, self.engine, self.clock_ms, settings.max_queued_frames)
@@ -78,6 +80,7 @@ class SimExchange:
         app.router.add_get("/stream", self.streams.websocket)
         app.router.add_get("/ws-api/v3", self.ws_api.websocket)
         app.router.add_get("/v2", self.kraken.websocket)
+        app.router.add_get("/", self.coinbase.websocket)
         self.control.routes(app.router)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
@@ -95,6 +98,7 @@ class SimExchange:
             asyncio.create_task(self.streams.run_depth(), name="depth"),
             asyncio.create_task(self._run_housekeeping(), name="housekeeping"),
             asyncio.create_task(self.kraken.run_heartbeats(), name="kraken-heartbeats"),
+            asyncio.create_task(self.coinbase.run_heartbeats(), name="coinbase-heartbeats"),
         ]
         if self.settings.faults.strip():
             self.faults.apply_faults(orjson.loads(self.settings.faults))
@@ -114,6 +118,7 @@ class SimExchange:
             self.streams.on_events(events)
             self.ws_api.on_events(events)
             self.kraken.on_events(events)
+            self.coinbase.on_events(events)
 
     async def _run_flow(self) -> None:
         loop = asyncio.get_running_loop()

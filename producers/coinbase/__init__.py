@@ -1,0 +1,1 @@
+"""Coinbase Advanced Trade market data: URLs, message shapes, parser and the sequence rule. Nothing Coinbase-specific lives elsewhere."""
