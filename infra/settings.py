@@ -187,6 +187,14 @@ class FeedSettings(_Section):
         30.0, gt=0, description="every connection without a frame this long = all are replaced (a market is never that quiet)"
     )
     metrics_port: int = Field(9101, description="Prometheus metrics + /health port")
+    kraken_symbols: str = Field(
+        "BTC/USDT,ETH/USDT", description="symbols of the stack's Kraken feed (`tickpipe up`; the simulator's pairs)"
+    )
+    kraken_metrics_port: int = Field(9105, description="metrics + /health port of the stack's Kraken feed")
+    coinbase_symbols: str = Field(
+        "BTC-USDT,ETH-USDT", description="symbols of the stack's Coinbase feed (`tickpipe up`; the simulator's products)"
+    )
+    coinbase_metrics_port: int = Field(9106, description="metrics + /health port of the stack's Coinbase feed")
     reorder_hold_ms: int = Field(
         500, ge=0, description="an event ahead of a missing one waits this long for a peer connection to fill the hole"
     )

@@ -64,6 +64,18 @@ SERVICES: tuple[ServiceSpec, ...] = (
         args=lambda s: ("--connections", str(s.feed.connections)), depends_on=("broker", "sim-exchange"),
     ),
     ServiceSpec(
+        "feed-kraken", ("feed", "kraken"), lambda s: s.feed.kraken_metrics_port, "feed.kraken_metrics_port",
+        Probe.HTTP, depends_on=("broker", "sim-exchange"),
+        args=lambda s: ("--connections", str(s.feed.connections), "--symbols", s.feed.kraken_symbols,
+                        "--metrics-port", str(s.feed.kraken_metrics_port)),
+    ),
+    ServiceSpec(
+        "feed-coinbase", ("feed", "coinbase"), lambda s: s.feed.coinbase_metrics_port, "feed.coinbase_metrics_port",
+        Probe.HTTP, depends_on=("broker", "sim-exchange"),
+        args=lambda s: ("--connections", str(s.feed.connections), "--symbols", s.feed.coinbase_symbols,
+                        "--metrics-port", str(s.feed.coinbase_metrics_port)),
+    ),
+    ServiceSpec(
         "streams", ("streams", "worker"), lambda s: s.streams.web_port, "streams.web_port", Probe.HTTP,
         depends_on=("broker",),
     ),

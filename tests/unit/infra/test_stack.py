@@ -38,11 +38,15 @@ def test_every_declared_service_is_built_with_its_port_from_settings() -> None:
     ports = {x.name: x.port for x in services}
     assert ports == {
         "broker": s.broker.port, "warehouse": s.warehouse.port, "sim-exchange": s.sim.port,
-        "feed": s.feed.metrics_port, "streams": s.streams.web_port, "sink": s.sink.metrics_port,
+        "feed": s.feed.metrics_port, "feed-kraken": s.feed.kraken_metrics_port,
+        "feed-coinbase": s.feed.coinbase_metrics_port, "streams": s.streams.web_port, "sink": s.sink.metrics_port,
         "executor": s.executor.metrics_port,
     }
     feed = next(x for x in services if x.name == "feed")
     assert feed.argv == ("/venv/bin/tickpipe", "feed", "binance", "--connections", str(s.feed.connections))
+    kraken = next(x for x in services if x.name == "feed-kraken")
+    assert kraken.argv == ("/venv/bin/tickpipe", "feed", "kraken", "--connections", str(s.feed.connections),
+                           "--symbols", "BTC/USDT,ETH/USDT", "--metrics-port", str(s.feed.kraken_metrics_port))
 
 
 def test_services_whose_command_has_not_landed_are_left_out() -> None:
