@@ -40,6 +40,9 @@ def order_event(order: Order, transition: Transition, ts_event: int, ts_recv: in
         "ts_event": ts_event,
         "ts_recv": ts_recv,
         "ts_emit": ts_emit,
+        "ts_signal_ack": order.signal_ack_ns,
+        "ts_in": order.taken_ns,
+        "ts_sent": order.sent_ns,
     }
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Message, TopicPartition
 
 from executor.commands import Side
 from executor.consumers import new_consumer, report_consumer_error
@@ -64,7 +64,9 @@ def parse_signal(
         return f"malformed: target {signal['target']!r} / reference_price {signal['reference_price']!r}"
     if not target.is_finite() or target <= 0:
         return f"malformed: target {signal['target']!r} must be a positive decimal"
-    return SignalRun(signal, msg.partition(), msg.offset(), now, Side(signal["side"]), target)
+    kind, ms = msg.timestamp()
+    acked = ms * 1_000_000 if kind == TIMESTAMP_LOG_APPEND_TIME else None
+    return SignalRun(signal, msg.partition(), msg.offset(), now, Side(signal["side"]), target, signal_ack_ns=acked)
 
 
 def stale_reason(signal: Mapping[str, Any], now: int, max_age_ms: int) -> str | None:

@@ -131,6 +131,11 @@ class Order:
     venue_order_id: str | None = None
     seq: int = 0
     history: list[Transition] = field(default_factory=list)
+    # hop stamps carried by the order's events (ns): the signal's broker append time, when the executor
+    # took the signal, when the last request for this order left for the venue
+    signal_ack_ns: int | None = None
+    taken_ns: int | None = None
+    sent_ns: int | None = None
 
     @property
     def client_order_id(self) -> str:

@@ -77,9 +77,10 @@ class SignalRun:
     signal: dict[str, Any]
     partition: int
     offset: int
-    received_at: int
+    received_at: int  # when the executor took the signal (ns)
     side: Side
     target: Decimal
+    signal_ack_ns: int | None = None  # the broker's append time of the signal, when its topic keeps it
     leg: int = 0
     attempt: int = 0
     orders: list[Order] = field(default_factory=list)
@@ -362,7 +363,8 @@ class Trader:
         cmd = SubmitOrder(cid, run.signal_id, s["venue"], s["symbol"], run.side, order_type, tif, price, qty, run.leg, run.attempt)
         previous = [o for o in run.orders if o.client_order_id == cid]
         # a retried id (the venue never took the previous try) continues that id's event sequence
-        order = Order(cmd, seq=previous[-1].seq if previous else 0)
+        order = Order(cmd, seq=previous[-1].seq if previous else 0, signal_ack_ns=run.signal_ack_ns,
+                      taken_ns=run.received_at)
         run.orders.append(order)
         return order
 
@@ -410,6 +412,7 @@ class Trader:
     def _submit(self, run: SignalRun, order: Order) -> None:
         timestamp = self.venue_clock.venue_ms(self.clock())
         self.deadline_ms[order.client_order_id] = timestamp + self.config.recv_window_ms
+        order.sent_ns = self.clock()
         self.placing[order.client_order_id] = run
         if self.push is not None:
             try:  # over the WebSocket API: the answer and the reports come through on_push / on_report

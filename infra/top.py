@@ -2,7 +2,7 @@
 
 Each refresh samples the broker (end offsets -> messages/s per topic, consumer-group lag), the
 feed's and executor's ``/health`` (connections, books, trading state, positions) and the warehouse
-(latest signals, open orders, PnL from fills). A source that does not answer shows why in its
+(latest signals, open orders, PnL from fills, the hot path's latency per hop). A source that does not answer shows why in its
 panel; the view keeps running.
 """
 
@@ -58,6 +58,23 @@ FROM (
 LEFT JOIN (SELECT symbol, argMax(price, ts_event) AS last FROM md_trades GROUP BY symbol) AS t USING symbol
 ORDER BY symbol FORMAT JSONEachRow
 """
+
+# The hot path of the last 5 minutes, hop by hop (first order of each signal; see the order_latency view).
+HOPS = (
+    ("venue -> feed", "venue_to_feed_ns"), ("feed -> Kafka ack", "feed_to_md_ack_ns"),
+    ("Kafka -> streams", "md_ack_to_streams_ns"), ("streams -> signal", "streams_to_signal_ns"),
+    ("signal -> Kafka ack", "signal_to_signal_ack_ns"), ("Kafka -> executor", "signal_ack_to_executor_ns"),
+    ("executor -> order sent", "executor_to_order_sent_ns"), ("order -> venue answer", "order_round_trip_ns"),
+    ("tick -> signal", "tick_to_signal_ns"), ("tick -> order sent", "tick_to_order_sent_ns"),
+)
+HOT_PATH_WINDOW_S = 300
+
+
+def hot_path_sql(window_s: int) -> str:
+    """p50 and p99 of every hop over the signals' first orders sent in the last ``window_s`` seconds."""
+    quantiles = ", ".join(f"quantiles(0.5, 0.99)({column}) AS {column}" for _, column in HOPS)
+    return (f"SELECT count() AS orders, {quantiles} FROM order_latency "
+            f"WHERE first_order AND ts_sent >= now() - INTERVAL {int(window_s)} SECOND FORMAT JSONEachRow")
 
 
 @dataclass(frozen=True)
@@ -195,6 +212,18 @@ def _orders_view(sampler: Sampler) -> Table | Text:
     return _table("order", "symbol", "side", "status", "price", "qty", "filled", rows=rows, empty="no open orders")
 
 
+def hot_path_view(sampler: Sampler, window_s: int = HOT_PATH_WINDOW_S) -> Group | Text:
+    """Where each millisecond from tick to order went (the ``order_latency`` view), hop by hop."""
+    rows = sampler.query(hot_path_sql(window_s))
+    if not rows or not int(rows[0]["orders"]):
+        return Text(f"no order in the last {window_s} s", style="dim")
+    row = rows[0]
+    table = _table("hop", "p50 ms", "p99 ms", rows=[
+        (name, *(f"{float(q) / 1e6:.2f}" for q in row[column])) for name, column in HOPS
+    ], empty="")
+    return Group(Text(f"{row['orders']} orders (first of each signal), last {window_s} s"), table)
+
+
 def render(sampler: Sampler) -> Layout:
     """One frame of the view."""
     layout = Layout()
@@ -207,6 +236,7 @@ def render(sampler: Sampler) -> Layout:
     layout["left"].split_column(
         Layout(_guard("topics", lambda: _topics_view(sampler)), ratio=3),
         Layout(_guard("consumer lag", lambda: _lag_view(sampler)), ratio=2),
+        Layout(_guard("hot path (tick to order)", lambda: hot_path_view(sampler)), ratio=3),
     )
     layout["right"].split_column(
         Layout(_guard("feed health", lambda: _feed_view(sampler)), ratio=2),

@@ -35,22 +35,32 @@ class TopicInfo:
         return sum(self.end_offsets)
 
 
+# Topics whose records carry the broker's append time as their Kafka timestamp: the hop "market data
+# (or signal) acknowledged by Kafka" is then read from the record itself by the next stage.
+APPEND_TIME_TOPICS = frozenset({Topic.TRADES.value, Topic.BOOK.value, Topic.BBO.value, Topic.HEALTH.value,
+                                Topic.SIGNALS.value})
+
+
 def topic_configs(kafka: KafkaSettings, name: str) -> dict[str, str]:
-    """The configs a tickpipe topic is created with: its retention (per-topic setting, else the default)."""
-    return {"retention.ms": str(kafka.topic_retention_ms.get(name, kafka.retention_ms))}
+    """The configs a tickpipe topic is created with: its retention (per-topic setting, else the default), and
+    for the hot-path topics the broker's append time as record timestamp."""
+    configs = {"retention.ms": str(kafka.topic_retention_ms.get(name, kafka.retention_ms))}
+    if name in APPEND_TIME_TOPICS:
+        configs["message.timestamp.type"] = "LogAppendTime"
+    return configs
 
 
 def create_topics(kafka: KafkaSettings, names: list[str] | None = None, timeout_s: float = 15.0) -> list[str]:
     """Create the tickpipe topics that do not exist yet; return the names created.
 
-    Existing topics keep their partitions; their retention is brought to the settings' value, so a
-    changed retention applies to a broker whose topics outlived the change.
+    Existing topics keep their partitions; their configs (retention, timestamp type) are brought to
+    the settings' values, so a change applies to a broker whose topics outlived it.
     """
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
     wanted = names or [t.value for t in Topic]
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     missing = [n for n in wanted if n not in existing]
-    _align_retention(admin, kafka, [n for n in wanted if n in existing], timeout_s)
+    _align_configs(admin, kafka, [n for n in wanted if n in existing], timeout_s)
     if not missing:
         return []
     futures = admin.create_topics(
@@ -72,7 +82,7 @@ def create_topics(kafka: KafkaSettings, names: list[str] | None = None, timeout_
     return created
 
 
-def _align_retention(admin: AdminClient, kafka: KafkaSettings, names: list[str], timeout_s: float) -> None:
+def _align_configs(admin: AdminClient, kafka: KafkaSettings, names: list[str], timeout_s: float) -> None:
     if not names:
         return
     described = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, n) for n in names],

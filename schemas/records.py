@@ -212,6 +212,8 @@ class Signal(TypedDict):
     ts_event: int
     ts_recv: int
     ts_emit: int
+    ts_md_ack: int | None
+    ts_in: int | None
 
 
 class OrderEvent(TypedDict):
@@ -237,6 +239,9 @@ class OrderEvent(TypedDict):
     ts_event: int
     ts_recv: int
     ts_emit: int
+    ts_signal_ack: int | None
+    ts_in: int | None
+    ts_sent: int | None
 
 
 class Fill(TypedDict):

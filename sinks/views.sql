@@ -210,6 +210,41 @@ FROM (SELECT * FROM fills FINAL) AS f
 INNER JOIN (SELECT client_order_id, ts_emit FROM orders FINAL WHERE seq = 0) AS o
     ON f.client_order_id = o.client_order_id;
 
+-- The hot path hop by hop, one row per order the venue acknowledged (its `new` event), joined with
+-- the signal behind it by signal_id. Every stamp is carried by the records themselves:
+--   signal.ts_event     venue event time of the market data behind the signal
+--   signal.ts_recv      the feed received it
+--   signal.ts_md_ack    the broker appended it (Kafka LogAppendTime of the md record, 1 ms resolution)
+--   signal.ts_in        the streams worker took it
+--   signal.ts_emit      the signal was emitted
+--   order.ts_signal_ack the broker appended the signal (LogAppendTime, 1 ms resolution)
+--   order.ts_in         the executor took the signal
+--   order.ts_sent       the order request left for the venue
+--   order.ts_event      the venue's acknowledgement time (transactTime, 1 ms resolution)
+--   order.ts_recv       the executor received the acknowledgement
+-- Hops across a millisecond stamp may read up to 1 ms short or long (even below zero) per record.
+-- first_order = 1 marks the signal's first order: tick_to_order_sent of later orders includes the
+-- policy's own waits (passive time before crossing).
+CREATE OR REPLACE VIEW order_latency AS
+SELECT
+    o.venue AS venue, o.symbol AS symbol, o.signal_id AS signal_id, o.client_order_id AS client_order_id,
+    o.ts_sent AS ts_sent,
+    o.ts_sent = min(o.ts_sent) OVER (PARTITION BY o.signal_id) AS first_order,
+    toUnixTimestamp64Nano(s.ts_recv) - toUnixTimestamp64Nano(s.ts_event) AS venue_to_feed_ns,
+    toUnixTimestamp64Nano(s.ts_md_ack) - toUnixTimestamp64Nano(s.ts_recv) AS feed_to_md_ack_ns,
+    toUnixTimestamp64Nano(s.ts_in) - toUnixTimestamp64Nano(s.ts_md_ack) AS md_ack_to_streams_ns,
+    toUnixTimestamp64Nano(s.ts_emit) - toUnixTimestamp64Nano(s.ts_in) AS streams_to_signal_ns,
+    toUnixTimestamp64Nano(o.ts_signal_ack) - toUnixTimestamp64Nano(s.ts_emit) AS signal_to_signal_ack_ns,
+    toUnixTimestamp64Nano(o.ts_in) - toUnixTimestamp64Nano(o.ts_signal_ack) AS signal_ack_to_executor_ns,
+    toUnixTimestamp64Nano(o.ts_sent) - toUnixTimestamp64Nano(o.ts_in) AS executor_to_order_sent_ns,
+    toUnixTimestamp64Nano(o.ts_event) - toUnixTimestamp64Nano(o.ts_sent) AS order_sent_to_venue_ack_ns,
+    toUnixTimestamp64Nano(o.ts_recv) - toUnixTimestamp64Nano(o.ts_sent) AS order_round_trip_ns,
+    toUnixTimestamp64Nano(s.ts_emit) - toUnixTimestamp64Nano(s.ts_recv) AS tick_to_signal_ns,
+    toUnixTimestamp64Nano(o.ts_sent) - toUnixTimestamp64Nano(s.ts_recv) AS tick_to_order_sent_ns,
+    toUnixTimestamp64Nano(o.ts_recv) - toUnixTimestamp64Nano(s.ts_recv) AS tick_to_venue_ack_ns
+FROM (SELECT * FROM orders FINAL WHERE status = 'new' AND ts_sent IS NOT NULL) AS o
+INNER JOIN (SELECT * FROM signals FINAL) AS s ON o.signal_id = s.signal_id;
+
 -- Per-minute latency summary per hop, maintained at insert time for the single-table hops.
 CREATE TABLE IF NOT EXISTS hop_latency_1m_state
 (

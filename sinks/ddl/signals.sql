@@ -15,6 +15,8 @@ CREATE TABLE IF NOT EXISTS signals
     `ts_event` DateTime64(9, 'UTC'),
     `ts_recv` DateTime64(9, 'UTC'),
     `ts_emit` DateTime64(9, 'UTC'),
+    `ts_md_ack` Nullable(DateTime64(9, 'UTC')) DEFAULT NULL,
+    `ts_in` Nullable(DateTime64(9, 'UTC')) DEFAULT NULL,
     `_topic` LowCardinality(String),
     `_topic_id` LowCardinality(String),
     `_partition` Int32,

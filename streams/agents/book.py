@@ -22,8 +22,16 @@ from streams.models.ofi_microprice import OfiMicropriceModel
 from streams.pipelines.book import BookConfig, BookInstrument, BookOutcome
 
 MS = 1_000_000
+LOG_APPEND_TIME = 1  # Kafka's timestamp type of a record stamped by the broker
 
 log = logging.getLogger(__name__)
+
+
+def broker_time_ns(msg: Any) -> int | None:
+    """The broker's append time of ``msg`` in ns (ms resolution), or None when its topic keeps producer times."""
+    if msg.timestamp_type != LOG_APPEND_TIME or msg.timestamp is None:
+        return None
+    return round(msg.timestamp * 1000) * MS
 
 
 def book_config(rt: Runtime) -> BookConfig:
@@ -58,6 +66,7 @@ def attach(rt: Runtime) -> None:
             deliveries: list[Awaitable[Any]] = []
             for event in events:
                 msg = event.message
+                taken = time.time_ns()
                 is_health = msg.topic == Topic.HEALTH.value
                 record = await rt.admit(msg, expected[msg.topic], deliveries, venue_wide_ok=is_health)
                 if record is None:
@@ -93,6 +102,8 @@ def attach(rt: Runtime) -> None:
                     if out.features is not None:
                         deliveries.append(await rt.send(Topic.FEATURES_BOOK, key, out.features))
                     if out.signal is not None:
+                        out.signal["ts_md_ack"] = broker_time_ns(msg)
+                        out.signal["ts_in"] = taken
                         deliveries.append(await rt.send(Topic.SIGNALS, key, out.signal))
                 inst.mark(ref)
                 touched[key] = (inst, msg.partition)

@@ -65,6 +65,12 @@ def test_signals_become_venue_orders_with_events_fills_and_positions(
         assert events[cid][0]["status"] == "pending_new" and events[cid][-1]["status"] in TERMINAL
         assert venue_order["type"] == "LIMIT" and venue_order["timeInForce"] == "IOC"
         assert Decimal(events[cid][-1]["filled_qty"]) == Decimal(venue_order["executedQty"])
+        # hop stamps: the broker appended the signal (ms resolution) after it was emitted and before the
+        # executor took it; the order went out after that, and its answer came back after it went out
+        answered = events[cid][1]
+        assert answered["ts_signal_ack"] is not None and answered["ts_sent"] is not None, answered
+        assert s["ts_emit"] - 1_000_000 <= answered["ts_signal_ack"] <= answered["ts_in"] + 1_000_000
+        assert answered["ts_in"] <= answered["ts_sent"] <= answered["ts_recv"]
     for s in makers:
         maker_events = [e for cid, evs in events.items() for e in evs if e["signal_id"] == s["signal_id"]]
         assert {e["order_type"] for e in maker_events} == {"LIMIT_MAKER"}

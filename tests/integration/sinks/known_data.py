@@ -62,7 +62,8 @@ def known_history(now_ns: int | None = None) -> dict[str, list[dict[str, Any]]]:
                         "target": "0.01", "urgency": 0.5, "model": "imbalance-v1", "expires_at": t + 2 * S,
                         "reference_price": "64000.005", "inputs": [{"topic": "features.book", "partition": 0,
                                                                     "offset": k}],
-                        "ts_event": t, "ts_recv": t + S // 1000, "ts_emit": emit})
+                        "ts_event": t, "ts_recv": t + S // 1000, "ts_emit": emit,
+                        "ts_md_ack": t + S // 1000 + 300_000, "ts_in": t + S // 1000 + 500_000})
         cid = f"{signal_id}-0"
         price = "64000.01" if side == "buy" else "64000.00"
         for seq, (status, prev) in enumerate((("new", "pending_new"), ("filled", "new"))):
@@ -70,8 +71,9 @@ def known_history(now_ns: int | None = None) -> dict[str, list[dict[str, Any]]]:
                            "order_type": "LIMIT", "time_in_force": "GTC", "price": price, "qty": "0.01",
                            "status": status, "previous_status": prev, "filled_qty": "0.01" if seq else "0",
                            "avg_price": price if seq else None, "venue_order_id": f"v{k}", "reason": None,
-                           "error_code": None, "ts_event": t, "ts_recv": t + S // 1000,
-                           "ts_emit": emit + (seq + 1) * 400_000})
+                           "error_code": None, "ts_event": emit + 1_000_000 + seq * S, "ts_recv": emit + 1_400_000 + seq * S,
+                           "ts_emit": emit + 1_400_000 + seq * S + 50_000, "ts_signal_ack": emit + 250_000,
+                           "ts_in": emit + 400_000, "ts_sent": emit + 600_000})
         fills.append({**base, "trade_id": 10_000 + k, "client_order_id": cid, "venue_order_id": f"v{k}",
                       "signal_id": signal_id, "side": side, "price": price, "qty": "0.01", "fee": "0.0000075",
                       "fee_asset": "BTC" if side == "buy" else "USDT", "liquidity": "maker",

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import orjson
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from infra.cli import app
+from infra.settings import KafkaSettings
+from infra.top import Endpoints, Sampler, hot_path_view
 from tests.integration.sinks.conftest import Archive, open_archive
 from tests.integration.sinks.known_data import known_history, write_history
 
@@ -62,6 +65,48 @@ def test_documented_answers_match_the_known_history(history_archive: tuple[Archi
     assert [r[3] for r in outages] == [21]  # 20 s without data: last bucket before, first after
     orders = archive.client.query(queries[11]).result_rows
     assert len(orders) == 20 and {r[2] for r in orders} == {"filled"}
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_order_latency_view_gives_every_hop_from_the_records_stamps(history_archive: tuple[Archive, dict]) -> None:
+    archive, history = history_archive
+    signals = {s["signal_id"]: s for s in history["signals"]}
+    expected = {}
+    for o in history["orders"]:
+        if o["status"] != "new":
+            continue
+        s = signals[o["signal_id"]]
+        expected[o["client_order_id"]] = (
+            s["ts_recv"] - s["ts_event"], s["ts_md_ack"] - s["ts_recv"], s["ts_in"] - s["ts_md_ack"],
+            s["ts_emit"] - s["ts_in"], o["ts_signal_ack"] - s["ts_emit"], o["ts_in"] - o["ts_signal_ack"],
+            o["ts_sent"] - o["ts_in"], o["ts_event"] - o["ts_sent"], o["ts_recv"] - o["ts_sent"],
+            s["ts_emit"] - s["ts_recv"], o["ts_sent"] - s["ts_recv"], o["ts_recv"] - s["ts_recv"], 1,
+        )
+    rows = archive.client.query(
+        "SELECT client_order_id, venue_to_feed_ns, feed_to_md_ack_ns, md_ack_to_streams_ns, streams_to_signal_ns, "
+        "signal_to_signal_ack_ns, signal_ack_to_executor_ns, executor_to_order_sent_ns, order_sent_to_venue_ack_ns, "
+        "order_round_trip_ns, tick_to_signal_ns, tick_to_order_sent_ns, tick_to_venue_ack_ns, first_order "
+        "FROM order_latency").result_rows
+    assert {r[0]: tuple(int(v) for v in r[1:]) for r in rows} == expected
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_top_shows_the_hot_path_hop_by_hop_from_the_archive(history_archive: tuple[Archive, dict]) -> None:
+    archive, history = history_archive
+    sampler = Sampler(Endpoints(KafkaSettings(), archive.warehouse.url, archive.warehouse.database, None, None))
+    console = Console(width=200, record=True)
+
+    console.print(hot_path_view(sampler, window_s=3 * 3600))
+
+    text = console.export_text()
+    signals = {s["signal_id"]: s for s in history["signals"]}
+    firsts = [o for o in history["orders"] if o["status"] == "new"]
+    tick_to_sent = sorted(o["ts_sent"] - signals[o["signal_id"]]["ts_recv"] for o in firsts)
+    assert f"{len(firsts)} orders" in text
+    line = next(x for x in text.splitlines() if x.startswith("tick -> order sent"))
+    assert line.split()[-2] == f"{tick_to_sent[len(tick_to_sent) // 2] / 1e6:.2f}", line
 
 
 def _invoke(archive: Archive, args: list[str]) -> str:

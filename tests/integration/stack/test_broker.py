@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from infra.broker import free_port, private_broker
@@ -107,6 +107,32 @@ def test_topics_are_created_with_their_retention_and_a_changed_retention_reaches
         assert retention("md.trades") == str(7 * 24 * 3600 * 1000)
         assert retention("fills") == retention("orders") == "-1"  # an override of other topics keeps them
         assert end_offsets(kafka.bootstrap, [TopicPartition("md.book", 0)]) == {("md.book", 0): (0, 0)}
+
+
+@pytest.mark.timeout(60)
+def test_hot_path_topics_carry_the_brokers_append_time_and_the_others_the_producers(tmp_path: Path) -> None:
+    with private_broker(tmp_path / "kafka") as (kafka, _):
+        producer = Producer({"bootstrap.servers": kafka.bootstrap})
+        old_ms = 1_000_000_000_000  # 2001: a create time no broker clock would give
+        for topic in ("md.book", "signals", "features.book"):
+            producer.produce(topic, b"x", key=b"k", partition=0, timestamp=old_ms)
+        producer.flush(10)
+        before_ms = time.time_ns() // 1_000_000 - 60_000
+        consumer = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": "ts", "enable.auto.commit": False})
+        stamps = {}
+        for topic in ("md.book", "signals", "features.book"):
+            consumer.assign([TopicPartition(topic, 0, 0)])
+            msg = None
+            deadline = time.monotonic() + 20
+            while msg is None and time.monotonic() < deadline:
+                msg = consumer.poll(0.5)
+            assert msg is not None and not msg.error(), topic
+            stamps[topic] = msg.timestamp()
+        consumer.close()
+        for topic in ("md.book", "signals"):
+            kind, ms = stamps[topic]
+            assert kind == TIMESTAMP_LOG_APPEND_TIME and ms >= before_ms, (topic, stamps[topic])
+        assert stamps["features.book"] == (TIMESTAMP_CREATE_TIME, old_ms)
 
 
 @pytest.mark.timeout(60)

@@ -214,6 +214,12 @@ class OutputReader:
             return
         if not rec["ts_emit"] >= rec["ts_recv"]:
             self.out.stamps_ok = False
+        if topic == Topic.SIGNALS:
+            # the hop stamps: the broker appended the md input (ms resolution) before the worker took it,
+            # and the worker took it before it emitted the signal
+            acked, taken = rec.pop("ts_md_ack"), rec.pop("ts_in")
+            if acked is None or taken is None or not acked - 1_000_000 <= taken <= rec["ts_emit"]:
+                self.out.stamps_ok = False
         rec = {k: v for k, v in rec.items() if k != "ts_emit"}
         if topic == Topic.FEATURES_BOOK:
             self.out.book[(rec["symbol"], rec["update_id"])] = rec
