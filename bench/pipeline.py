@@ -16,7 +16,9 @@ streams, sink, executor) on a private ``TICKPIPE_HOME`` and free ports. Then:
    signals and orders are collected for ``--latency-s``. Tick-to-order = the ``ts_recv`` of the
    market-data input that produced a signal (stamped by the feed) -> the ``ts_emit`` of the first
    order the executor sent for it (``pending_new``); also tick -> signal, signal -> order and
-   tick -> venue answer. Signals come faster than by default (cooldown 1 s instead of 5 s) and
+   tick -> venue answer, and every hop in between from the stamps the records carry (feed receive,
+   Kafka ack of the md record, streams input, signal, Kafka ack of the signal, executor input, order
+   sent, venue answer). ``--latency-rate`` measures at a given rate instead. Signals come faster than by default (cooldown 1 s instead of 5 s) and
    with a target every symbol can trade (0.01), so that the window holds enough of them.
 
 The stack is stopped by pid at the end, also on Ctrl-C or SIGTERM (and by a watchdog when the
@@ -365,6 +367,38 @@ class Latencies:
     tick_to_order: list[float]
     venue_event_to_order: list[float]
     tick_to_venue_answer: list[float]
+    hops: dict[str, list[float]]  # the hop stamps of each signal's first answered order, hop by hop
+
+
+# hop name -> (record holding the later stamp, later stamp, record holding the earlier stamp, earlier stamp)
+HOPS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("venue event -> feed receive", "signal", "ts_recv", "signal", "ts_event"),
+    ("feed receive -> Kafka ack of the md record", "signal", "ts_md_ack", "signal", "ts_recv"),
+    ("Kafka ack -> streams input", "signal", "ts_in", "signal", "ts_md_ack"),
+    ("streams input -> signal emitted", "signal", "ts_emit", "signal", "ts_in"),
+    ("signal emitted -> Kafka ack of the signal", "order", "ts_signal_ack", "signal", "ts_emit"),
+    ("Kafka ack -> executor input", "order", "ts_in", "order", "ts_signal_ack"),
+    ("executor input -> order sent", "order", "ts_sent", "order", "ts_in"),
+    ("order sent -> venue ack (venue clock)", "order", "ts_event", "order", "ts_sent"),
+    ("order sent -> answer received", "order", "ts_recv", "order", "ts_sent"),
+    ("**tick -> signal**", "signal", "ts_emit", "signal", "ts_recv"),
+    ("**tick -> order sent**", "order", "ts_sent", "signal", "ts_recv"),
+)
+
+
+def hop_latencies(signals: list[dict], first_answer: dict[str, dict]) -> dict[str, list[float]]:
+    """Per hop, the ms between the stamps the records carry (ms-resolution stamps may read up to 1 ms off)."""
+    hops: dict[str, list[float]] = {name: [] for name, *_ in HOPS}
+    for signal in signals:
+        order = first_answer.get(signal["signal_id"])
+        if order is None:
+            continue
+        records = {"signal": signal, "order": order}
+        for name, later_rec, later, earlier_rec, earlier in HOPS:
+            a, b = records[later_rec].get(later), records[earlier_rec].get(earlier)
+            if a is not None and b is not None:
+                hops[name].append((a - b) / 1e6)
+    return hops
 
 
 def _values(bootstrap: str, topic: Topic) -> list[bytes]:
@@ -381,6 +415,7 @@ def collect_latencies(bootstrap: str, window_ns: tuple[int, int]) -> Latencies:
     sent: dict[str, int] = {}
     denied: set[str] = set()
     answered: dict[str, int] = {}
+    first_answer: dict[str, dict] = {}
     for value in _values(bootstrap, Topic.ORDERS):
         o = serde.decode_as("OrderEvent", value)
         sid = o["signal_id"]
@@ -390,6 +425,8 @@ def collect_latencies(bootstrap: str, window_ns: tuple[int, int]) -> Latencies:
             denied.add(sid)
         elif o["previous_status"] == "pending_new":
             answered[sid] = min(answered.get(sid, o["ts_emit"]), o["ts_emit"])
+            if sid not in first_answer or (o["ts_sent"] or 0) < (first_answer[sid]["ts_sent"] or 0):
+                first_answer[sid] = o
     stale = set()
     for value in _values(bootstrap, Topic.DLQ):
         dead = serde.decode_as("DeadLetter", value)
@@ -408,6 +445,7 @@ def collect_latencies(bootstrap: str, window_ns: tuple[int, int]) -> Latencies:
         tick_to_venue_answer=[
             (answered[s["signal_id"]] - s["ts_recv"]) * ms for s in with_order if s["signal_id"] in answered
         ],
+        hops=hop_latencies(signals, first_answer),
     )
 
 
@@ -466,6 +504,15 @@ def print_latency(lat: Latencies, rate: float, seconds: float) -> None:
                   f"{max(values):.1f} |")
         else:
             print(f"| {name} | 0 | - | - | - |")
+    print("\nhop by hop, from the stamps the records carry (each signal's first order the venue answered):")
+    print("| hop | n | p50 ms | p99 ms | max ms |")
+    print("|---|---|---|---|---|")
+    for name, values in lat.hops.items():
+        if values:
+            print(f"| {name} | {len(values)} | {percentile(values, 0.5):.2f} | {percentile(values, 0.99):.2f} | "
+                  f"{max(values):.2f} |")
+        else:
+            print(f"| {name} | 0 | - | - | - |")
 
 
 # ----------------------------------------------------------------------------------- main
@@ -480,6 +527,8 @@ def parse_args() -> argparse.Namespace:
                         help="start of each step not judged (the previous backlog drains there)")
     parser.add_argument("--sample-s", type=float, default=2.5, help="lag sampling interval")
     parser.add_argument("--latency-s", type=float, default=50.0, help="how long signals are collected at half rate")
+    parser.add_argument("--latency-rate", type=float, default=0.0,
+                        help="event rate of the latency phase (default: half the highest sustained rate)")
     parser.add_argument("--drain-s", type=float, default=30.0, help="longest wait for backlogs to drain before it")
     parser.add_argument("--all-steps", action="store_true", help="keep stepping after a step is not sustained")
     parser.add_argument("--signal-cooldown-ms", type=int, default=1000,
@@ -495,6 +544,9 @@ def main() -> None:
     print(f"machine: {machine()}", flush=True)
     overrides = {
         "TICKPIPE_SIM__EVENTS_PER_S": str(rates[0]),
+        # one venue's feed: the feed lag compares md.trades with the exchange's own trade count, which the
+        # Kraken and Coinbase feeds of the same simulated exchange would publish again
+        "TICKPIPE_STACK__SERVICES": "broker,warehouse,sim-exchange,feed,streams,sink,executor",
         "TICKPIPE_STREAMS__SIGNAL_COOLDOWN_MS": str(args.signal_cooldown_ms),
         # the executor should meet the venue's order limit only if the pipeline is that fast
         "TICKPIPE_SIM__ORDERS_LIMIT_10S": "1000",
@@ -517,7 +569,7 @@ def main() -> None:
         print_steps_table(steps)
         if best is None:
             print("no step was sustained; latency measured at half the lowest rate")
-        half = (best.target if best else rates[0]) / 2
+        half = args.latency_rate or (best.target if best else rates[0]) / 2
         print(f"\nhighest sustained: {best.target:,.0f} events/s (achieved {best.achieved:,.0f})" if best else "")
         print(f"latency phase: {half:,.0f} events/s; draining backlogs", flush=True)
         prober.set_rate(half)
