@@ -26,14 +26,14 @@ def _counter(channel: str) -> Callable[..., Awaitable[None]]:
     return callback
 
 
-def main() -> None:
-    from importlib.metadata import version
+def load_recording(path: str) -> tuple[list[str], dict[str, str], list[str]]:
+    """The recording's websocket frames (``trade`` reshaped to ``aggTrade``), REST snapshots by symbol, symbols.
 
-    from cryptofeed.defines import L2_BOOK, TICKER, TRADES
+    Also registers the symbols with cryptofeed, as its exchange-info request would.
+    """
     from cryptofeed.exchanges import Binance
     from cryptofeed.symbols import Symbols
 
-    path, repeat = sys.argv[1], int(sys.argv[2])
     frames: list[str] = []
     snapshots: dict[str, str] = {}
     symbols: set[str] = set()
@@ -58,6 +58,17 @@ def main() -> None:
     ]}
     syms, sym_info = Binance._parse_symbol_data(info)
     Symbols.set(Binance.id, syms, sym_info)
+    return frames, snapshots, sorted(symbols)
+
+
+def main() -> None:
+    from importlib.metadata import version
+
+    from cryptofeed.defines import L2_BOOK, TICKER, TRADES
+    from cryptofeed.exchanges import Binance
+
+    path, repeat = sys.argv[1], int(sys.argv[2])
+    frames, snapshots, symbols = load_recording(path)
 
     async def run() -> float:
         best = float("inf")

@@ -12,7 +12,11 @@ the same way), plus the range of the ratios to cryptofeed within each block:
 * ``... + encode``: the same, each record Avro-encoded with ``AvroSerde`` (what goes to Kafka);
 * ``... + publish``: the same into a real ``KafkaPublisher`` on a private local broker, until flushed;
 * ``cryptofeed``: ``Binance.message_handler`` of cryptofeed (in ``bench/.venv-cryptofeed``, created on
-  first run with ``pip install cryptofeed==2.4.1``; skipped with the reason if that fails).
+  first run with ``pip install cryptofeed==2.4.1``; skipped with the reason if that fails);
+* publishing compared (:func:`bench_kafka_compare`): tickpipe's feed into its ``KafkaPublisher`` and
+  cryptofeed's handler into its own Kafka backend (``cryptofeed.backends.kafka``, what a cryptofeed
+  user runs), the same frames to one private broker, delivery confirmed: frames/s and frames per
+  CPU-second as fast as each goes, then frame receive -> broker ack p50/p99 paced at ``--kafka-rate``.
 
 Run: ``.venv/bin/python -m bench.feed [--file REC.jsonl | --record-seconds S] [--repeat N] [--blocks B]
 [--no-kafka] [--no-cryptofeed]``; ``--record-seconds`` first records that long from a fresh simulated exchange
@@ -26,6 +30,7 @@ import gc
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -140,12 +145,14 @@ def bench_publish(lines: list[Line], rounds: int) -> tuple[float, str]:
 
 def _cryptofeed_python() -> tuple[Path | None, str]:
     python = CF_VENV / "bin" / "python"
-    if python.exists():
+    if (CF_VENV / ".installed").exists():
         return python, ""
     try:
         subprocess.run([sys.executable, "-m", "venv", str(CF_VENV)], check=True, capture_output=True, timeout=120)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", f"cryptofeed=={CF_VERSION}"],
+        # the kafka extra brings aiokafka for cryptofeed.backends.kafka
+        subprocess.run([str(python), "-m", "pip", "install", "-q", f"cryptofeed[kafka]=={CF_VERSION}"],
                        check=True, capture_output=True, timeout=600)
+        (CF_VENV / ".installed").touch()
         return python, ""
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
@@ -162,6 +169,147 @@ def bench_cryptofeed(path: Path, rounds: int) -> tuple[float | None, str]:
         return None, f"cryptofeed run failed: {out.stderr[-500:]}"
     result = json.loads(out.stdout.strip().splitlines()[-1])
     return result["frames"] / result["seconds"], f"cryptofeed {result['version']}, callbacks/round {result['callbacks_per_round']}"
+
+
+CF_TOPIC_KEYS = ("trades", "book", "ticker")
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _replay_live(lines: list[Line], sink: RecordSink, rate: float, rounds: int) -> int:
+    """Replay ``rounds`` times (a fresh pipeline each) with the real clock as receive time, ``rate`` frames/s
+    (0 = as fast as it goes); return the frames."""
+    frames, start = 0, time.perf_counter()
+    for _ in range(rounds):
+        frames = _replay_round(lines, sink, rate, start, frames)
+    return frames
+
+
+def _replay_round(lines: list[Line], sink: RecordSink, rate: float, start: float, frames: int) -> int:
+    adapter = adapter_for("binance")
+    pipeline = FeedPipeline(adapter, [], sink, FeedEvents("binance", "bench"), FeedMetrics(CollectorRegistry()))
+    next_tick = 0
+    for _, kind, url, data in lines:
+        now = time.time_ns()
+        if kind == "ws":
+            if rate:
+                wait = start + frames / rate - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+                now = time.time_ns()
+            pipeline.frame("bench", data, now)
+            frames += 1
+        elif kind == "rest":
+            pipeline.snapshot(url, data, now)
+        else:
+            pipeline.add_symbols(adapter.stream_symbols(url))
+            pipeline.open("bench", url, now)
+        if now >= next_tick:
+            pipeline.tick(now)
+            next_tick = now + 20_000_000
+    pipeline.tick(time.time_ns() + 1_000_000_000)  # release what waits for a missing event: the round is over
+    return frames
+
+
+def _ack_latencies_ms(bootstrap: str, topics: list[str], recv_ns: Callable[[bytes], int], since_ns: int) -> list[float]:
+    """Broker append time minus the receive time each record carries, for the records received since ``since_ns``."""
+    from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
+
+    from infra.topics import read_to_end
+
+    out = []
+    for topic in topics:
+        for msg in read_to_end(bootstrap, topic):
+            kind, ms = msg.timestamp()
+            recv = recv_ns(msg.value())
+            if kind == TIMESTAMP_LOG_APPEND_TIME and recv >= since_ns:
+                out.append(ms - recv / 1e6)
+    return out
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def _warm_up(publisher: Any, kafka: Any) -> None:
+    """Publish and flush one record first: a new idempotent producer sends nothing before the broker gave it
+    a producer id, which would otherwise count as the first records' latency."""
+    from schemas.topics import Topic
+
+    publisher.publish(Topic.HEALTH.value, b"bench:warmup", "FeedEvent", {
+        "venue": "bench", "symbol": "", "event_id": f"warmup-{time.time_ns()}", "kind": "connect",
+        "connection_id": "bench", "detail": "warm-up", "ts_event": 0, "ts_recv": 0})
+    publisher.flush(30)
+
+
+def bench_kafka_compare(path: Path, lines: list[Line], rate: float, rounds: int) -> list[tuple[str, float, float, str]]:
+    """tickpipe's feed and cryptofeed's Kafka backend publishing the same frames to one local broker.
+
+    Each publishes twice: as fast as it goes (frames/s until every record is acknowledged, and frames
+    per CPU-second of its process) and paced at ``rate`` frames/s (frame receive -> broker append time,
+    read back from the records: tickpipe's ``ts_recv``, cryptofeed's ``receipt_timestamp``).
+    Returns rows (system and phase, frames/s, frames per CPU-second, note).
+    """
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from infra.broker import private_broker
+    from producers.publisher import KafkaPublisher
+    from schemas.topics import Topic
+
+    python, reason = _cryptofeed_python()
+    serde = AvroSerde()
+    md_topics = [Topic.TRADES.value, Topic.BOOK.value, Topic.BBO.value]
+    rows: list[tuple[str, float, float, str]] = []
+    data_dir = Path(tempfile.gettempdir()) / f"bench-feed-compare-{time.time_ns()}"
+    with private_broker(data_dir) as (kafka, _):
+        symbols = sorted({json.loads(d)["stream"].split("@")[0].upper() for _, k, _, d in lines if k == "ws"})
+        cf_topics = [f"{key}-BINANCE-{s[:-4]}-{s[-4:]}" for key in CF_TOPIC_KEYS for s in symbols]
+        admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+        for future in admin.create_topics([NewTopic(t, 1, 1, config={"message.timestamp.type": "LogAppendTime"})
+                                           for t in [*cf_topics, "warmup"]]).values():
+            future.result()
+        for phase_rate in (0.0, rate):
+            phase = f"paced {rate:,.0f} frames/s" if phase_rate else "as fast as it goes"
+            publisher = KafkaPublisher(kafka, FeedEvents("binance", "bench"), FeedMetrics(CollectorRegistry()),
+                                       time.time_ns, buffer_max_records=2_000_000)
+            _warm_up(publisher, kafka)
+            delivered = publisher.delivered
+
+            def sink(topic: str, key: bytes, name: str, record: dict[str, Any], pub: KafkaPublisher = publisher) -> None:
+                pub.publish(topic, key, name, record)
+                pub.poll()
+
+            since, cpu, start = time.time_ns(), _cpu_s(), time.perf_counter()
+            frames = _replay_live(lines, sink, phase_rate, rounds)
+            left = publisher.flush(60)
+            elapsed, cpu = time.perf_counter() - start, _cpu_s() - cpu
+            lat = _ack_latencies_ms(kafka.bootstrap, md_topics, lambda v: serde.decode(v)[1]["ts_recv"], since)
+            rows.append((f"tickpipe feed, {phase}", frames / elapsed, frames / cpu,
+                         f"{publisher.delivered - delivered} records acknowledged, {left} unflushed; receive -> broker ack "
+                         f"p50 {_pct(lat, 0.5):.1f} ms, p99 {_pct(lat, 0.99):.1f} ms"))
+            if python is None:
+                continue
+            since = time.time_ns()
+            out = subprocess.run([str(python), str(ROOT / "bench" / "cryptofeed_kafka.py"), str(path),
+                                  kafka.bootstrap, str(phase_rate), str(rounds)], capture_output=True, text=True, timeout=900,
+                                 check=False)
+            if out.returncode != 0:
+                python, reason = None, f"cryptofeed Kafka run failed: {out.stderr[-500:]}"
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            lat = _ack_latencies_ms(kafka.bootstrap, cf_topics,
+                                    lambda v: int(json.loads(v)["receipt_timestamp"] * 1e9), since)
+            rows.append((f"cryptofeed {r['version']} + Kafka backend, {phase}", r["frames"] / r["seconds"],
+                         r["frames"] / r["cpu_seconds"],
+                         f"{len(lat)} records acknowledged; receive -> broker ack "
+                         f"p50 {_pct(lat, 0.5):.1f} ms, p99 {_pct(lat, 0.99):.1f} ms"))
+    if python is None:
+        rows.append((f"cryptofeed + Kafka backend: skipped ({reason})", float("nan"), float("nan"), ""))
+    return rows
 
 
 def record_from_sim(seconds: float, events_per_s: float, out: Path) -> None:
@@ -187,6 +335,8 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=3, help="times the stages take turns (best round of all is kept)")
     ap.add_argument("--no-kafka", action="store_true", help="skip the stage that publishes to a local broker")
     ap.add_argument("--no-cryptofeed", action="store_true", help="skip the cryptofeed comparison")
+    ap.add_argument("--kafka-rate", type=float, default=1000.0,
+                    help="frames/s of the paced publishing comparison (receive -> broker ack latency)")
     args = ap.parse_args()
 
     if args.record_seconds > 0:
@@ -238,6 +388,17 @@ def main() -> None:
     print(f"\n{'stage':<{width}}  {'frames/s':>10}  note")
     for name, rate, note in rows:
         print(f"{name:<{width}}  {rate:>10,.0f}  {note}")
+    if not args.no_kafka:
+        compare = bench_kafka_compare(args.file, lines, args.kafka_rate, max(1, args.repeat // 4))
+        print("\npublishing to the local Apache Kafka, delivery confirmed (acks=all, idempotent), same frames:")
+        print("| publisher | frames/s | frames per CPU-second | note |")
+        print("|---|---|---|---|")
+        for name, rate, per_cpu, note in compare:
+            print(f"| {name} | {rate:,.0f} | {per_cpu:,.0f} | {note} |")
+        fast = {n.split(",")[0].split(" ")[0]: (r, c) for n, r, c, _ in compare if "as fast" in n}
+        if "tickpipe" in fast and "cryptofeed" in fast:
+            print(f"tickpipe / cryptofeed: {fast['tickpipe'][0] / fast['cryptofeed'][0]:.1f}x frames/s, "
+                  f"{fast['tickpipe'][1] / fast['cryptofeed'][1]:.1f}x frames per CPU-second")
     if ratios:
         cf_best = best[CF_STAGE]
         print(f"\nratio vs cryptofeed (best rounds): parse+book+normalize {best[stages[1]] / cf_best:.2f}x, "
