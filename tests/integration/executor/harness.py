@@ -184,6 +184,21 @@ def running_engine(settings: ExecutorSettings, kafka: KafkaSettings) -> Iterator
         raise errors[0]
 
 
+def start_group_at_end(kafka: KafkaSettings, group_id: str, topic: str = Topic.SIGNALS.value) -> None:
+    """Commit ``group_id``'s offsets at ``topic``'s end: its executor acts only on what is produced from now on."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from infra.topics import end_offsets
+
+    consumer = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": group_id, "enable.auto.commit": False})
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions]
+        ends = end_offsets(kafka.bootstrap, partitions)
+        consumer.commit(offsets=[TopicPartition(t, p, end) for (t, p), (_, end) in ends.items()], asynchronous=False)
+    finally:
+        consumer.close()
+
+
 def start_executor_process(env: dict[str, str], log: Path) -> subprocess.Popen:
     """Start ``tickpipe executor`` as a real subprocess (settings from ``env``), output appended to ``log``."""
     return subprocess.Popen(
