@@ -93,11 +93,14 @@ def test_signals_become_venue_orders_with_events_fills_and_positions(
 
 
 @pytest.mark.timeout(90)
+@pytest.mark.parametrize("path", ["rest", "ws_api"])
 def test_kill_switch_cancels_open_orders_and_denies_until_released(
-    kafka_settings: KafkaSettings, executor_sim_url: str, market_bridge: MarketBridge
+    kafka_settings: KafkaSettings, executor_sim_url: str, market_bridge: MarketBridge, path: str
 ) -> None:
+    # path ws_api: orders and the kill switch's cancels over the WebSocket API, their outcome by push
     key, secret = new_account(executor_sim_url)
-    settings = executor_settings(executor_sim_url, key, secret, passive_ttl_ms=60_000)
+    ws_url = executor_sim_url.replace("http://", "ws://") + "/ws-api/v3" if path == "ws_api" else ""
+    settings = executor_settings(executor_sim_url, key, secret, passive_ttl_ms=60_000, ws_api_url=ws_url)
     venue = BinanceVenue(executor_sim_url, key, secret, 3000)
 
     with running_engine(settings, kafka_settings) as engine:
