@@ -162,6 +162,7 @@ class Trader:
         self.push: WsApiSession | None = None
         self.push_requests: dict[str, tuple[str, Order]] = {}  # request id -> ("place" | "cancel", order)
         self.placing: dict[str, SignalRun] = {}  # client order id -> run, until the venue acknowledged it
+        self.cancel_sent: dict[str, int] = {}  # client order id -> when its cancel went over the session, until answered
         self.on_foreign: Callable[[ExecutionReport], None] = lambda report: None
 
     @property
@@ -328,6 +329,10 @@ class Trader:
         if order is not None and order.is_unsettled:
             self._settle(run, order)
             return
+        sent = self.cancel_sent.get(order.client_order_id) if order is not None else None
+        if order is not None and sent is not None and now - sent >= self.config.answer_timeout_ns:
+            del self.cancel_sent[order.client_order_id]  # a cancel unanswered on a live session: ask the venue
+            self.requery(order)
         if order is not None and order.is_terminal:
             run.working = None
             order = None
@@ -472,6 +477,7 @@ class Trader:
             else:
                 self._submit_failed(run, order, answer_error(answer.status, answer.code, answer.msg))
             return
+        self.cancel_sent.pop(cid, None)
         if answer.ok:
             self._apply_venue_order(order, answer.result)
             return
@@ -516,6 +522,7 @@ class Trader:
             if kind == "place" and run is not None and order.is_unsettled:
                 self._submit_failed(run, order, OutcomeUnknown(f"session lost before the answer: {event.reason}"))
             elif kind == "cancel":
+                self.cancel_sent.pop(order.client_order_id, None)
                 self.requery(order)
         self.push_requests.clear()
 
@@ -606,6 +613,7 @@ class Trader:
                 request_id = self.push.request("order.cancel", {"symbol": order.command.symbol,
                                                                 "origClientOrderId": order.client_order_id})
                 self.push_requests[request_id] = ("cancel", order)
+                self.cancel_sent[order.client_order_id] = self.clock()
                 return
             except NotConnected:
                 pass

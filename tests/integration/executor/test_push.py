@@ -275,3 +275,40 @@ def test_several_orders_in_flight_no_instrument_waits_for_a_slow_answer_on_anoth
     venue = BinanceVenue(executor_sim_url, key, secret, 3000)
     assert len(venue_orders_of(venue, slow)) == 1
     _fills_once(kafka_settings, venue, fast + [slow])
+
+
+@pytest.mark.timeout(90)
+def test_a_cancel_held_unanswered_on_a_live_session_is_settled_by_asking_the_venue(
+    kafka_settings: KafkaSettings, executor_sim_url: str, market_bridge: MarketBridge
+) -> None:
+    # Arrange: the venue holds the next cancel 20 s without executing it; the answer timeout is 1 s
+    key, secret = new_account(executor_sim_url)
+    settings = executor_settings(executor_sim_url, key, secret, ws_api_url=_ws_url(executor_sim_url),
+                                 request_timeout_ms=1000, passive_ttl_ms=60_000, passive_window_ms=60_000)
+    venue = BinanceVenue(executor_sim_url, key, secret, 3000)
+    maker = signal("BTCUSDT", "buy", "0.002", urgency=0.0, expires_in_s=2)
+
+    with running_engine(settings, kafka_settings) as engine:
+        wait_for(lambda: engine.recover_below, 20, "signals partitions assigned")
+        wait_for(lambda: engine.trader.push_up, 10, "WebSocket API session subscribed")
+        requests.post(f"{executor_sim_url}/_sim/flow", json={"paused": True}, timeout=5).raise_for_status()
+        requests.post(f"{executor_sim_url}/_sim/faults", timeout=5, json={"rest_error": {
+            "mode": "timeout", "path": "/api/v3/order", "method": "DELETE", "after_execution": False,
+            "delay_s": 20}}).raise_for_status()
+        try:
+            # Act: the signal expires, its cancel is held
+            produce_signals(kafka_settings, [maker])
+            started = time.monotonic()
+            wait_for(lambda: _done(engine, 1), 15, "the expired signal done")
+            took_s = time.monotonic() - started
+        finally:
+            requests.delete(f"{executor_sim_url}/_sim/faults", timeout=5)
+            requests.post(f"{executor_sim_url}/_sim/flow", json={"paused": False}, timeout=5)
+
+    # Assert: done long before the held answer, by asking the venue (the cancel proven not done,
+    # then sent again); the venue canceled the one order
+    assert took_s < 15
+    orders = venue_orders_of(venue, maker)
+    assert [o["status"] for o in orders] == ["CANCELED"]
+    statuses = [e["status"] for evs in order_events(kafka_settings, {maker["signal_id"]}).values() for e in evs]
+    assert statuses == ["pending_new", "new", "pending_cancel", "new", "pending_cancel", "canceled"], statuses
