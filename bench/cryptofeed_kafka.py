@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cryptofeed_binance import load_recording  # noqa: E402 (the bench directory, not a package here)
+from cryptofeed_binance import load_recording
 
 
 def _cpu_s() -> float:

@@ -288,9 +288,9 @@ def bench_kafka_compare(path: Path, lines: list[Line], rate: float, rounds: int)
             left = publisher.flush(60)
             elapsed, cpu = time.perf_counter() - start, _cpu_s() - cpu
             lat = _ack_latencies_ms(kafka.bootstrap, md_topics, lambda v: serde.decode(v)[1]["ts_recv"], since)
-            rows.append((f"tickpipe feed, {phase}", frames / elapsed, frames / cpu,
-                         f"{publisher.delivered - delivered} records acknowledged, {left} unflushed; receive -> broker ack "
-                         f"p50 {_pct(lat, 0.5):.1f} ms, p99 {_pct(lat, 0.99):.1f} ms"))
+            note = (f"{publisher.delivered - delivered} records acknowledged, {left} unflushed; receive -> broker ack "
+                    f"p50 {_pct(lat, 0.5):.1f} ms, p99 {_pct(lat, 0.99):.1f} ms")
+            rows.append((f"tickpipe feed, {phase}", frames / elapsed, frames / cpu, note))
             if python is None:
                 continue
             since = time.time_ns()
@@ -303,10 +303,10 @@ def bench_kafka_compare(path: Path, lines: list[Line], rate: float, rounds: int)
             r = json.loads(out.stdout.strip().splitlines()[-1])
             lat = _ack_latencies_ms(kafka.bootstrap, cf_topics,
                                     lambda v: int(json.loads(v)["receipt_timestamp"] * 1e9), since)
+            note = (f"{len(lat)} records acknowledged; receive -> broker ack "
+                    f"p50 {_pct(lat, 0.5):.1f} ms, p99 {_pct(lat, 0.99):.1f} ms")
             rows.append((f"cryptofeed {r['version']} + Kafka backend, {phase}", r["frames"] / r["seconds"],
-                         r["frames"] / r["cpu_seconds"],
-                         f"{len(lat)} records acknowledged; receive -> broker ack "
-                         f"p50 {_pct(lat, 0.5):.1f} ms, p99 {_pct(lat, 0.99):.1f} ms"))
+                         r["frames"] / r["cpu_seconds"], note))
     if python is None:
         rows.append((f"cryptofeed + Kafka backend: skipped ({reason})", float("nan"), float("nan"), ""))
     return rows

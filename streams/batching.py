@@ -66,7 +66,7 @@ async def take_ready(stream: StreamT, max_: int, gap_s: float, within_s: float) 
         except asyncio.CancelledError:  # pragma: no cover
             raise
         except Exception as exc:
-            s.log.exception("Error adding to take_ready buffer: %r", exc)
+            s.log.exception("Error adding to take_ready buffer")
             await s.crash(exc)
         return value
 
@@ -85,7 +85,7 @@ async def take_ready(stream: StreamT, max_: int, gap_s: float, within_s: float) 
             arrived.clear()
             try:
                 await asyncio.wait_for(arrived.wait(), wait)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return
             idle = 0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from schemas.decimals import is_plain_unsigned
@@ -72,8 +71,8 @@ def invalid_numbers(record_name: str, record: dict[str, Any]) -> str | None:
     for price, qty in pairs:
         if not (is_plain_unsigned(price) and is_plain_unsigned(qty)):
             return f"not a plain decimal string: price {price!r}, qty {qty!r}"
-        p, q = Decimal(price), Decimal(qty)
-        if not (p.is_finite() and q.is_finite()) or p <= 0 or q < 0 or (record_name == "Trade" and q == 0):
+        # plain unsigned text is finite and >= 0; it is zero when it has no digit but 0 (no Decimal needed)
+        if not price.strip("0.") or (record_name == "Trade" and not qty.strip("0.")):
             return f"unusable price {price!r} or qty {qty!r}"
     return None
 

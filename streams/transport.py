@@ -120,8 +120,8 @@ class _Consumer(faust_aiokafka.Consumer):
                 self.log.info("Consumer shutting down for user cancel.")
                 return
             raise
-        except Exception as exc:
-            self.log.exception("Drain messages raised: %r", exc)
+        except Exception:
+            self.log.exception("Drain messages raised")
             raise
         finally:
             unset_flag(CONSUMER_FETCHING)
