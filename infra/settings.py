@@ -20,8 +20,9 @@ ENV_PREFIX = "TICKPIPE_"
 
 
 # Topics whose records are kept forever unless topic_retention_ms names them: the executor rebuilds its
-# positions from every Fill of its account at start, and orders are the history they belong to.
-KEPT_TOPICS_RETENTION_MS: dict[str, int] = {"fills": -1, "orders": -1}
+# positions from every Fill of its account at start, and orders are the history they belong to;
+# md.instruments is the reference data (an instrument is defined once, when a feed starts).
+KEPT_TOPICS_RETENTION_MS: dict[str, int] = {"fills": -1, "orders": -1, "md.instruments": -1}
 
 
 class _Section(BaseModel):
@@ -38,8 +39,8 @@ class KafkaSettings(_Section):
     topic_retention_ms: dict[str, int] = Field(
         dict(KEPT_TOPICS_RETENTION_MS),
         description='per-topic retention (ms) overriding retention_ms, JSON: {"md.book": 86400000}, laid over the '
-        "default, which keeps fills and orders forever (the executor rebuilds its positions from fills); applied to "
-        "existing topics too",
+        "default, which keeps fills, orders and md.instruments forever (the executor rebuilds its positions from fills); "
+        "applied to existing topics too",
     )
     session_timeout_ms: int = Field(6000, ge=1000, description="consumer-group session timeout (ms)")
     heartbeat_interval_ms: int = Field(1500, ge=100, description="consumer-group heartbeat interval (ms)")

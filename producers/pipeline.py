@@ -36,7 +36,7 @@ _NS_PER_S = 1e9
 # Enum members bound once: ``Channel.TRADE`` / ``Topic.TRADES`` cost ~0.1 us per lookup on
 # Python 3.11 (the class's member descriptor), several times per frame on the hot path.
 _TRADE, _DEPTH, _SHUTDOWN, _CONTROL = Channel.TRADE, Channel.DEPTH, Channel.SHUTDOWN, Channel.CONTROL
-_BOOKMSG, _BATCH = Channel.BOOK, Channel.BATCH
+_BOOKMSG, _BATCH, _INSTRUMENT = Channel.BOOK, Channel.BATCH, Channel.INSTRUMENT
 _TRADES, _BOOK, _BBO = Topic.TRADES, Topic.BOOK, Topic.BBO
 
 
@@ -79,6 +79,8 @@ class _Instrument:
     buffer_gauge: Any = None
     stream: StreamBooks | None = None
     """Per-connection websocket books (venues whose book is not a REST snapshot plus id-chained diffs)."""
+    definition: tuple[str, str, str, str] | None = None
+    """(base, quote, tick, lot) last published on md.instruments."""
 
 
 @dataclass
@@ -203,6 +205,9 @@ class FeedPipeline:
     def _route(self, connection_id: str, data: str | bytes, channel: Channel, payload: Any, now: int) -> None:
         if channel is _CONTROL:
             return
+        if channel is _INSTRUMENT:
+            self._publish_instrument(payload)
+            return
         if channel is _SHUTDOWN:
             self._health(FeedEventKind.OTHER, now, connection_id=connection_id, detail="serverShutdown notice")
             self._cb.rollover_connection(connection_id)
@@ -232,11 +237,41 @@ class FeedPipeline:
                 self._sink(_BBO, inst.key, "BBO", payload)
 
     def rest(self, url: str, body: str | bytes, now: int) -> None:
-        """Process a REST answer received at ``now``: historical trades or a depth snapshot, by its URL."""
-        if self.adapter.is_trades_url(url):
+        """Process a REST answer received at ``now``: reference data, historical trades or a depth snapshot, by its URL."""
+        if self.adapter.is_instrument_url(url):
+            self.instrument(url, body, now)
+        elif self.adapter.is_trades_url(url):
             self.trades(url, body, now)
         else:
             self.snapshot(url, body, now)
+
+    def instrument(self, url: str, body: str | bytes, now: int) -> None:
+        """Process a REST reference-data answer: publish the instrument's definition on md.instruments."""
+        inst = self._rest_instrument(url, body, now, "reference data")
+        if inst is None:
+            return
+        try:
+            record = self.adapter.parse_instrument(body, inst.symbol, now)
+        except ParseError as exc:
+            self._dead_letter("rest", body, exc.reason, now, inst.symbol, source=url)
+            return
+        self._publish_instrument(record)
+
+    def instrument_failed(self, symbol: str, reason: str, retriable: bool, now: int) -> None:
+        """A reference-data fetch failed: reported (the market data does not wait for it)."""
+        self._health(FeedEventKind.OTHER, now, symbol=symbol,
+                     detail=f"reference data fetch failed ({'retriable' if retriable else 'not retriable'}): {reason}")
+
+    def _publish_instrument(self, record: dict[str, Any]) -> None:
+        # the venue lists every instrument it has (Kraken: all pairs): only the configured ones are published,
+        # and each only when its definition changed
+        inst = self._instruments.get(record["symbol"])
+        if inst is None:
+            return
+        definition = (record["base"], record["quote"], record["tick_size"], record["lot_size"])
+        if definition != inst.definition:
+            inst.definition = definition
+            self._sink(Topic.INSTRUMENTS, inst.key, "Instrument", record)
 
     def resume_trades(self, symbol: str, last_trade_id: int) -> None:
         """Continue after ``last_trade_id``, the last trade an earlier run published (a restart backfills the rest)."""

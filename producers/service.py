@@ -74,6 +74,12 @@ class FeedService:
             timeout_s=settings.snapshot_timeout_s, min_interval_s=settings.snapshot_min_interval_s,
             failed_kind="trades_failed",
         )
+        self._reference = SnapshotFetcher(
+            lambda s: adapter.instrument_url(settings.rest_url, s) or "", adapter.http_error, self._inbox, clock,
+            timeout_s=settings.snapshot_timeout_s, min_interval_s=settings.snapshot_min_interval_s,
+            failed_kind="reference_failed",
+        )
+        self._reference_symbols = [s for s in symbols if adapter.instrument_url(settings.rest_url, s) is not None]
         self.pipeline = FeedPipeline(
             adapter, symbols, sink, self.events, metrics,
             callbacks=Callbacks(
@@ -140,6 +146,9 @@ class FeedService:
         """Process inputs until :meth:`stop` or ``until()``; then close every connection."""
         self._fetcher.start()
         self._history.start()
+        self._reference.start()
+        for symbol in self._reference_symbols:
+            self._reference.request(symbol)
         for slot in self.slots:
             slot.start()
         pipeline, inbox, tap, clock = self.pipeline, self._inbox, self._tap, self._clock
@@ -172,6 +181,7 @@ class FeedService:
                 slot.stop()
             self._fetcher.stop()
             self._history.stop()
+            self._reference.stop()
             while True:
                 try:
                     self._dispatch(inbox.get_nowait(), pipeline, None)
@@ -219,6 +229,9 @@ class FeedService:
         elif kind == "trades_failed":
             _, symbol, reason, retriable, t = item
             pipeline.trades_failed(symbol, reason, retriable, t)
+        elif kind == "reference_failed":
+            _, symbol, reason, retriable, t = item
+            pipeline.instrument_failed(symbol, reason, retriable, t)
         elif kind == "rollover":
             _, conn, detail, t = item
             pipeline.rollover(conn, detail, t)

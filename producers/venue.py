@@ -28,6 +28,8 @@ class Channel(Enum):
     BOOK = "book"
     """A book snapshot or update carried by the websocket itself (no REST snapshot, no update ids)."""
     BATCH = "batch"
+    INSTRUMENT = "instrument"
+    """An instrument's reference data (an Instrument record: base, quote, tick, lot)."""
     """Several parsed messages of one frame, with the connection's frame sequence number if the venue has one."""
 
 
@@ -134,6 +136,18 @@ class VenueAdapter(Protocol):
     def trades_url(self, base: str, symbol: str, from_id: int) -> str | None:
         """Return the REST URL of the venue's trades of ``symbol`` from trade id ``from_id`` on (None: the
         venue cannot page its trade history by id, so a trade gap on every connection stays a reported loss)."""
+        ...
+
+    def instrument_url(self, base: str, symbol: str) -> str | None:
+        """Return the REST URL of ``symbol``'s reference data, or None when the websocket carries it."""
+        ...
+
+    def is_instrument_url(self, url: str) -> bool:
+        """Return True when a REST URL asks for reference data."""
+        ...
+
+    def parse_instrument(self, data: str | bytes, symbol: str, ts_recv: int) -> dict[str, Any]:
+        """Parse a reference-data body into ``symbol``'s Instrument record; raise ``ParseError`` if malformed."""
         ...
 
     def is_trades_url(self, url: str) -> bool:

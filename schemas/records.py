@@ -115,6 +115,22 @@ class BBO(TypedDict):
     ts_recv: int
 
 
+class Instrument(TypedDict):
+    """A venue instrument's reference data as the venue publishes it: the venue's own symbol mapped to base and quote
+    asset, price tick and quantity lot. Key venue:symbol; the newest record of an instrument is its current
+    definition. Idempotency key: (venue, symbol, ts_recv).
+    """
+
+    venue: str
+    symbol: str
+    base: str
+    quote: str
+    tick_size: str
+    lot_size: str
+    ts_event: int
+    ts_recv: int
+
+
 class FeedEvent(TypedDict):
     """Feed health event. Idempotency key: event_id."""
 

@@ -19,6 +19,7 @@ RECORD_NAMES: tuple[str, ...] = (
     "BookDelta",
     "BBO",
     "FeedEvent",
+    "Instrument",
     "BookFeatures",
     "FlowFeatures",
     "Bar",

@@ -12,6 +12,7 @@ class Topic(StrEnum):
     BOOK = "md.book"
     BBO = "md.bbo"
     HEALTH = "md.health"
+    INSTRUMENTS = "md.instruments"
     FEATURES_BOOK = "features.book"
     FEATURES_FLOW = "features.flow"
     BARS_1S = "bars.1s"
@@ -28,6 +29,7 @@ RECORD_OF_TOPIC: dict[Topic, str] = {
     Topic.BOOK: "BookDelta",
     Topic.BBO: "BBO",
     Topic.HEALTH: "FeedEvent",
+    Topic.INSTRUMENTS: "Instrument",
     Topic.FEATURES_BOOK: "BookFeatures",
     Topic.FEATURES_FLOW: "FlowFeatures",
     Topic.BARS_1S: "Bar",

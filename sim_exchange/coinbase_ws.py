@@ -3,7 +3,8 @@
 Each engine symbol is also a Coinbase product (``BTCUSDT`` -> ``BTC-USDT``). As Coinbase documents:
 one ``subscribe`` per channel (``level2`` answers as ``l2_data``: a snapshot of the whole book, then
 updates with each changed level's ``new_quantity``; ``market_trades``: the last 50 trades, then each
-trade; ``ticker``: best bid/offer; ``heartbeats``: one a second), a ``subscriptions`` message after
+trade; ``ticker``: best bid/offer; ``heartbeats``: one a second; ``status``: the products' reference
+data), a ``subscriptions`` message after
 each request, and ``{"type": "error"}`` for what Coinbase refuses. Every message carries the
 connection's ``sequence_num`` (0, 1, 2, ... across all channels). Connections are
 :class:`~sim_exchange.market_streams.Connection` s of the venue's one registry, so every websocket
@@ -30,7 +31,7 @@ from sim_exchange.symbols import SymbolSpec
 log = logging.getLogger("tickpipe.sim_exchange")
 
 PATH = "/"
-CHANNELS = ("level2", "market_trades", "ticker", "heartbeats")
+CHANNELS = ("level2", "market_trades", "ticker", "heartbeats", "status")
 _HEARTBEAT_S = 1.0
 _TRADE_SNAPSHOT = 50
 
@@ -234,5 +235,12 @@ class CoinbaseStreams:
             trades = self.engine.trades_from(spec.symbol, max(1, last - _TRADE_SNAPSHOT + 1), _TRADE_SNAPSHOT)
             self._push(conn, "market_trades", [{"type": "snapshot",
                                                 "trades": [self._trade(spec, t) for t in reversed(trades)]}])
+        elif channel == "status":
+            self._push(conn, "status", [{"type": "snapshot", "products": [{
+                "product_type": "SPOT", "id": pid, "base_currency": spec.base, "quote_currency": spec.quote,
+                "base_increment": format(spec.step_size.normalize(), "f"),
+                "quote_increment": format(spec.tick_size.normalize(), "f"),
+                "display_name": f"{spec.base}/{spec.quote}", "status": "online", "status_message": "",
+            }]}])
         elif channel == "ticker" and book.top[1] and book.top[3]:
             self._push(conn, "ticker", [{"type": "snapshot", "tickers": [self._ticker(spec, *book.top)]}])

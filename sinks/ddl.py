@@ -45,7 +45,7 @@ DEAD_LETTERS = "dead_letters"
 DECIMAL_FIELDS = frozenset({
     "price", "qty", "bid_price", "bid_qty", "ask_price", "ask_qty", "open", "high", "low", "close",
     "volume", "quote_volume", "vwap", "fee", "target", "reference_price", "filled_qty", "avg_price",
-    "value_quote",
+    "value_quote", "tick_size", "lot_size",
 })
 # Decimal fields computed by a stage (division, weighting): rounded half-even to 18 places
 # instead of rejected when longer. Venue strings must fit exactly.

@@ -149,6 +149,18 @@ FROM
     GROUP BY s.venue, s.symbol, s.bucket
 );
 
+-- Instruments across venues: each venue's own symbol (BTCUSDT, BTC/USD, BTC-USD) with its base and
+-- quote asset, price tick and quantity lot, as the feeds last received them (md.instruments). Join
+-- venues on (base, quote); assets are named as each venue names them.
+CREATE OR REPLACE VIEW instruments AS
+SELECT
+    venue, symbol,
+    argMax(base, ts_recv) AS base, argMax(quote, ts_recv) AS quote,
+    argMax(tick_size, ts_recv) AS tick_size, argMax(lot_size, ts_recv) AS lot_size,
+    max(ts_recv) AS updated_at
+FROM md_instruments FINAL
+GROUP BY venue, symbol;
+
 -- Feed-gap intervals from md.health: every "down" event (disconnect, gap, stale, stalled, crossed,
 -- dropped) until the next "up" event (connect, resync, recovered) of the same venue and symbol
 -- (symbol '' = the whole connection). gap_end is NULL while the gap is still open.

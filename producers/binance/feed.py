@@ -42,6 +42,18 @@ class BinanceSpotAdapter:
         """Return the historical trades URL of ``symbol`` from ``from_id`` on (gap backfill)."""
         return urls.historical_trades_url(base, symbol, from_id)
 
+    def instrument_url(self, base: str, symbol: str) -> str | None:
+        """Return the exchangeInfo URL of ``symbol`` (fetched once at start)."""
+        return urls.exchange_info_url(base, symbol)
+
+    def is_instrument_url(self, url: str) -> bool:
+        """Return True for an exchangeInfo URL."""
+        return urls.is_exchange_info_url(url)
+
+    def parse_instrument(self, data: str | bytes, symbol: str, ts_recv: int) -> dict[str, Any]:
+        """Parse one exchangeInfo body into ``symbol``'s Instrument record."""
+        return parse.parse_exchange_info(data, symbol, ts_recv)
+
     def is_trades_url(self, url: str) -> bool:
         """Return True when a REST URL asks for historical trades (else a depth snapshot)."""
         return urls.is_historical_trades_url(url)

@@ -293,3 +293,33 @@ def parse_historical_trades(data: str | bytes, symbol: str, ts_recv: int) -> lis
     except ParseError as exc:
         raise ParseError(exc.reason, symbol) from None
     return trades
+
+
+def parse_exchange_info(data: str | bytes, symbol: str, ts_recv: int) -> dict[str, Any]:
+    """Parse a ``GET /api/v3/exchangeInfo?symbol=`` body into ``symbol``'s Instrument record.
+
+    Sample (trimmed)::
+
+        {"serverTime": 1565246363776, "symbols": [{"symbol": "ETHBTC", "baseAsset": "ETH", "quoteAsset": "BTC",
+         "filters": [{"filterType": "PRICE_FILTER", "tickSize": "0.00000100"},
+                     {"filterType": "LOT_SIZE", "stepSize": "0.00100000"}]}]}
+    """
+    try:
+        msg = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError(f"exchangeInfo is not JSON: {exc}", symbol) from None
+    try:
+        item = next(s for s in msg["symbols"] if type(s) is dict and s.get("symbol") == symbol)
+        filters = {f["filterType"]: f for f in item["filters"] if type(f) is dict}
+        return {
+            "venue": VENUE, "symbol": symbol, "base": _symbol(item["baseAsset"]), "quote": _symbol(item["quoteAsset"]),
+            "tick_size": _decimal(filters["PRICE_FILTER"]["tickSize"], "tickSize"),
+            "lot_size": _decimal(filters["LOT_SIZE"]["stepSize"], "stepSize"),
+            "ts_event": _ms(msg["serverTime"], "serverTime") if "serverTime" in msg else ts_recv, "ts_recv": ts_recv,
+        }
+    except StopIteration:
+        raise ParseError(f"exchangeInfo without symbol {symbol}", symbol) from None
+    except (KeyError, TypeError) as exc:
+        raise ParseError(f"exchangeInfo without field {exc}", symbol) from None
+    except ParseError as exc:
+        raise ParseError(exc.reason, symbol) from None

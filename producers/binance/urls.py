@@ -19,6 +19,8 @@ DEPTH_PATH = "/api/v3/depth"
 SNAPSHOT_LIMIT = 5000
 """Deepest REST snapshot Binance serves (request weight 250)."""
 
+EXCHANGE_INFO_PATH = "/api/v3/exchangeInfo"
+
 HISTORICAL_TRADES_PATH = "/api/v3/historicalTrades"
 HISTORICAL_TRADES_LIMIT = 1000
 """Most trades one ``historicalTrades`` call returns (request weight 25)."""
@@ -47,6 +49,16 @@ def depth_snapshot_url(base: str, symbol: str, limit: int = SNAPSHOT_LIMIT) -> s
 def historical_trades_url(base: str, symbol: str, from_id: int, limit: int = HISTORICAL_TRADES_LIMIT) -> str:
     """Return the REST URL of up to ``limit`` trades of ``symbol`` from trade id ``from_id`` on."""
     return f"{base.rstrip('/')}{HISTORICAL_TRADES_PATH}?symbol={symbol.upper()}&fromId={from_id}&limit={limit}"
+
+
+def exchange_info_url(base: str, symbol: str) -> str:
+    """Return the REST URL of ``symbol``'s exchange information (assets, filters)."""
+    return f"{base.rstrip('/')}{EXCHANGE_INFO_PATH}?symbol={symbol.upper()}"
+
+
+def is_exchange_info_url(url: str) -> bool:
+    """Return True for an ``exchangeInfo`` URL."""
+    return urlsplit(url).path.endswith(EXCHANGE_INFO_PATH)
 
 
 def is_historical_trades_url(url: str) -> bool:

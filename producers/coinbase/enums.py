@@ -14,6 +14,7 @@ class SubscribeChannel(StrEnum):
     MARKET_TRADES = "market_trades"
     TICKER = "ticker"
     HEARTBEATS = "heartbeats"
+    STATUS = "status"
 
 
 class WsChannel(StrEnum):
@@ -24,3 +25,4 @@ class WsChannel(StrEnum):
     TICKER = "ticker"
     HEARTBEATS = "heartbeats"
     SUBSCRIPTIONS = "subscriptions"
+    STATUS = "status"

@@ -78,6 +78,9 @@ def parse_frame(data: str | bytes, ts_recv: int) -> Parsed:
             ts_event = rfc3339_ns(msg["timestamp"])
             for event in events:
                 items.extend((Channel.BBO, b) for b in parse_tickers(_obj(event, "events"), ts_event, ts_recv))
+        elif channel == WsChannel.STATUS:
+            for event in events:
+                items.extend((Channel.INSTRUMENT, i) for i in parse_status(_obj(event, "events"), ts_recv))
         elif channel not in (WsChannel.HEARTBEATS, WsChannel.SUBSCRIPTIONS):
             raise ParseError(f"unknown channel {channel!r}")
     except KeyError as exc:
@@ -164,5 +167,28 @@ def parse_tickers(event: dict[str, Any], ts_event: int, ts_recv: int) -> list[di
             "ask_price": _decimal(ticker["best_ask"], "best_ask"),
             "ask_qty": _decimal(ticker["best_ask_quantity"], "best_ask_quantity"),
             "ts_event": ts_event, "ts_recv": ts_recv,
+        })
+    return out
+
+
+def parse_status(event: dict[str, Any], ts_recv: int) -> list[dict[str, Any]]:
+    """Return Instrument records from one ``status`` event.
+
+    Sample (trimmed)::
+
+        {"type": "snapshot", "products": [{"product_type": "SPOT", "id": "BTC-USD", "base_currency": "BTC",
+         "quote_currency": "USD", "base_increment": "0.00000001", "quote_increment": "0.01",
+         "display_name": "BTC/USD", "status": "online"}]}
+    """
+    out = []
+    for product in _list(event["products"], "products"):
+        product = _obj(product, "products")
+        base, quote = product["base_currency"], product["quote_currency"]
+        if not (type(base) is str and base.isalnum() and type(quote) is str and quote.isalnum()):
+            raise ParseError(f"invalid currencies {base!r}/{quote!r}")
+        out.append({
+            "venue": VENUE, "symbol": _product(product["id"]), "base": base, "quote": quote,
+            "tick_size": _decimal(product["quote_increment"], "quote_increment"),
+            "lot_size": _decimal(product["base_increment"], "base_increment"), "ts_event": ts_recv, "ts_recv": ts_recv,
         })
     return out

@@ -20,7 +20,7 @@ def stream_url(base: str) -> str:
 
 
 def subscribe_requests(symbols: list[str], jwt: str | None = None) -> list[str]:
-    """Return the subscribe requests of level2, market_trades, ticker and heartbeats.
+    """Return the subscribe requests of level2, market_trades, ticker, heartbeats and status (reference data).
 
     Sample::
 

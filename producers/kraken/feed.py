@@ -67,6 +67,16 @@ class KrakenSpotAdapter:
         """Return None: Kraken's trade history is paged by time, not by trade id."""
         return None
 
+    def instrument_url(self, base: str, symbol: str) -> str | None:
+        """Return None: reference data arrives on the websocket."""
+        return None
+
+    def is_instrument_url(self, url: str) -> bool:
+        return False
+
+    def parse_instrument(self, data: str | bytes, symbol: str, ts_recv: int) -> dict[str, Any]:
+        raise ParseError("reference data is not fetched over REST", symbol)
+
     def is_trades_url(self, url: str) -> bool:
         return False
 

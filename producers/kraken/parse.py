@@ -37,6 +37,13 @@ class Pair:
     price_increment: str
     qty_increment: str
 
+    def record(self, ts_recv: int) -> dict[str, Any]:
+        """Return the pair as an Instrument record."""
+        return {
+            "venue": VENUE, "symbol": self.symbol, "base": self.base, "quote": self.quote,
+            "tick_size": self.price_increment, "lot_size": self.qty_increment, "ts_event": ts_recv, "ts_recv": ts_recv,
+        }
+
 
 def fmt(value: Any, precision: int | None, field: str) -> str:
     """Return ``value`` (a JSON number's text, or an int) as a decimal string with ``precision`` places.
@@ -87,8 +94,9 @@ class KrakenParser:
     def parse_frame(self, data: str | bytes, ts_recv: int) -> Parsed:
         """Parse one websocket frame into ``(Channel, payload)``.
 
-        Acknowledgements, ``heartbeat``, ``status`` and ``instrument`` -> CONTROL (the latter updates
-        the precisions); a refused request (``"success": false``) raises with Kraken's error text.
+        Acknowledgements, ``heartbeat`` and ``status`` -> CONTROL; ``instrument`` updates the
+        precisions and gives Instrument records; a refused request (``"success": false``) raises
+        with Kraken's error text.
         """
         try:
             msg = _decoder.decode(data.decode() if type(data) is bytes else data)  # type: ignore[union-attr]
@@ -108,8 +116,7 @@ class KrakenParser:
         if channel == WsChannel.TICKER:
             return self._many(data_, lambda item: (Channel.BBO, self.ticker(item, ts_recv)))
         if channel == WsChannel.INSTRUMENT:
-            self.instrument(data_)
-            return _CONTROL
+            return Channel.BATCH, Batch([(Channel.INSTRUMENT, pair.record(ts_recv)) for pair in self.instrument(data_)])
         if channel in (WsChannel.HEARTBEAT, WsChannel.STATUS):
             return _CONTROL
         raise ParseError(f"unknown channel {channel!r}")
@@ -234,7 +241,7 @@ class KrakenParser:
                 item = _obj(item)
                 symbol = _symbol(item["symbol"])
                 pair = Pair(
-                    symbol, str(item["base"]), str(item["quote"]),
+                    symbol, _asset(item["base"]), _asset(item["quote"]),
                     _precision(item["price_precision"]), _precision(item["qty_precision"]),
                     fmt(item["price_increment"], None, "price_increment"), fmt(item["qty_increment"], None, "qty_increment"),
                 )
@@ -254,4 +261,10 @@ def _obj(item: Any) -> dict[str, Any]:
 def _precision(value: Any) -> int:
     if type(value) is not int or not 0 <= value <= 18:
         raise ParseError(f"invalid precision {value!r}")
+    return value
+
+
+def _asset(value: Any) -> str:
+    if type(value) is not str or not value.isalnum() or len(value) > 16:
+        raise ParseError(f"invalid asset {value!r}")
     return value

@@ -20,6 +20,8 @@ def sample_records() -> dict[str, dict[str, Any]]:
                    "ask_qty": "0.25"},
         "md.health": {**base, "event_id": "c1-7", "kind": "gap", "connection_id": "c1", "detail": "missed 3",
                       "first_update_id": 13, "last_update_id": 15, "count": 3},
+        "md.instruments": {"venue": "kraken", "symbol": "BTC/USD", "base": "BTC", "quote": "USD", "tick_size": "0.1",
+                           "lot_size": "0.00000001", "ts_event": T0, "ts_recv": T0 + 1_000},
         "features.book": {**derived, "update_id": 12, "mid": 64000.015, "spread": 0.01, "spread_bps": 0.0015,
                           "microprice": 64000.0125, "imbalance_1": 0.7, "imbalance_5": 0.1, "imbalance_10": -0.2,
                           "depth_bid_10bps": 5.5, "depth_ask_10bps": 4.25},

@@ -62,6 +62,8 @@ def test_every_topic_lands_typed_and_exact_and_bad_messages_go_to_dead_letters(
     assert any("decimal places" in d[3] for d in dead)
     for topic in Topic:
         assert archive.scalar(f"SELECT count() FROM v_{table_name(topic.value)}") == 1
+    instrument = client.query("SELECT venue, symbol, base, quote, tick_size, lot_size FROM instruments").result_rows
+    assert instrument == [("kraken", "BTC/USD", "BTC", "USD", Decimal("0.1"), Decimal("0.00000001"))]
 
 
 def _trades(count: int, seed: int) -> list[dict]:

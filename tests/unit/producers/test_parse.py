@@ -12,7 +12,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from producers.binance.parse import parse_frame, parse_snapshot
+from producers.binance.parse import parse_exchange_info, parse_frame, parse_snapshot
 from producers.errors import ParseError
 from producers.venue import Channel
 from schemas.serde import AvroSerde
@@ -217,3 +217,22 @@ def test_depth_levels_are_accepted_exactly_when_every_level_is_two_valid_decimal
         return
     assert valid
     assert (diff.bids, diff.asks) == (bids, asks)
+
+
+def test_documented_exchange_info_becomes_the_instrument_record() -> None:
+    # Arrange: Binance's exchangeInfo example, trimmed to the fields read
+    body = orjson.dumps({"timezone": "UTC", "serverTime": 1565246363776, "symbols": [{
+        "symbol": "ETHBTC", "status": "TRADING", "baseAsset": "ETH", "quoteAsset": "BTC", "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": "0.00000100", "maxPrice": "100000.00000000",
+             "tickSize": "0.00000100"},
+            {"filterType": "LOT_SIZE", "minQty": "0.00100000", "maxQty": "100000.00000000", "stepSize": "0.00100000"},
+        ]}]})
+    # Act
+    record = parse_exchange_info(body, "ETHBTC", RECV)
+    # Assert
+    assert record == {
+        "venue": "binance", "symbol": "ETHBTC", "base": "ETH", "quote": "BTC", "tick_size": "0.00000100",
+        "lot_size": "0.00100000", "ts_event": 1565246363776 * 1_000_000, "ts_recv": RECV,
+    }
+    with pytest.raises(ParseError, match="without symbol BNBBTC"):
+        parse_exchange_info(body, "BNBBTC", RECV)

@@ -102,3 +102,14 @@ def test_documented_channels_with_garbage_events_raise_parse_error_only(data: by
         parse_frame(data, RECV)
     except ParseError:
         pass
+
+
+def test_status_channel_gives_instrument_records() -> None:
+    ((channel, instrument),) = _batch("status.json").items
+    assert channel is Channel.INSTRUMENT
+    assert instrument == {
+        "venue": "coinbase", "symbol": "BTC-USD", "base": "BTC", "quote": "USD", "tick_size": "0.01",
+        "lot_size": "0.00000001", "ts_event": RECV, "ts_recv": RECV,
+    }
+    serde = AvroSerde()
+    assert serde.decode_as("Instrument", serde.encode("Instrument", instrument)) == instrument

@@ -26,7 +26,12 @@ def _frame(name: str) -> bytes:
 
 def _parser() -> KrakenParser:
     parser = KrakenParser()
-    assert parser.parse_frame(_frame("instrument.json"), RECV) == (Channel.CONTROL, None)
+    channel, batch = parser.parse_frame(_frame("instrument.json"), RECV)
+    assert channel is Channel.BATCH
+    assert [item for _, item in batch.items] == [{
+        "venue": "kraken", "symbol": "BTC/USD", "base": "BTC", "quote": "USD", "tick_size": "0.1",
+        "lot_size": "0.00000001", "ts_event": RECV, "ts_recv": RECV,
+    }]
     return parser
 
 
