@@ -1,5 +1,5 @@
-"""Feed throughput on a recorded file: tickpipe's parse + book + normalize (+ Avro encode) (+ Kafka),
-and cryptofeed's Binance handler on the same frames, in one run.
+"""Feed throughput on a recorded file, per venue: tickpipe's parse + book + normalize (+ Avro encode)
+(+ Kafka), and (Binance) cryptofeed's Binance handler on the same frames, in one run.
 
 Every stage replays the recording's frames (already in memory) through a fresh pipeline per
 round, ``--repeat`` rounds; the stages, cryptofeed included, take turns ``--blocks`` times so that
@@ -8,7 +8,8 @@ from the fastest round over all blocks (the least disturbed on a shared machine;
 the same way), plus the range of the ratios to cryptofeed within each block:
 
 * ``parse``: ``parse_frame`` only;
-* ``parse+book+normalize``: the full :class:`FeedPipeline` (merge, book sync, records) into a null sink;
+* ``parse+book+normalize``: the full :class:`FeedPipeline` (merge, book sync or per-connection books
+  with Kraken's checksum / Coinbase's sequence check, records) into a null sink;
 * ``... + encode``: the same, each record Avro-encoded with ``AvroSerde`` (what goes to Kafka);
 * ``... + publish``: the same into a real ``KafkaPublisher`` on a private local broker, until flushed;
 * ``cryptofeed``: ``Binance.message_handler`` of cryptofeed (in ``bench/.venv-cryptofeed``, created on
@@ -18,9 +19,10 @@ the same way), plus the range of the ratios to cryptofeed within each block:
   user runs), the same frames to one private broker, delivery confirmed: frames/s and frames per
   CPU-second as fast as each goes, then frame receive -> broker ack p50/p99 paced at ``--kafka-rate``.
 
-Run: ``.venv/bin/python -m bench.feed [--file REC.jsonl | --record-seconds S] [--repeat N] [--blocks B]
-[--no-kafka] [--no-cryptofeed]``; ``--record-seconds`` first records that long from a fresh simulated exchange
-(``--events-per-s``) with ``tickpipe record``, so the mix is a realistic one.
+Run: ``.venv/bin/python -m bench.feed [--venue binance|kraken|coinbase] [--file REC.jsonl | --record-seconds S]
+[--repeat N] [--blocks B] [--no-kafka] [--no-cryptofeed]``; ``--record-seconds`` first records that long from a
+fresh simulated exchange (``--events-per-s``) with ``tickpipe record``, so the mix is a realistic one (Kraken and
+Coinbase have no stored recording: give ``--record-seconds`` or ``--file``).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from producers.binance.parse import parse_frame
+from producers.errors import ParseError
 from producers.health import FeedEvents
 from producers.metrics import FeedMetrics
 from producers.pipeline import FeedPipeline, RecordSink
@@ -55,19 +57,24 @@ CF_VENV = ROOT / "bench" / ".venv-cryptofeed"
 CF_VERSION = "2.4.1"
 CF_STAGE = "cryptofeed Binance.message_handler"
 
+VENUE_SYMBOLS = {"binance": "BTCUSDT,ETHUSDT", "kraken": "BTC/USDT,ETH/USDT", "coinbase": "BTC-USDT,ETH-USDT"}
+"""What ``--record-seconds`` records per venue (the simulator's BTCUSDT and ETHUSDT, in each venue's names)."""
+
 Line = tuple[int, str, str, str]
+VENUE = "binance"
 
 
 def _replay(lines: list[Line], sink: RecordSink) -> None:
-    adapter = adapter_for("binance")
-    pipeline = FeedPipeline(adapter, [], sink, FeedEvents("binance", "bench"), FeedMetrics(CollectorRegistry()))
-    frame, snapshot, tick = pipeline.frame, pipeline.snapshot, pipeline.tick
+    adapter = adapter_for(VENUE)
+    pipeline = FeedPipeline(adapter, [], sink, FeedEvents(VENUE, "bench"), FeedMetrics(CollectorRegistry()),
+                            learn_symbols=bool(adapter.subscribe_messages(["X"])))
+    frame, rest, tick = pipeline.frame, pipeline.rest, pipeline.tick
     next_tick = 0
     for t, kind, url, data in lines:
         if kind == "ws":
             frame("bench", data, t)
         elif kind == "rest":
-            snapshot(url, data, t)
+            rest(url, data, t)
         else:
             pipeline.add_symbols(adapter.stream_symbols(url))
             pipeline.open("bench", url, t)
@@ -91,8 +98,12 @@ def bench_parse(lines: list[Line], rounds: int) -> float:
     frames = [(d, t) for t, k, _, d in lines if k == "ws"]
 
     def body() -> None:
+        parse_frame = adapter_for(VENUE).parse_frame  # a fresh parser each round (Kraken's learns precisions)
         for data, t in frames:
-            parse_frame(data, t)
+            try:
+                parse_frame(data, t)
+            except ParseError:
+                pass  # what the pipeline would dead-letter
 
     return _timed(rounds, body)
 
@@ -118,7 +129,7 @@ def bench_publish(lines: list[Line], rounds: int) -> tuple[float, str]:
 
     data_dir = Path(tempfile.gettempdir()) / f"bench-feed-kafka-{time.time_ns()}"
     with private_broker(data_dir) as (kafka, _):
-        events = FeedEvents("binance", "bench")
+        events = FeedEvents(VENUE, "bench")
         publisher = KafkaPublisher(kafka, events, FeedMetrics(CollectorRegistry()), time.time_ns,
                                    buffer_max_records=2_000_000)
         publish, poll = publisher.publish, publisher.poll
@@ -313,13 +324,13 @@ def bench_kafka_compare(path: Path, lines: list[Line], rate: float, rounds: int)
 
 
 def record_from_sim(seconds: float, events_per_s: float, out: Path) -> None:
-    """Record ``seconds`` of BTCUSDT+ETHUSDT from a fresh simulated exchange into ``out``."""
+    """Record ``seconds`` of BTCUSDT+ETHUSDT, in the venue's protocol, from a fresh simulated exchange into ``out``."""
     from sim_exchange.process import start_sim_exchange
 
     sim = start_sim_exchange(log_path=out.with_suffix(".sim.log"), seed=7, symbols="BTCUSDT,ETHUSDT",
                              events_per_s=events_per_s)
     try:
-        subprocess.run([str(Path(sys.executable).parent / "tickpipe"), "record", "binance", "--symbols", "BTCUSDT,ETHUSDT",
+        subprocess.run([str(Path(sys.executable).parent / "tickpipe"), "record", VENUE, "--symbols", VENUE_SYMBOLS[VENUE],
                         "--out", str(out), "--seconds", str(seconds), "--ws-url", sim.ws_url, "--rest-url", sim.rest_url],
                        check=True, timeout=seconds + 120)
     finally:
@@ -327,7 +338,9 @@ def record_from_sim(seconds: float, events_per_s: float, out: Path) -> None:
 
 
 def main() -> None:
+    global VENUE
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--venue", choices=sorted(VENUE_SYMBOLS), default="binance", help="venue whose adapter replays")
     ap.add_argument("--file", type=Path, default=DEFAULT_FILE, help="recording (docs/recording.md format)")
     ap.add_argument("--record-seconds", type=float, default=0.0, help="record this long from a simulator first")
     ap.add_argument("--events-per-s", type=float, default=2000.0, help="simulator pace when recording")
@@ -338,6 +351,11 @@ def main() -> None:
     ap.add_argument("--kafka-rate", type=float, default=1000.0,
                     help="frames/s of the paced publishing comparison (receive -> broker ack latency)")
     args = ap.parse_args()
+    VENUE = args.venue
+    if VENUE != "binance":
+        if args.file == DEFAULT_FILE and args.record_seconds <= 0:
+            ap.error(f"no stored {VENUE} recording: give --record-seconds S or --file REC.jsonl")
+        args.no_cryptofeed = True  # the comparison is cryptofeed's Binance handler
 
     if args.record_seconds > 0:
         args.file = Path(tempfile.gettempdir()) / f"bench-feed-{os.getpid()}.jsonl"
@@ -346,11 +364,14 @@ def main() -> None:
     n_frames = sum(1 for _, k, _, _ in lines if k == "ws")
     total = n_frames * args.repeat
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"python {platform.python_version()}; shared and noisy")
+          f"python {platform.python_version()}; shared and noisy; venue {VENUE}")
     kinds: dict[str, int] = {}
     for _, k, _, d in lines:
         if k == "ws":
-            key = "depth" if "depthUpdate" in d else "trade" if '"trade"' in d else "bookTicker"
+            if VENUE == "binance":
+                key = "depth" if "depthUpdate" in d else "trade" if '"trade"' in d else "bookTicker"
+            else:
+                key = d.partition('"channel":"')[2].partition('"')[0] or "response"
             kinds[key] = kinds.get(key, 0) + 1
     print(f"recording: {args.file.name}, {n_frames} frames {kinds} x {args.repeat} rounds = {total} frames\n")
     # stages take turns block after block (cryptofeed too), so load from other processes hits them
