@@ -477,8 +477,10 @@ class FeedPipeline:
         assert type(result) is Broken
         sym = inst.symbol
         self._metrics.gaps.labels(sym, "book").inc()
-        self._health(FeedEventKind.GAP, now, symbol=sym, connection_id=connection_id,
-                     detail=f"book on connection {connection_id} fails the venue's check (checksum "
+        # only the published (leader's) book going wrong is the instrument's gap; another connection's
+        # is a connection-level event (consumers keep the instrument live), its detail names the symbol
+        self._health(FeedEventKind.GAP, now, symbol=sym if result.was_leader else "", connection_id=connection_id,
+                     detail=f"{sym} book on connection {connection_id} fails the venue's check (checksum "
                             f"{message.checksum}); resubscribing")
         self._stream_broken(inst, result, now, f"book check failed on connection {connection_id}")
         self._stalls.closed(connection_id)

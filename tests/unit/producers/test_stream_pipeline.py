@@ -1,0 +1,75 @@
+"""FeedPipeline with a websocket-book venue (Kraken frames): what a broken connection book publishes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from producers.health import FeedEvents
+from producers.kraken.checksum import checksum
+from producers.metrics import FeedMetrics
+from producers.pipeline import Callbacks, FeedPipeline
+from producers.registry import adapter_for
+
+INSTRUMENT = orjson.dumps({"channel": "instrument", "type": "snapshot", "data": {"pairs": [{
+    "symbol": "BTC/USD", "base": "BTC", "quote": "USD", "price_precision": 1, "qty_precision": 2,
+    "price_increment": 0.1, "qty_increment": 0.01}]}})
+
+
+def _book(kind: str, bids: list[tuple[str, str]], asks: list[tuple[str, str]], crc: int) -> bytes:
+    levels = lambda side: ",".join(f'{{"price":{p},"qty":{q}}}' for p, q in side)
+    stamp = ',"timestamp":"2023-10-06T17:35:55.440295Z"' if kind == "update" else ""
+    return (f'{{"channel":"book","type":"{kind}","data":[{{"symbol":"BTC/USD","bids":[{levels(bids)}],'
+            f'"asks":[{levels(asks)}],"checksum":{crc}{stamp}}}]}}').encode()
+
+
+def _pipeline() -> tuple[FeedPipeline, list[tuple[str, dict[str, Any]]], list[str]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    replaced: list[str] = []
+    pipeline = FeedPipeline(adapter_for("kraken"), ["BTC/USD"], lambda t, k, n, r: out.append((n, r)),
+                            FeedEvents("kraken", "p"), FeedMetrics(CollectorRegistry()),
+                            callbacks=Callbacks(replace_connection=replaced.append))
+    t = 1_000_000_000
+    for conn in ("c0", "c1"):
+        pipeline.open(conn, "ws://x/v2", t)
+        pipeline.frame(conn, INSTRUMENT, t)
+        pipeline.frame(conn, _book("snapshot", [("100.0", "1.00")], [("101.0", "2.00")],
+                                   checksum([["1010", "200"]], [["1000", "100"]])), t)
+    return pipeline, out, replaced
+
+
+def test_a_broken_non_leader_book_is_a_connection_gap_and_the_published_book_goes_on() -> None:
+    # Arrange
+    pipeline, out, replaced = _pipeline()
+    out.clear()
+    good = _book("update", [("100.0", "3.00")], [], checksum([["1010", "200"]], [["1000", "300"]]))
+    # Act: c1 (not the leader) gets a wrong checksum; c0 the right one
+    pipeline.frame("c1", good.replace(b'"checksum":', b'"checksum":1', 1), 2_000_000_000)
+    pipeline.frame("c0", good, 2_000_000_000)
+    # Assert
+    events = [r for n, r in out if n == "FeedEvent"]
+    assert [(e["kind"], e["symbol"], e["connection_id"]) for e in events] == [("gap", "", "c1")]
+    assert "BTC/USD book on connection c1 fails the venue's check" in events[0]["detail"]
+    assert replaced == ["c1"]
+    deltas = [r for n, r in out if n == "BookDelta"]
+    assert len(deltas) == 1 and not deltas[0]["snapshot"] and deltas[0]["bids"] == [{"price": "100.0", "qty": "3.00"}]
+
+
+def test_a_broken_leader_book_is_the_instruments_gap_then_the_other_connection_continues_as_a_snapshot() -> None:
+    # Arrange
+    pipeline, out, replaced = _pipeline()
+    out.clear()
+    good = _book("update", [("100.0", "3.00")], [], checksum([["1010", "200"]], [["1000", "300"]]))
+    # Act: the peer applies the update first, then the leader's copy is corrupted
+    pipeline.frame("c1", good, 2_000_000_000)
+    pipeline.frame("c0", good.replace(b'"checksum":', b'"checksum":1', 1), 2_000_000_001)
+    # Assert: gap on BTC/USD, a snapshot of c1's book, recovered; never stale
+    kinds = [(n, r.get("kind"), r["symbol"]) for n, r in out]
+    assert kinds == [("FeedEvent", "gap", "BTC/USD"), ("BookDelta", None, "BTC/USD"),
+                     ("FeedEvent", "recovered", "BTC/USD")]
+    snapshot = out[1][1]
+    assert snapshot["snapshot"] and snapshot["bids"] == [{"price": "100.0", "qty": "3.00"}]
+    assert replaced == ["c0"]
+    assert pipeline.published_book("BTC/USD").top() == ([["100.0", "3.00"]], [["101.0", "2.00"]])
