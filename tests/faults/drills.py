@@ -122,7 +122,7 @@ class DrillBench:
     # ---- the archive --------------------------------------------------------------------------
 
     def archived_newest(self) -> dict[str, int]:
-        rows = self.pipe.rows("SELECT symbol, max(trade_id) FROM v_md_trades GROUP BY symbol")
+        rows = self.pipe.rows("SELECT symbol, max(trade_id) FROM v_md_trades WHERE venue = 'binance' GROUP BY symbol")
         return {s: int(n) for s, n in rows}
 
     def catch_up_s(self, timeout_s: float = 90.0) -> float:

@@ -30,7 +30,10 @@ from tests.stack_harness import running_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-ALL = ",".join(s.name for s in SERVICES)
+# The drills fault the Binance feed's connections and count its trades against the simulated exchange's
+# list; the Kraken and Coinbase feeds of the same exchange (their own drills: tests/integration/producers)
+# would only add load to a 2-core machine.
+ALL = ",".join(s.name for s in SERVICES if s.name not in ("feed-kraken", "feed-coinbase"))
 OUTAGE_S = 10.0
 
 
