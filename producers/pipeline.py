@@ -173,12 +173,7 @@ class FeedPipeline:
         self._stalls.closed(connection_id)
         self._sequences.pop(connection_id, None)
         self._health(FeedEventKind.DISCONNECT, now, connection_id=connection_id, detail=reason)
-        if self._stream_books:
-            for inst in self._instruments.values():
-                assert inst.stream is not None
-                dropped = inst.stream.drop(connection_id, now)
-                if dropped is not None:
-                    self._stream_broken(inst, dropped, now, f"connection {connection_id} closed")
+        self._drop_books(connection_id, now, f"connection {connection_id} closed")
 
     def rollover(self, connection_id: str, detail: str, now: int) -> None:
         """A connection is being rolled over (a replacement opens before it closes)."""
@@ -395,6 +390,8 @@ class FeedPipeline:
         for conn in self._stalls.stalled(now):
             self._stalls.closed(conn)
             self._health(FeedEventKind.STALLED, now, connection_id=str(conn), detail="silent (while peers receive, or all for too long); replacing")
+            # its books are not kept until the socket thread reports the close (that can take seconds)
+            self._drop_books(str(conn), now, f"connection {conn} stalled")
             self._cb.replace_connection(str(conn))
 
     def internal_error(self, connection_id: str, data: str | bytes, error: Exception, now: int) -> None:
@@ -456,15 +453,21 @@ class FeedPipeline:
         self._health(FeedEventKind.GAP, now, connection_id=connection_id, first_update_id=prev + 1,
                      last_update_id=sequence - 1, count=sequence - prev - 1,
                      detail=f"frames {prev + 1}..{sequence - 1} missing on connection {connection_id}; resubscribing")
-        for inst in self._instruments.values():
-            if inst.stream is not None:
-                dropped = inst.stream.drop(connection_id, now)
-                if dropped is not None:
-                    self._stream_broken(inst, dropped, now, f"sequence gap on connection {connection_id}")
+        self._drop_books(connection_id, now, f"sequence gap on connection {connection_id}")
         self._sequences.pop(connection_id, None)
         self._stalls.closed(connection_id)
         self._cb.replace_connection(connection_id)
         return False
+
+    def _drop_books(self, connection_id: str, now: int, why: str) -> None:
+        """Forget a connection's websocket books (closed, stalled or out of sequence); another takes over."""
+        if not self._stream_books:
+            return
+        for inst in self._instruments.values():
+            assert inst.stream is not None
+            dropped = inst.stream.drop(connection_id, now)
+            if dropped is not None:
+                self._stream_broken(inst, dropped, now, why)
 
     def _stream_book(self, inst: _Instrument, connection_id: str, message: BookMessage, now: int) -> None:
         assert inst.stream is not None

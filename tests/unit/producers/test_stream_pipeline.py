@@ -73,3 +73,20 @@ def test_a_broken_leader_book_is_the_instruments_gap_then_the_other_connection_c
     assert snapshot["snapshot"] and snapshot["bids"] == [{"price": "100.0", "qty": "3.00"}]
     assert replaced == ["c0"]
     assert pipeline.published_book("BTC/USD").top() == ([["100.0", "3.00"]], [["101.0", "2.00"]])
+
+
+def test_a_stalled_leader_hands_the_book_over_at_once_not_when_its_socket_finally_closes() -> None:
+    # Arrange
+    pipeline, out, replaced = _pipeline()
+    out.clear()
+    # Act: only c1 receives for longer than the stall timeout (2 s by default), then a tick
+    for i in range(1, 31):
+        crc = checksum([["1010", "200"]], [["1000", f"{100 + i}"]])
+        pipeline.frame("c1", _book("update", [("100.0", f"{1 + i / 100:.2f}")], [], crc), 1_000_000_000 + i * 100_000_000)
+    pipeline.tick(4_100_000_000)
+    # Assert: c0 reported stalled, replaced, and its book no longer published
+    kinds = [(n, r.get("kind"), r.get("connection_id")) for n, r in out]
+    assert ("FeedEvent", "stalled", "c0") in kinds and replaced == ["c0"]
+    snapshot = next(r for n, r in out if n == "BookDelta" and r["snapshot"])
+    assert snapshot["bids"] == [{"price": "100.0", "qty": "1.30"}]
+    assert pipeline.published_book("BTC/USD").top() == ([["100.0", "1.30"]], [["101.0", "2.00"]])
