@@ -29,7 +29,7 @@ from tests.integration.producers.venue_checks import (
 )
 
 PAIRS = {"BTC/USDT": "BTCUSDT", "ETH/USDT": "ETHUSDT"}
-DEPTH = 100  # the adapter's subscribed book depth
+DEPTH = 10  # the adapter's subscribed book depth (all of it under Kraken's checksum)
 FAULT_EVERY_S = 3.0
 DURATION_S = float(os.environ.get("FEED_TEST_DURATION_S", "60"))
 TICKPIPE = str(Path(sys.executable).parent / "tickpipe")
