@@ -45,16 +45,27 @@ class StartAt:
     time_ns: int | None = None
 
 
+@dataclass(frozen=True)
+class OtherVenue:
+    """A well-formed signal for another venue: not this executor's to trade, and no error either.
+
+    ``signals`` carries every venue's signals (streams emits them per instrument); each venue's
+    executor takes its own and skips the rest, counted, without dead-lettering them.
+    """
+
+    venue: str
+
+
 def parse_signal(
     serde: AvroSerde, msg: Message, now: int, venue: str, symbols: Collection[str]
-) -> SignalRun | str:
-    """The run of a ``signals`` message, or why it goes to the dlq (``malformed: ...``, venue, unknown symbol)."""
+) -> SignalRun | OtherVenue | str:
+    """The run of a ``signals`` message, another venue's signal, or why it goes to the dlq (malformed, unknown symbol)."""
     try:
         signal = serde.decode_as("Signal", msg.value() or b"")
     except SerdeError as exc:
         return f"malformed: {exc}"
     if signal["venue"] != venue:
-        return f"venue {signal['venue']!r} is not this executor's {venue!r}"
+        return OtherVenue(signal["venue"])
     if signal["symbol"] not in symbols:
         return f"unknown symbol {signal['symbol']!r}"
     try:
@@ -246,6 +257,9 @@ class SignalIntake:
         partition, offset = msg.partition(), msg.offset()
         self.seen[partition] = max(self.seen.get(partition, -1), offset)
         parsed = parse_signal(self.serde, msg, self.clock(), self.settings.venue, self.symbols)
+        if isinstance(parsed, OtherVenue):
+            self.metrics.signals.labels("other_venue").inc()
+            return
         if isinstance(parsed, str):
             self.metrics.dlq.labels(dlq_kind(parsed)).inc()
             log.warning("signal to dlq", extra={"partition": partition, "offset": offset, "error": parsed})

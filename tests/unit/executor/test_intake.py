@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from executor.commands import Side
 from executor.intake import (
+    OtherVenue,
     assigned_start,
     commit_positions,
     dlq_kind,
@@ -53,7 +54,6 @@ def test_a_valid_signal_becomes_a_run_at_its_partition_and_offset() -> None:
 
 
 @pytest.mark.parametrize(("changes", "symbols", "reason"), [
-    ({"venue": "kraken"}, {"BTCUSDT"}, "venue 'kraken' is not this executor's 'binance'"),
     ({}, {"ETHUSDT"}, "unknown symbol 'BTCUSDT'"),
     ({"target": "lots"}, {"BTCUSDT"}, "malformed: target 'lots' / reference_price '0'"),
     ({"reference_price": "x"}, {"BTCUSDT"}, "malformed: target '0.001' / reference_price 'x'"),
@@ -66,6 +66,13 @@ def test_a_signal_the_executor_cannot_act_on_is_refused_with_the_reason(
     assert parse_signal(SERDE, _msg(SERDE.encode("Signal", _signal(**changes))), NOW, "binance", symbols) == reason
 
 
+def test_another_venues_signal_is_skipped_not_refused() -> None:
+    parsed = parse_signal(SERDE, _msg(SERDE.encode("Signal", _signal(venue="kraken", symbol="BTC/USD"))), NOW,
+                          "binance", {"BTCUSDT"})
+
+    assert parsed == OtherVenue("kraken")
+
+
 def test_undecodable_bytes_are_malformed() -> None:
     reason = parse_signal(SERDE, _msg(b"\x00not avro"), NOW, "binance", {"BTCUSDT"})
 
@@ -73,8 +80,8 @@ def test_undecodable_bytes_are_malformed() -> None:
 
 
 def test_the_dlq_kind_is_the_first_word_of_the_reason() -> None:
-    assert [dlq_kind(r) for r in ("malformed: x", "venue 'a' is not", "unknown symbol 'X'", "stale: 3 ms old")] == [
-        "malformed", "venue", "unknown", "stale"]
+    assert [dlq_kind(r) for r in ("malformed: x", "unknown symbol 'X'", "stale: 3 ms old")] == [
+        "malformed", "unknown", "stale"]
 
 
 def test_a_signal_is_stale_once_expired_or_older_than_the_max_age() -> None:
