@@ -79,7 +79,10 @@ def known_history(now_ns: int | None = None) -> dict[str, list[dict[str, Any]]]:
                       "fee_asset": "BTC" if side == "buy" else "USDT", "liquidity": "maker",
                       "ts_event": emit + S // 100, "ts_recv": emit + S // 100 + 300_000,
                       "ts_emit": emit + S // 100 + 500_000})
-    return {"md.trades": trades, "md.bbo": bbo, "md.health": health, "features.book": features,
+    instruments = [{**base, "base": "BTC", "quote": "USDT", "tick_size": "0.01", "lot_size": "0.00001",
+                    "ts_event": start, "ts_recv": start}]
+    return {"md.trades": trades, "md.bbo": bbo, "md.health": health, "md.instruments": instruments,
+            "features.book": features,
             "signals": signals, "orders": orders, "fills": fills}
 
 
