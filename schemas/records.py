@@ -187,6 +187,56 @@ class FlowFeatures(TypedDict):
     ts_emit: int
 
 
+class VenueQuote(TypedDict):
+    """One live venue's top of book in a CrossVenueBBO: its mid and that mid against the consolidated mid."""
+
+    venue: str
+    symbol: str
+    bid_price: str
+    ask_price: str
+    mid: str
+    bps_vs_mid: str
+    update_id: int
+    recv: int
+
+
+class StaleVenue(TypedDict):
+    """A venue left out of a CrossVenueBBO, the reason and since when."""
+
+    venue: str
+    symbol: str
+    reason: str
+    since: int
+
+
+class CrossVenueBBO(TypedDict):
+    """Consolidated best bid and offer of one base/quote pair across venues, and each live venue's mid against the
+    consolidated mid. Key cross:BASE/QUOTE. Idempotency key: (symbol, source_topic, source_partition, source_offset).
+    """
+
+    venue: str
+    symbol: str
+    base: str
+    quote: str
+    bid_price: str | None
+    bid_qty: str | None
+    bid_venues: str
+    ask_price: str | None
+    ask_qty: str | None
+    ask_venues: str
+    mid: str | None
+    quotes: list[VenueQuote]
+    stale: list[StaleVenue]
+    trigger_venue: str
+    trigger_symbol: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    ts_event: int
+    ts_recv: int
+    ts_emit: int
+
+
 class Bar(TypedDict):
     """OHLCV bar by event time. Idempotency key: (venue, symbol, interval, start, version)."""
 

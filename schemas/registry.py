@@ -22,6 +22,7 @@ RECORD_NAMES: tuple[str, ...] = (
     "Instrument",
     "BookFeatures",
     "FlowFeatures",
+    "CrossVenueBBO",
     "Bar",
     "Signal",
     "OrderEvent",

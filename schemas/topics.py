@@ -15,6 +15,7 @@ class Topic(StrEnum):
     INSTRUMENTS = "md.instruments"
     FEATURES_BOOK = "features.book"
     FEATURES_FLOW = "features.flow"
+    FEATURES_CROSS = "features.cross"
     BARS_1S = "bars.1s"
     BARS_1M = "bars.1m"
     SIGNALS = "signals"
@@ -32,6 +33,7 @@ RECORD_OF_TOPIC: dict[Topic, str] = {
     Topic.INSTRUMENTS: "Instrument",
     Topic.FEATURES_BOOK: "BookFeatures",
     Topic.FEATURES_FLOW: "FlowFeatures",
+    Topic.FEATURES_CROSS: "CrossVenueBBO",
     Topic.BARS_1S: "Bar",
     Topic.BARS_1M: "Bar",
     Topic.SIGNALS: "Signal",

@@ -45,11 +45,13 @@ DEAD_LETTERS = "dead_letters"
 DECIMAL_FIELDS = frozenset({
     "price", "qty", "bid_price", "bid_qty", "ask_price", "ask_qty", "open", "high", "low", "close",
     "volume", "quote_volume", "vwap", "fee", "target", "reference_price", "filled_qty", "avg_price",
-    "value_quote", "tick_size", "lot_size",
+    "value_quote", "tick_size", "lot_size", "mid", "bps_vs_mid",
 })
 # Decimal fields computed by a stage (division, weighting): rounded half-even to 18 places
 # instead of rejected when longer. Venue strings must fit exactly.
-DERIVED_DECIMAL_FIELDS = frozenset({"vwap", "avg_price", "reference_price", "quote_volume", "value_quote"})
+DERIVED_DECIMAL_FIELDS = frozenset({
+    "vwap", "avg_price", "reference_price", "quote_volume", "value_quote", "mid", "bps_vs_mid",
+})
 LOW_CARDINALITY_FIELDS = frozenset({
     "venue", "symbol", "interval", "model", "order_type", "time_in_force", "fee_asset", "liquidity",
     "stage", "source_topic", "connection_id", "account", "trading_state",
