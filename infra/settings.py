@@ -286,6 +286,19 @@ class StreamsSettings(_Section):
         "the executor rounds it down to the venue's lot step and denies it if the venue's filters would refuse it",
     )
     signal_ttl_ms: int = Field(2000, ge=1, description="signal expires this long after its input's receive time")
+    cross_venue: bool = Field(
+        True,
+        description="read md.instruments, md.bbo and md.health: consolidated best bid/offer per base/quote across "
+        "venues, each venue's mid against it in bps, on features.cross",
+    )
+    cross_max_age_ms: int = Field(
+        5000, ge=0,
+        description="cross-venue: a venue without a BBO for this long drops out (measured on receive times: the "
+        "newest input of the pair); 0 = never for age",
+    )
+    cross_interval_ms: int = Field(
+        0, ge=0, description="cross-venue: at most one record per pair per this many ms (receive time); 0 = every change"
+    )
 
 
 class SinkSettings(_Section):

@@ -32,7 +32,9 @@ from streams.topics import StreamTopics, declare_topics
 from streams.transport import Transport
 
 # outputs whose records carry this stage's emit time
-STAMPED = frozenset({Topic.FEATURES_BOOK, Topic.FEATURES_FLOW, Topic.BARS_1S, Topic.BARS_1M, Topic.SIGNALS})
+STAMPED = frozenset({
+    Topic.FEATURES_BOOK, Topic.FEATURES_FLOW, Topic.FEATURES_CROSS, Topic.BARS_1S, Topic.BARS_1M, Topic.SIGNALS,
+})
 
 
 def crc32_partitioner(key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]) -> int:
@@ -110,7 +112,7 @@ class Runtime:
 
 def build_app(settings: Settings) -> Runtime:
     """Return the Faust app with its topics, tables and agents wired, ready for a worker."""
-    from streams.agents import book, trades
+    from streams.agents import book, cross_venue, trades
 
     s, k = settings.streams, settings.kafka
     app = faust.App(
@@ -141,4 +143,5 @@ def build_app(settings: Settings) -> Runtime:
     )
     book.attach(rt)
     trades.attach(rt)
+    cross_venue.attach(rt)
     return rt

@@ -11,6 +11,9 @@ REPLAYED = Counter(
     "tickpipe_streams_replayed_total", "inputs skipped because table state already holds them (after a crash)", ["topic"]
 )
 BOOK_NOTES = Counter("tickpipe_streams_book_skips_total", "book updates that produced no features", ["why"])
+CROSS_SKIPS = Counter(
+    "tickpipe_streams_cross_skips_total", "cross-venue inputs that produced no features.cross record", ["why"]
+)
 STALE = Gauge("tickpipe_streams_stale_instruments", "instruments whose book is stale")
 BATCH_SECONDS = Histogram(
     "tickpipe_streams_batch_seconds", "time to process one agent batch", ["agent"],
