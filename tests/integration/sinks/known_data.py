@@ -83,7 +83,37 @@ def known_history(now_ns: int | None = None) -> dict[str, list[dict[str, Any]]]:
                     "ts_event": start, "ts_recv": start}]
     return {"md.trades": trades, "md.bbo": bbo, "md.health": health, "md.instruments": instruments,
             "features.book": features,
-            "signals": signals, "orders": orders, "fills": fills}
+            "signals": signals, "orders": orders, "fills": fills, "features.cross": cross_venue(start)}
+
+
+def cross_venue(start: int) -> list[dict[str, Any]]:
+    """BTC/USDT on binance and kraken every 20 s; kraken is stale (a gap) in records 20-24 and binance alone makes the view.
+
+    Binance quotes 64000.00/64000.10 (mid 64000.05), kraken 64000.20/64000.30 (mid 64000.25): the consolidated
+    view is 64000.20 (kraken) / 64000.10 (binance), crossed, mid 64000.15; binance -0.0156 bps, kraken +0.0156 bps.
+    """
+    records = []
+    for k in range(30):
+        t = start + (10 + k * 20) * S
+        binance = {"venue": "binance", "symbol": "BTCUSDT", "bid_price": "64000.00", "ask_price": "64000.10",
+                   "mid": "64000.05", "bps_vs_mid": "0", "update_id": k, "recv": t}
+        trigger = {"trigger_venue": "binance", "trigger_symbol": "BTCUSDT", "source_topic": "md.bbo",
+                   "source_partition": 0, "source_offset": k, "ts_event": t - S // 1000, "ts_recv": t,
+                   "ts_emit": t + 200_000}
+        if 20 <= k < 25:
+            records.append({"venue": "cross", "symbol": "BTC/USDT", "base": "BTC", "quote": "USDT",
+                            "bid_price": "64000", "bid_qty": "1.25", "bid_venues": "binance", "ask_price": "64000.1",
+                            "ask_qty": "0.5", "ask_venues": "binance", "mid": "64000.05", "quotes": [binance],
+                            "stale": [{"venue": "kraken", "symbol": "BTC/USDT", "reason": "health:gap",
+                                       "since": start + 410 * S}], **trigger})
+            continue
+        kraken = {"venue": "kraken", "symbol": "BTC/USDT", "bid_price": "64000.20", "ask_price": "64000.30",
+                  "mid": "64000.25", "bps_vs_mid": "0.0156", "update_id": 1000 + k, "recv": t - S // 10}
+        records.append({"venue": "cross", "symbol": "BTC/USDT", "base": "BTC", "quote": "USDT",
+                        "bid_price": "64000.2", "bid_qty": "0.75", "bid_venues": "kraken", "ask_price": "64000.1",
+                        "ask_qty": "0.5", "ask_venues": "binance", "mid": "64000.15",
+                        "quotes": [{**binance, "bps_vs_mid": "-0.0156"}, kraken], "stale": [], **trigger})
+    return records
 
 
 def write_history(client: Client, history: dict[str, list[dict[str, Any]]]) -> None:

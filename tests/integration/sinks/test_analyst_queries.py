@@ -65,6 +65,12 @@ def test_documented_answers_match_the_known_history(history_archive: tuple[Archi
     assert [r[3] for r in outages] == [21]  # 20 s without data: last bucket before, first after
     orders = archive.client.query(queries[11]).result_rows
     assert len(orders) == 20 and {r[2] for r in orders} == {"filled"}
+    # cross-venue (query 19): 30 records, kraken stale (health:gap) in 5, each venue 0.0156 bps off the crossed mid
+    per_venue = archive.client.query(queries[18]).result_rows
+    assert [r[:3] + r[4:8] for r in per_venue] == [
+        ("binance", 30, -0.013, 5, 30, 0, []),  # alone (0 bps, at both best prices) while kraken is stale
+        ("kraken", 25, 0.0156, 25, 0, 5, ["health:gap"]),
+    ]
 
 
 @pytest.mark.integration
