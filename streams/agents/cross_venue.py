@@ -73,7 +73,9 @@ def attach(rt: Runtime) -> None:
             metrics.BATCH_RECORDS.labels("cross-route").observe(len(events))
             defined: dict[bytes, tuple[bytes, int]] = {}  # instrument key -> (pair JSON, partition), this batch
             deliveries: list[Awaitable[Any]] = []
-            for event in events:
+            # definitions first: a feed publishes an instrument's definition before its BBOs, but a fetch may
+            # hand them over in either order (a stable sort keeps each partition's order)
+            for event in sorted(events, key=lambda e: e.message.topic != Topic.INSTRUMENTS.value):
                 msg = event.message
                 is_health = msg.topic == Topic.HEALTH.value
                 record = await rt.admit(msg, expected[msg.topic], deliveries, venue_wide_ok=is_health)
