@@ -547,6 +547,8 @@ def main() -> None:
         # one venue's feed: the feed lag compares md.trades with the exchange's own trade count, which the
         # Kraken and Coinbase feeds of the same simulated exchange would publish again
         "TICKPIPE_STACK__SERVICES": "broker,warehouse,sim-exchange,feed,streams,sink,executor",
+        # with one venue the cross-venue agents have nothing to consolidate, yet would decode every BBO
+        "TICKPIPE_STREAMS__CROSS_VENUE": "false",
         "TICKPIPE_STREAMS__SIGNAL_COOLDOWN_MS": str(args.signal_cooldown_ms),
         # the executor should meet the venue's order limit only if the pipeline is that fast
         "TICKPIPE_SIM__ORDERS_LIMIT_10S": "1000",
