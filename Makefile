@@ -39,9 +39,10 @@ status: install
 	$(BIN)/tickpipe status
 
 # pytest exit 5 (no tests collected) is a failure, not a pass.
+# Two groups of tests side by side (tests/run_groups.py): most integration tests wait on sockets and
+# timers, not on a core. A group that collects no test fails the run.
 test: install
-	@$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+	@$(BIN)/python tests/run_groups.py $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/tickpipe bench
