@@ -409,7 +409,7 @@ def main() -> None:
     print(f"\n{'stage':<{width}}  {'frames/s':>10}  note")
     for name, rate, note in rows:
         print(f"{name:<{width}}  {rate:>10,.0f}  {note}")
-    if not args.no_kafka:
+    if not args.no_kafka and VENUE == "binance":  # the comparison is with cryptofeed's Binance handler
         compare = bench_kafka_compare(args.file, lines, args.kafka_rate, max(1, args.repeat // 4))
         print("\npublishing to the local Apache Kafka, delivery confirmed (acks=all, idempotent), same frames:")
         print("| publisher | frames/s | frames per CPU-second | note |")
