@@ -11,7 +11,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from orderbook import OrderBook
-from producers.errors import FeedError
+from producers.errors import FeedError, ParseError
 
 Levels = list[list[str]]
 """Price levels as the venue sent them: ``[[price, qty], ...]``, exact decimal strings."""
@@ -177,3 +177,63 @@ class VenueAdapter(Protocol):
     def parse_trades(self, data: str | bytes, symbol: str, ts_recv: int) -> list[dict[str, Any]]:
         """Parse a REST trades body into Trade records in id order; raise ``ParseError`` if malformed."""
         ...
+
+
+class NoChaining:
+    """The sync rule of a venue whose book messages carry no ids to chain: never consulted.
+
+    Such a venue's integrity check is its own (Kraken's checksum, Coinbase's connection sequence).
+    """
+
+    def straddles(self, snapshot_id: int, diff: Diff) -> bool:
+        return False
+
+    def follows(self, prev_last_id: int, diff: Diff) -> bool:
+        return False
+
+
+class StreamBookVenue:
+    """The REST half of :class:`VenueAdapter` for a venue whose books, trades and reference data all come
+    over the websocket (``BookSource.STREAM``): nothing is fetched over REST, so every REST hook says so.
+
+    Subclasses set ``venue`` and implement the websocket half (URLs, subscriptions, parsers, check).
+    """
+
+    venue: str
+    book_source = BookSource.STREAM
+
+    def stream_symbols(self, url: str) -> list[str]:
+        """Return no symbols: the URL names none (playback learns them from the frames)."""
+        return []
+
+    def snapshot_url(self, base: str, symbol: str) -> str:
+        raise FeedError(f"{self.venue} books come from the websocket; there is no REST snapshot to fetch")
+
+    def trades_url(self, base: str, symbol: str, from_id: int) -> str | None:
+        """Return None: the venue's public trade history is not paged by trade id (a trade gap is reported)."""
+        return None
+
+    def instrument_url(self, base: str, symbol: str) -> str | None:
+        """Return None: reference data arrives on the websocket."""
+        return None
+
+    def is_instrument_url(self, url: str) -> bool:
+        return False
+
+    def parse_instrument(self, data: str | bytes, symbol: str, ts_recv: int) -> dict[str, Any]:
+        raise ParseError("reference data is not fetched over REST", symbol)
+
+    def is_trades_url(self, url: str) -> bool:
+        return False
+
+    def snapshot_symbol(self, url: str) -> str:
+        raise ValueError(f"{self.venue} fetches nothing over REST: {url!r}")
+
+    def http_error(self, status: int, body: bytes) -> FeedError:
+        return FeedError(f"{self.venue} http {status}: {body[:200]!r}")
+
+    def parse_snapshot(self, data: str | bytes, symbol: str, ts_recv: int) -> Snapshot:
+        raise ParseError(f"{self.venue} has no REST depth snapshot", symbol)
+
+    def parse_trades(self, data: str | bytes, symbol: str, ts_recv: int) -> list[dict[str, Any]]:
+        raise ParseError(f"{self.venue} trade history is not fetched", symbol)
