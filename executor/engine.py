@@ -288,6 +288,7 @@ class Engine:
             detail.update(
                 trading_state=self.risk.state.value, state_reason=self.risk.state_reason,
                 inflight=self.intake.inflight(), open_orders=len(self.trader.live),
+                signals_partitions=len(self.recover_below),
                 paused_until=self.trader.paused_until, push_up=self.trader.push_up,
                 positions={s: str(self.positions.get(s).qty) for s in self.positions.symbols()},
                 reconciliation=self.supervisor.last_check, fills_read=dict(self.fills_replay.counts),

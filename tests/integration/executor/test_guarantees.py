@@ -160,7 +160,8 @@ def test_duplicates_after_a_kill_9_are_dropped_and_start_up_positions_are_the_ac
     proc = start_executor_process(env, log)
     try:
         health = f"http://127.0.0.1:{port}/health"
-        wait_for(lambda: requests.get(health, timeout=2).json().get("ok"), 30, "executor up",
+        # up, and its signals partitions assigned: a new group starts at the end offsets it finds then
+        wait_for(lambda: requests.get(health, timeout=2).json().get("signals_partitions"), 30, "executor up",
                  tolerate=(requests.RequestException,))
         produce_signals(kafka_settings, [taker, maker])
         wait_for(lambda: venue.open_orders() and venue_orders_of(venue, taker)
