@@ -246,7 +246,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def _warm_up(publisher: Any, kafka: Any) -> None:
+def _warm_up(publisher: Any) -> None:
     """Publish and flush one record first: a new idempotent producer sends nothing before the broker gave it
     a producer id, which would otherwise count as the first records' latency."""
     from schemas.topics import Topic
@@ -287,7 +287,7 @@ def bench_kafka_compare(path: Path, lines: list[Line], rate: float, rounds: int)
             phase = f"paced {rate:,.0f} frames/s" if phase_rate else "as fast as it goes"
             publisher = KafkaPublisher(kafka, FeedEvents("binance", "bench"), FeedMetrics(CollectorRegistry()),
                                        time.time_ns, buffer_max_records=2_000_000)
-            _warm_up(publisher, kafka)
+            _warm_up(publisher)
             delivered = publisher.delivered
 
             def sink(topic: str, key: bytes, name: str, record: dict[str, Any], pub: KafkaPublisher = publisher) -> None:
