@@ -384,7 +384,8 @@ def test_an_order_that_appears_while_halted_is_canceled(
 ) -> None:
     # Arrange: a passive order whose POST is held in the venue past the client's timeout
     key, secret = new_account(executor_sim_url)
-    settings = executor_settings(executor_sim_url, key, secret, request_timeout_ms=500, recv_window_ms=3000,
+    # the order stays unknown until its recvWindow ends: 8 s leaves room for the halt to land first on a busy machine
+    settings = executor_settings(executor_sim_url, key, secret, request_timeout_ms=500, recv_window_ms=8000,
                                  passive_ttl_ms=60_000, passive_window_ms=60_000, reprice_ticks=1_000_000,
                                  improve_ticks=0)  # join the best bid: unlikely to cross while held
     venue = BinanceVenue(executor_sim_url, key, secret, 3000)
@@ -401,10 +402,12 @@ def test_an_order_that_appears_while_halted_is_canceled(
         # Act: halt while the order is unknown; the venue then executes the held POST (the order rests)
         send_control(kafka_settings, settings.control_topic, TradingState.HALTED, "test halt", settings.control_key)
         wait_for(lambda: engine.risk.state is TradingState.HALTED, 10, "halt applied")
+        # precondition: the halt came while the order was still unknown (else the halt's own sweep cancels it)
+        assert engine.trader.live[cid].status.value == "unknown"
         wait_for(lambda: venue_orders_of(venue, s), 10, "held order placed on the venue")
 
         # Assert: found by the settling query after its recvWindow, then canceled by the sticky halt
-        wait_for(lambda: venue_orders_of(venue, s)[0]["status"] == "CANCELED", 15, "late order canceled")
+        wait_for(lambda: venue_orders_of(venue, s)[0]["status"] == "CANCELED", 20, "late order canceled")
         assert venue.open_orders() == []
     events = order_events(kafka_settings, {s["signal_id"]})[cid]
     assert [e["status"] for e in events][:3] == ["pending_new", "unknown", "new"]
