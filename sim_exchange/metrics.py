@@ -19,4 +19,4 @@ FLOW_SKIPPED = Counter("sim_flow_events_skipped_total", "background events dropp
 WS_API_SESSIONS = Gauge("sim_ws_api_sessions", "open WebSocket API sessions")
 WS_API_REQUESTS = Counter("sim_ws_api_requests_total", "WebSocket API requests answered", ["method", "status"])
 WS_API_LATENCY = Histogram("sim_ws_api_latency_seconds", "WebSocket API handling time")
-USER_EVENTS = Counter("sim_user_events_total", "user-data events made (before fan-out to sessions)", ["event"])
+USER_EVENTS = Counter("sim_user_events_total", "user-data events made for subscribed accounts (before fan-out to sessions)", ["event"])

@@ -409,18 +409,25 @@ class WsApi:
 
     # ---------------------------------------------------------------- user-data events
     def on_events(self, events: Iterable[Event]) -> None:
-        """Send the account events among ``events`` to the sessions subscribed to each account."""
+        """Send the account events among ``events`` to the sessions subscribed to each account.
+
+        Only subscribed accounts' events are built: a REST-only client pays nothing for the push
+        channel (building every report cost the simulator ~25% more CPU per REST order).
+        """
+        subscribed = {key for session in self.sessions.values() for key in session.subscriptions.values()}
+        if not subscribed:
+            return
         out: list[tuple[str, dict[str, Any]]] = []
         touched: dict[str, set[str]] = {}
         for event in events:
             if isinstance(event, OrderUpdate):
                 account = event.order.account
-                if account is None:
+                if account not in subscribed:
                     continue
                 spec = self.rest.specs[event.order.symbol]
                 touched.setdefault(account, set()).update((spec.base, spec.quote))
                 out.append((account, payloads.execution_report(spec, event, self.clock_ms())))
-            elif isinstance(event, BalanceChange):
+            elif isinstance(event, BalanceChange) and event.account in subscribed:
                 touched.setdefault(event.account, set()).add(event.asset)
                 out.append((event.account, payloads.balance_update(event, self.clock_ms())))
         if not out:
