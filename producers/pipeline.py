@@ -120,6 +120,8 @@ class FeedPipeline:
         self._can_backfill = adapter.trades_url("", "", 0) is not None
         self._learn_symbols = learn_symbols
         self._sequences: dict[str, int] = {}
+        self._retired: set[str] = set()
+        """Connections being replaced: their websocket books are gone and their book messages ignored until they close."""
         self.venue = adapter.venue
         self._sink = sink
         self._events = events
@@ -174,6 +176,7 @@ class FeedPipeline:
         self._sequences.pop(connection_id, None)
         self._health(FeedEventKind.DISCONNECT, now, connection_id=connection_id, detail=reason)
         self._drop_books(connection_id, now, f"connection {connection_id} closed")
+        self._retired.discard(connection_id)
 
     def rollover(self, connection_id: str, detail: str, now: int) -> None:
         """A connection is being rolled over (a replacement opens before it closes)."""
@@ -391,8 +394,7 @@ class FeedPipeline:
             self._stalls.closed(conn)
             self._health(FeedEventKind.STALLED, now, connection_id=str(conn), detail="silent (while peers receive, or all for too long); replacing")
             # its books are not kept until the socket thread reports the close (that can take seconds)
-            self._drop_books(str(conn), now, f"connection {conn} stalled")
-            self._cb.replace_connection(str(conn))
+            self._retire(str(conn), now, f"connection {conn} stalled")
 
     def internal_error(self, connection_id: str, data: str | bytes, error: Exception, now: int) -> None:
         """An input broke the pipeline itself (a bug): keep it in dlq with the error, and go on."""
@@ -453,11 +455,22 @@ class FeedPipeline:
         self._health(FeedEventKind.GAP, now, connection_id=connection_id, first_update_id=prev + 1,
                      last_update_id=sequence - 1, count=sequence - prev - 1,
                      detail=f"frames {prev + 1}..{sequence - 1} missing on connection {connection_id}; resubscribing")
-        self._drop_books(connection_id, now, f"sequence gap on connection {connection_id}")
         self._sequences.pop(connection_id, None)
         self._stalls.closed(connection_id)
-        self._cb.replace_connection(connection_id)
+        self._retire(connection_id, now, f"sequence gap on connection {connection_id}")
         return False
+
+    def _retire(self, connection_id: str, now: int, why: str) -> None:
+        """Replace a connection: its websocket books go at once, not when the socket thread reports the close.
+
+        A replaced connection is no longer read, so a book it kept would freeze while still looking
+        intact, and could later take over the published book (seen: a Kraken connection replaced for
+        one pair's checksum kept its other pair's book, which took over at the next close).
+        """
+        if self._stream_books:
+            self._retired.add(connection_id)
+        self._drop_books(connection_id, now, why)
+        self._cb.replace_connection(connection_id)
 
     def _drop_books(self, connection_id: str, now: int, why: str) -> None:
         """Forget a connection's websocket books (closed, stalled or out of sequence); another takes over."""
@@ -471,6 +484,8 @@ class FeedPipeline:
 
     def _stream_book(self, inst: _Instrument, connection_id: str, message: BookMessage, now: int) -> None:
         assert inst.stream is not None
+        if connection_id in self._retired:
+            return
         result = inst.stream.apply(connection_id, message)
         if result is None:
             return
@@ -487,7 +502,7 @@ class FeedPipeline:
                             f"{message.checksum}); resubscribing")
         self._stream_broken(inst, result, now, f"book check failed on connection {connection_id}")
         self._stalls.closed(connection_id)
-        self._cb.replace_connection(connection_id)
+        self._retire(connection_id, now, f"connection {connection_id} replaced after {sym}'s book check failed")
 
     def _stream_broken(self, inst: _Instrument, broken: Broken, now: int, why: str) -> None:
         sym = inst.symbol

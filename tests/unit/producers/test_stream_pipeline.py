@@ -90,3 +90,43 @@ def test_a_stalled_leader_hands_the_book_over_at_once_not_when_its_socket_finall
     snapshot = next(r for n, r in out if n == "BookDelta" and r["snapshot"])
     assert snapshot["bids"] == [{"price": "100.0", "qty": "1.30"}]
     assert pipeline.published_book("BTC/USD").top() == ([["100.0", "1.30"]], [["101.0", "2.00"]])
+
+
+TWO_PAIRS = orjson.dumps({"channel": "instrument", "type": "snapshot", "data": {"pairs": [
+    {"symbol": s, "base": s[:3], "quote": "USD", "price_precision": 1, "qty_precision": 2,
+     "price_increment": 0.1, "qty_increment": 0.01} for s in ("BTC/USD", "ETH/USD")]}})
+
+
+def _pair_book(symbol: str, kind: str, bid: tuple[str, str], ask: tuple[str, str], crc: int | None = None) -> bytes:
+    digits = lambda p, q: [[p.replace(".", "").lstrip("0"), q.replace(".", "").lstrip("0")]]
+    crc = checksum(digits(*ask), digits(*bid)) if crc is None else crc
+    return _book(kind, [bid], [ask], crc).replace(b'"BTC/USD"', f'"{symbol}"'.encode())
+
+
+def test_a_connection_replaced_for_one_pairs_check_keeps_no_other_pairs_book_to_hand_over_later() -> None:
+    # Arrange: two connections, each with an intact BTC/USD and ETH/USD book; c0 publishes both
+    out: list[tuple[str, dict[str, Any]]] = []
+    replaced: list[str] = []
+    pipeline = FeedPipeline(adapter_for("kraken"), ["BTC/USD", "ETH/USD"], lambda t, k, n, r: out.append((n, r)),
+                            FeedEvents("kraken", "p"), FeedMetrics(CollectorRegistry()),
+                            callbacks=Callbacks(replace_connection=replaced.append))
+    t = 1_000_000_000
+    for conn in ("c0", "c1"):
+        pipeline.open(conn, "ws://x/v2", t)
+        pipeline.frame(conn, TWO_PAIRS, t)
+        for symbol in ("BTC/USD", "ETH/USD"):
+            pipeline.frame(conn, _pair_book(symbol, "snapshot", ("100.0", "1.00"), ("101.0", "2.00")), t)
+    # Act: c1's BTC/USD check fails, so c1 is replaced; until its socket closes it still delivers an
+    # ETH/USD update; meanwhile the market moves and c0 applies it; then c0 closes
+    pipeline.frame("c1", _pair_book("BTC/USD", "update", ("100.0", "3.00"), ("101.0", "2.00"), crc=1), 2 * t)
+    pipeline.frame("c1", _pair_book("ETH/USD", "update", ("100.0", "5.00"), ("101.0", "2.00")), 2 * t + 1)
+    pipeline.frame("c0", _pair_book("ETH/USD", "update", ("100.0", "7.00"), ("101.0", "2.00")), 2 * t + 2)
+    out.clear()
+    pipeline.close("c0", "closed", 3 * t)
+    # Assert: c1 was replaced at the check failure; no book of c1 takes over when c0 closes: both
+    # pairs are stale until a new connection's snapshot
+    assert replaced == ["c1"]
+    assert not [r for n, r in out if n == "BookDelta"]
+    stale = sorted(r["symbol"] for n, r in out if n == "FeedEvent" and r["kind"] == "stale")
+    assert stale == ["BTC/USD", "ETH/USD"]
+    assert pipeline.published_book("ETH/USD") is None
