@@ -13,10 +13,6 @@ from producers.metrics import FeedMetrics
 from producers.pipeline import Callbacks, FeedPipeline
 from producers.registry import adapter_for
 
-INSTRUMENT = orjson.dumps({"channel": "instrument", "type": "snapshot", "data": {"pairs": [{
-    "symbol": "BTC/USD", "base": "BTC", "quote": "USD", "price_precision": 1, "qty_precision": 2,
-    "price_increment": 0.1, "qty_increment": 0.01}]}})
-
 
 def _book(kind: str, bids: list[tuple[str, str]], asks: list[tuple[str, str]], crc: int) -> bytes:
     levels = lambda side: ",".join(f'{{"price":{p},"qty":{q}}}' for p, q in side)
@@ -25,18 +21,28 @@ def _book(kind: str, bids: list[tuple[str, str]], asks: list[tuple[str, str]], c
             f'"asks":[{levels(asks)}],"checksum":{crc}{stamp}}}]}}').encode()
 
 
-def _pipeline() -> tuple[FeedPipeline, list[tuple[str, dict[str, Any]]], list[str]]:
+def _pair_book(symbol: str, kind: str, bid: tuple[str, str], ask: tuple[str, str], crc: int | None = None) -> bytes:
+    digits = lambda p, q: [[p.replace(".", "").lstrip("0"), q.replace(".", "").lstrip("0")]]
+    crc = checksum(digits(*ask), digits(*bid)) if crc is None else crc
+    return _book(kind, [bid], [ask], crc).replace(b'"BTC/USD"', f'"{symbol}"'.encode())
+
+
+def _pipeline(symbols: tuple[str, ...] = ("BTC/USD",)) -> tuple[FeedPipeline, list[tuple[str, dict[str, Any]]], list[str]]:
+    """Connections c0 and c1, each with an intact book of every symbol (bid 100.0 x 1.00, ask 101.0 x 2.00)."""
     out: list[tuple[str, dict[str, Any]]] = []
     replaced: list[str] = []
-    pipeline = FeedPipeline(adapter_for("kraken"), ["BTC/USD"], lambda t, k, n, r: out.append((n, r)),
+    pipeline = FeedPipeline(adapter_for("kraken"), list(symbols), lambda t, k, n, r: out.append((n, r)),
                             FeedEvents("kraken", "p"), FeedMetrics(CollectorRegistry()),
                             callbacks=Callbacks(replace_connection=replaced.append))
+    instrument = orjson.dumps({"channel": "instrument", "type": "snapshot", "data": {"pairs": [
+        {"symbol": s, "base": s.split("/")[0], "quote": "USD", "price_precision": 1, "qty_precision": 2,
+         "price_increment": 0.1, "qty_increment": 0.01} for s in symbols]}})
     t = 1_000_000_000
     for conn in ("c0", "c1"):
         pipeline.open(conn, "ws://x/v2", t)
-        pipeline.frame(conn, INSTRUMENT, t)
-        pipeline.frame(conn, _book("snapshot", [("100.0", "1.00")], [("101.0", "2.00")],
-                                   checksum([["1010", "200"]], [["1000", "100"]])), t)
+        pipeline.frame(conn, instrument, t)
+        for symbol in symbols:
+            pipeline.frame(conn, _pair_book(symbol, "snapshot", ("100.0", "1.00"), ("101.0", "2.00")), t)
     return pipeline, out, replaced
 
 
@@ -92,30 +98,11 @@ def test_a_stalled_leader_hands_the_book_over_at_once_not_when_its_socket_finall
     assert pipeline.published_book("BTC/USD").top() == ([["100.0", "1.30"]], [["101.0", "2.00"]])
 
 
-TWO_PAIRS = orjson.dumps({"channel": "instrument", "type": "snapshot", "data": {"pairs": [
-    {"symbol": s, "base": s[:3], "quote": "USD", "price_precision": 1, "qty_precision": 2,
-     "price_increment": 0.1, "qty_increment": 0.01} for s in ("BTC/USD", "ETH/USD")]}})
-
-
-def _pair_book(symbol: str, kind: str, bid: tuple[str, str], ask: tuple[str, str], crc: int | None = None) -> bytes:
-    digits = lambda p, q: [[p.replace(".", "").lstrip("0"), q.replace(".", "").lstrip("0")]]
-    crc = checksum(digits(*ask), digits(*bid)) if crc is None else crc
-    return _book(kind, [bid], [ask], crc).replace(b'"BTC/USD"', f'"{symbol}"'.encode())
-
 
 def test_a_connection_replaced_for_one_pairs_check_keeps_no_other_pairs_book_to_hand_over_later() -> None:
     # Arrange: two connections, each with an intact BTC/USD and ETH/USD book; c0 publishes both
-    out: list[tuple[str, dict[str, Any]]] = []
-    replaced: list[str] = []
-    pipeline = FeedPipeline(adapter_for("kraken"), ["BTC/USD", "ETH/USD"], lambda t, k, n, r: out.append((n, r)),
-                            FeedEvents("kraken", "p"), FeedMetrics(CollectorRegistry()),
-                            callbacks=Callbacks(replace_connection=replaced.append))
+    pipeline, out, replaced = _pipeline(("BTC/USD", "ETH/USD"))
     t = 1_000_000_000
-    for conn in ("c0", "c1"):
-        pipeline.open(conn, "ws://x/v2", t)
-        pipeline.frame(conn, TWO_PAIRS, t)
-        for symbol in ("BTC/USD", "ETH/USD"):
-            pipeline.frame(conn, _pair_book(symbol, "snapshot", ("100.0", "1.00"), ("101.0", "2.00")), t)
     # Act: c1's BTC/USD check fails, so c1 is replaced; until its socket closes it still delivers an
     # ETH/USD update; meanwhile the market moves and c0 applies it; then c0 closes
     pipeline.frame("c1", _pair_book("BTC/USD", "update", ("100.0", "3.00"), ("101.0", "2.00"), crc=1), 2 * t)
