@@ -223,7 +223,10 @@ class Engine:
                 if self.supervisor.due(now):
                     self.supervisor.check(now, self.intake.runs.values())
                 if inflight and not read:
-                    time.sleep(IDLE_SLEEP_S)
+                    if self.push is not None:
+                        self.push.wait(IDLE_SLEEP_S)  # woken by the session's next answer or report
+                    else:
+                        time.sleep(IDLE_SLEEP_S)
         finally:
             self.close()
 

@@ -241,6 +241,7 @@ class WsApiSession:
         self.recv_window_ms = recv_window_ms
         self.backoff = backoff
         self.inbox: queue.SimpleQueue[Item] = queue.SimpleQueue()
+        self._held: list[Item] = []  # taken by wait(), handed out first by drain()
         self.generation = 0
         self._up = threading.Event()
         self._stop = threading.Event()
@@ -266,9 +267,21 @@ class WsApiSession:
             asyncio.run_coroutine_threadsafe(self._ws.close(), loop)
         self._thread.join(timeout_s)
 
+    def wait(self, timeout_s: float) -> None:
+        """Block up to ``timeout_s`` until something arrives (kept for :meth:`drain`).
+
+        The engine's idle pause: an answer or report ends it at once instead of after a fixed sleep.
+        """
+        if self._held:
+            return
+        try:
+            self._held.append(self.inbox.get(timeout=timeout_s))
+        except queue.Empty:
+            pass
+
     def drain(self) -> list[Item]:
         """Everything that arrived since the last call, in arrival order."""
-        out: list[Item] = []
+        out, self._held = self._held, []
         while True:
             try:
                 out.append(self.inbox.get_nowait())

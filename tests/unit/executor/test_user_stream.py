@@ -13,12 +13,16 @@ from executor.order import Order, OrderStatus, OrderTrigger
 from executor.user_stream import (
     AccountEvent,
     Answer,
+    Connected,
+    Disconnected,
     ExecutionReport,
     Malformed,
+    WsApiSession,
     parse_frame,
     signature_payload,
     signed_params,
 )
+from infra.backoff import Backoff
 
 
 def test_signature_is_binances_documented_example() -> None:
@@ -135,3 +139,21 @@ def test_reports_in_order_take_the_order_to_the_venues_state_and_repeats_change_
         assert order.status is expected[last_status]
     assert OrderTrigger.CANCEL_REJECT not in [t.trigger for t in order.history]
     assert OrderTrigger.CANCEL_REJECT_PARTIAL not in [t.trigger for t in order.history]
+
+
+def test_the_engines_wait_keeps_what_woke_it_and_drain_hands_everything_out_in_arrival_order() -> None:
+    # Arrange: a session that is never started (its inbox is what the reader thread fills)
+    session = WsApiSession("ws://127.0.0.1:9/ws-api/v3", "k", "s", lambda: 0, 5000, Backoff(0.1, 1.0))
+    first, second = Connected(1), Disconnected(1, "gone", ())
+    # Act
+    session.wait(0.001)  # nothing arrives
+    empty = session.drain()
+    session.inbox.put(first)
+    session.wait(5.0)  # takes `first` and returns
+    session.wait(5.0)  # something is held already: returns at once, takes nothing more
+    session.inbox.put(second)
+    drained = session.drain()
+    # Assert
+    assert empty == []
+    assert drained == [first, second]
+    assert session.drain() == []
