@@ -322,3 +322,240 @@ SELECT
     max(s.max_ns) AS max_ns, quantilesTDigestMerge(0.5, 0.9, 0.99)(s.quantiles) AS p50_p90_p99_ns
 FROM hop_latency_1m_state AS s
 GROUP BY s.hop, s.source, s.venue, s.symbol, s.bucket;
+
+-- Execution quality (orders, fills and PnL against the market archived beside them).
+-- Exact arithmetic: sums of prices and sizes stay Decimal(38, 18), products are taken in
+-- Decimal(76, 36) (toDecimal256 before multiplying, exact), and every ratio (average price, bps,
+-- shares) is the exact quotient cut toward zero at 18 places (how ClickHouse divides decimals).
+-- Records that can reach the archive twice count once by their idempotency key, so these views need
+-- no FINAL: a fill re-published by a replay (venue, symbol, trade_id), a signal re-emitted after a
+-- crash (signal_id: its first emission), an order event ((client_order_id, seq): identical copies).
+-- Keys: signals, orders and fills join on signal_id / client_order_id / trade_id and PnL runs per
+-- (model, venue, symbol); the market side (BBOs, cross-venue records) joins on instrument and time only.
+
+-- Venue mid by receive time: per (venue, symbol, ts_recv) the BBO received then (the highest update_id
+-- when several share the nanosecond); mid = (bid + ask) / 2. "The mid at T" is the row with the
+-- latest ts_recv <= T (ASOF JOIN on ts_recv): what the pipeline knew at T, on our clock.
+CREATE OR REPLACE VIEW bbo_mid AS
+SELECT venue, symbol, ts_recv, bid, ask, (bid + ask) / 2 AS mid
+FROM
+(
+    SELECT venue, symbol, ts_recv, argMax(bid_price, update_id) AS bid, argMax(ask_price, update_id) AS ask
+    FROM md_bbo
+    GROUP BY venue, symbol, ts_recv
+);
+
+-- One row per trade of ours (a Fill re-published by a replay counts once: its first emission), with
+-- the model of the signal behind it and the fee in quote units: as charged when the fee asset is the
+-- instrument's quote, times the fill price when it is the base, NULL when neither (e.g. BNB) or the
+-- instrument is unknown (base and quote from `instruments`).
+CREATE OR REPLACE VIEW fills_unique AS
+SELECT
+    f.venue AS venue, f.symbol AS symbol, f.trade_id AS trade_id, f.client_order_id AS client_order_id,
+    f.venue_order_id AS venue_order_id, f.signal_id AS signal_id, s.model AS model, f.side AS side,
+    f.price AS price, f.qty AS qty, f.fee AS fee, f.fee_asset AS fee_asset,
+    multiIf(i.quote != '' AND f.fee_asset = i.quote, toDecimal256(f.fee, 36),
+            i.base != '' AND f.fee_asset = i.base, toDecimal256(f.fee, 18) * f.price,
+            NULL) AS fee_quote,
+    f.liquidity AS liquidity, f.account AS account, f.ts_event AS ts_event, f.ts_recv AS ts_recv,
+    f.ts_emit AS ts_emit
+FROM
+(
+    SELECT * FROM fills ORDER BY venue, symbol, trade_id, ts_emit, _offset LIMIT 1 BY venue, symbol, trade_id
+) AS f
+LEFT JOIN
+(
+    SELECT signal_id, model FROM signals ORDER BY signal_id, ts_emit LIMIT 1 BY signal_id
+) AS s ON f.signal_id = s.signal_id
+LEFT JOIN instruments AS i ON f.venue = i.venue AND f.symbol = i.symbol;
+
+-- Per fill: the venue mid at the fill (its venue time ts_event) and 1, 10 and 60 s later, from the BBOs
+-- received by then (bbo_mid; venue and local clocks differ by milliseconds), and the markout at each
+-- horizon in bps: side * (mid - price) / price * 10000 (side +1 buy, -1 sell; above 0 = the market
+-- moved our way after the trade). A mark is NULL while the archive holds no BBO of the instrument at
+-- or after its time (the horizon is not archived yet) or none before it.
+CREATE OR REPLACE VIEW execution_fills AS
+SELECT
+    f.venue AS venue, f.symbol AS symbol, f.model AS model, f.signal_id AS signal_id,
+    f.client_order_id AS client_order_id, f.trade_id AS trade_id, f.side AS side, f.price AS price, f.qty AS qty,
+    f.liquidity AS liquidity, f.fee AS fee, f.fee_asset AS fee_asset, f.fee_quote AS fee_quote,
+    f.ts_event AS ts_event,
+    m.mid_0s AS mid_at_fill, m.mid_1s AS mid_1s, m.mid_10s AS mid_10s, m.mid_60s AS mid_60s,
+    toDecimal128(if(f.side = 'buy', 1, -1) * (toDecimal256(m.mid_1s, 18) - f.price) * 10000 / f.price, 18)
+        AS markout_1s_bps,
+    toDecimal128(if(f.side = 'buy', 1, -1) * (toDecimal256(m.mid_10s, 18) - f.price) * 10000 / f.price, 18)
+        AS markout_10s_bps,
+    toDecimal128(if(f.side = 'buy', 1, -1) * (toDecimal256(m.mid_60s, 18) - f.price) * 10000 / f.price, 18)
+        AS markout_60s_bps
+FROM fills_unique AS f
+LEFT JOIN
+(
+    SELECT venue, symbol, trade_id,
+           anyIf(mid, h = 0) AS mid_0s, anyIf(mid, h = 1) AS mid_1s, anyIf(mid, h = 10) AS mid_10s,
+           anyIf(mid, h = 60) AS mid_60s
+    FROM
+    (
+        SELECT x.venue AS venue, x.symbol AS symbol, x.trade_id AS trade_id, x.h AS h,
+               if(b.found AND x.at_ns <= e.last_ns, b.mid, NULL) AS mid
+        FROM
+        (
+            SELECT venue, symbol, trade_id, arrayJoin([0, 1, 10, 60]) AS h,
+                   toUnixTimestamp64Nano(ts_event) + toInt64(h) * 1000000000 AS at_ns
+            FROM fills
+        ) AS x
+        ASOF LEFT JOIN
+        (
+            SELECT venue, symbol, toUnixTimestamp64Nano(ts_recv) AS ns, mid, true AS found
+            FROM bbo_mid WHERE (venue, symbol) IN (SELECT venue, symbol FROM fills)
+        ) AS b ON x.venue = b.venue AND x.symbol = b.symbol AND x.at_ns >= b.ns
+        LEFT JOIN
+        (
+            SELECT venue, symbol, toUnixTimestamp64Nano(max(ts_recv)) AS last_ns FROM md_bbo GROUP BY venue, symbol
+        ) AS e ON x.venue = e.venue AND x.symbol = e.symbol
+    )
+    GROUP BY venue, symbol, trade_id
+) AS m ON f.venue = m.venue AND f.symbol = m.symbol AND f.trade_id = m.trade_id;
+
+-- Per order, against the market when its signal was emitted (the arrival, signal ts_emit):
+--   arrival_mid        the venue mid then (bbo_mid; arrival_bbo_ts = the receive time of that BBO)
+--   arrival_cross_mid  the consolidated mid of the pair across venues then (features.cross by ts_recv)
+--   reference_price    the price the model saw (the signal's)
+--   avg_fill_price     sum(price * qty) / sum(qty) over the order's fills
+--   slippage_*_bps     side * (avg_fill_price - benchmark) / benchmark * 10000: above 0 = paid more than the
+--                      benchmark (buy) or sold below it (sell), i.e. a cost
+--   fees_quote         the fills' fees in quote (NULL when one of them is in neither base nor quote)
+--   first/last_fill_ns from the order's first event (the executor created it) to its first/last
+--                      execution (the fills' venue time)
+--   passive            posted as LIMIT_MAKER (the executor's passive quotes; aggressive orders are LIMIT IOC)
+--   passive_qty, aggressive_qty, passive_share  filled as maker / taker, maker share of the filled qty
+--   fill_ratio         filled_qty / qty
+CREATE OR REPLACE VIEW execution_orders AS
+SELECT
+    o.venue AS venue, o.symbol AS symbol, s.model AS model, o.signal_id AS signal_id,
+    o.client_order_id AS client_order_id, o.side AS side, o.order_type AS order_type,
+    o.time_in_force AS time_in_force, toBool(o.order_type = 'LIMIT_MAKER') AS passive, o.price AS limit_price,
+    o.qty AS qty, o.status AS status, o.created_at AS created_at,
+    s.ts_emit AS signal_ts, s.reference_price AS reference_price,
+    a.mid AS arrival_mid, a.bbo_ts AS arrival_bbo_ts, c.mid AS arrival_cross_mid,
+    x.fills AS fills, x.filled_qty AS filled_qty, x.notional AS notional, x.avg_price AS avg_fill_price,
+    toDecimal128(if(o.side = 'buy', 1, -1) * (toDecimal256(x.avg_price, 18) - a.mid) * 10000 / a.mid, 18)
+        AS slippage_arrival_bps,
+    toDecimal128(if(o.side = 'buy', 1, -1) * (toDecimal256(x.avg_price, 18) - c.mid) * 10000 / c.mid, 18)
+        AS slippage_cross_bps,
+    toDecimal128(if(o.side = 'buy', 1, -1) * (toDecimal256(x.avg_price, 18) - s.reference_price) * 10000
+                 / s.reference_price, 18) AS slippage_reference_bps,
+    x.fees_quote AS fees_quote,
+    toUnixTimestamp64Nano(x.first_fill_at) - toUnixTimestamp64Nano(o.created_at) AS first_fill_ns,
+    toUnixTimestamp64Nano(x.last_fill_at) - toUnixTimestamp64Nano(o.created_at) AS last_fill_ns,
+    x.passive_qty AS passive_qty, x.aggressive_qty AS aggressive_qty,
+    toDecimal128(toDecimal256(x.passive_qty, 18) / x.filled_qty, 18) AS passive_share,
+    toDecimal128(toDecimal256(ifNull(x.filled_qty, 0), 18) / o.qty, 18) AS fill_ratio
+FROM
+(
+    SELECT client_order_id, any(signal_id) AS signal_id, any(venue) AS venue, any(symbol) AS symbol,
+           any(side) AS side, argMin(order_type, seq) AS order_type, argMin(time_in_force, seq) AS time_in_force,
+           argMin(price, seq) AS price, argMin(qty, seq) AS qty, argMax(status, seq) AS status,
+           min(ts_emit) AS created_at
+    FROM orders
+    GROUP BY client_order_id
+) AS o
+LEFT JOIN
+(
+    SELECT signal_id, model, ts_emit, reference_price
+    FROM signals ORDER BY signal_id, ts_emit LIMIT 1 BY signal_id
+) AS s ON o.signal_id = s.signal_id
+LEFT JOIN
+(
+    SELECT client_order_id, toNullable(count()) AS fills, toNullable(sum(qty)) AS filled_qty,
+           toNullable(sum(toDecimal256(price, 18) * qty)) AS notional,
+           toNullable(toDecimal128(sum(toDecimal256(price, 18) * qty) / sum(qty), 18)) AS avg_price,
+           if(countIf(fee_quote IS NULL) > 0, NULL, sum(fee_quote)) AS fees_quote,
+           toNullable(sumIf(qty, liquidity = 'maker')) AS passive_qty,
+           toNullable(sumIf(qty, liquidity != 'maker')) AS aggressive_qty,
+           toNullable(min(ts_event)) AS first_fill_at, toNullable(max(ts_event)) AS last_fill_at
+    FROM fills_unique
+    GROUP BY client_order_id
+) AS x ON o.client_order_id = x.client_order_id
+LEFT JOIN
+(
+    SELECT q.signal_id AS signal_id, if(b.found, b.mid, NULL) AS mid, if(b.found, b.ts_recv, NULL) AS bbo_ts
+    FROM
+    (
+        SELECT signal_id, venue, symbol, toUnixTimestamp64Nano(min(ts_emit)) AS at_ns
+        FROM signals GROUP BY signal_id, venue, symbol
+    ) AS q
+    ASOF LEFT JOIN
+    (
+        SELECT venue, symbol, ts_recv, toUnixTimestamp64Nano(ts_recv) AS ns, mid, true AS found
+        FROM bbo_mid WHERE (venue, symbol) IN (SELECT venue, symbol FROM signals)
+    ) AS b ON q.venue = b.venue AND q.symbol = b.symbol AND q.at_ns >= b.ns
+) AS a ON o.signal_id = a.signal_id
+LEFT JOIN
+(
+    SELECT q.signal_id AS signal_id, if(cv.found, cv.mid, NULL) AS mid
+    FROM
+    (
+        SELECT g.signal_id AS signal_id, concat(i.base, '/', i.quote) AS pair, g.at_ns AS at_ns
+        FROM
+        (
+            SELECT signal_id, venue, symbol, toUnixTimestamp64Nano(min(ts_emit)) AS at_ns
+            FROM signals GROUP BY signal_id, venue, symbol
+        ) AS g
+        INNER JOIN instruments AS i ON g.venue = i.venue AND g.symbol = i.symbol
+    ) AS q
+    ASOF LEFT JOIN
+    (
+        SELECT symbol AS pair, toUnixTimestamp64Nano(ts_recv) AS ns,
+               argMax(mid, (ts_emit, source_partition, source_offset)) AS mid, true AS found
+        FROM features_cross
+        GROUP BY symbol, ts_recv
+    ) AS cv ON q.pair = cv.pair AND q.at_ns >= cv.ns
+) AS c ON o.signal_id = c.signal_id;
+
+-- PnL per model and instrument over time: one row per fill in trade order (ts_event, trade_id), the
+-- state after it, in quote units, net of the fees so far (fees_quote; unpriced_fees counts the fills
+-- whose fee is in neither base nor quote and so is left out):
+--   position      bought - sold (base; fees charged in base are counted in fees_quote instead)
+--   cash          proceeds of the sales - cost of the purchases
+--   realised_pnl  first in, first out: the k-th unit bought closes against the k-th unit sold, whichever
+--                 came first, so after the fill it is (proceeds - cost) of the first min(bought, sold)
+--                 units of each side, minus fees_quote (exact: no average price is ever divided out)
+--   mtm_pnl       cash + position * the venue mid at the fill (execution_fills.mid_at_fill) - fees_quote;
+--                 NULL without a mid. mtm_pnl - realised_pnl is the open position at mid against its cost
+CREATE OR REPLACE VIEW execution_pnl AS
+WITH ladder AS
+(
+    SELECT model, venue, symbol, trade_id, ts_event, side, price, qty,
+           sum(qty * (side = 'buy')) OVER w AS bought,
+           sum(qty * (side = 'sell')) OVER w AS sold,
+           sum(toDecimal256(price, 18) * qty * (side = 'buy')) OVER w AS bought_quote,
+           sum(toDecimal256(price, 18) * qty * (side = 'sell')) OVER w AS sold_quote,
+           sum(ifNull(fee_quote, toDecimal256(0, 36))) OVER w AS fees_quote,
+           sum(toUInt64(fee_quote IS NULL)) OVER w AS unpriced_fees
+    FROM fills_unique
+    WINDOW w AS (PARTITION BY model, venue, symbol ORDER BY ts_event, trade_id
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+)
+SELECT
+    r.model AS model, r.venue AS venue, r.symbol AS symbol, r.ts_event AS ts_event, r.trade_id AS trade_id,
+    r.side AS side, r.price AS price, r.qty AS qty, r.bought - r.sold AS position,
+    r.sold_quote - r.bought_quote AS cash, r.fees_quote AS fees_quote, r.unpriced_fees AS unpriced_fees,
+    m.mid_at_fill AS mid,
+    (sb.quote_before + toDecimal256(r.matched - sb.qty_before, 18) * sb.price)
+        - (bb.quote_before + toDecimal256(r.matched - bb.qty_before, 18) * bb.price) - r.fees_quote AS realised_pnl,
+    r.sold_quote - r.bought_quote + toDecimal256(r.bought - r.sold, 18) * m.mid_at_fill - r.fees_quote AS mtm_pnl
+FROM (SELECT *, least(bought, sold) AS matched FROM ladder) AS r
+ASOF LEFT JOIN
+(
+    SELECT model, venue, symbol, price, bought - qty AS qty_before, bought_quote - toDecimal256(price, 18) * qty AS quote_before
+    FROM ladder WHERE side = 'buy'
+) AS bb ON r.model = bb.model AND r.venue = bb.venue AND r.symbol = bb.symbol AND r.matched >= bb.qty_before
+ASOF LEFT JOIN
+(
+    SELECT model, venue, symbol, price, sold - qty AS qty_before, sold_quote - toDecimal256(price, 18) * qty AS quote_before
+    FROM ladder WHERE side = 'sell'
+) AS sb ON r.model = sb.model AND r.venue = sb.venue AND r.symbol = sb.symbol AND r.matched >= sb.qty_before
+LEFT JOIN
+(
+    SELECT venue, symbol, trade_id, mid_at_fill FROM execution_fills
+) AS m ON r.venue = m.venue AND r.symbol = m.symbol AND r.trade_id = m.trade_id;

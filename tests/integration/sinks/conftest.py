@@ -62,6 +62,21 @@ def archive(warehouse_url: str) -> Iterator[Archive]:
     fresh.client.close()
 
 
+@pytest.fixture
+def fresh_archive(warehouse_url: str) -> Iterator[Callable[[], Archive]]:
+    """Open fresh databases on demand (one per hypothesis example); all dropped at the end."""
+    opened: list[Archive] = []
+
+    def open_one() -> Archive:
+        opened.append(open_archive(warehouse_url))
+        return opened[-1]
+
+    yield open_one
+    for archive in opened:
+        archive.client.command(f"DROP DATABASE IF EXISTS {archive.warehouse.database}")
+        archive.client.close()
+
+
 def produce(kafka: KafkaSettings, topic: str, records: list[dict[str, Any]], raw: list[bytes] = ()) -> None:
     """Publish ``records`` (encoded as the topic's record) and ``raw`` payloads to ``topic``."""
     serde = AvroSerde()
