@@ -6,6 +6,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -37,6 +38,11 @@ def history_archive(warehouse_url: str) -> Iterator[tuple[Archive, dict]]:
                            "VALUES ('md.trades', 0, 99, 'x', 'unknown framing')")
     yield archive, history
     archive.client.command(f"DROP DATABASE IF EXISTS {archive.warehouse.database}")
+
+
+def python_examples() -> list[str]:
+    """Return the ```python blocks of docs/analysts.md."""
+    return re.findall(r"```python\n(.*?)```", ANALYSTS_MD.read_text(), flags=re.DOTALL)
 
 
 def test_the_guide_has_at_least_ten_queries() -> None:
@@ -150,3 +156,23 @@ def test_reports_write_non_empty_pngs_of_the_known_history(history_archive: tupl
     for png in (spread_png, latency_png):
         data = png.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_the_python_example_runs_on_the_known_history(history_archive: tuple[Archive, dict],
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    archive, history = history_archive
+    monkeypatch.setenv("TICKPIPE_WAREHOUSE__URL", archive.warehouse.url)
+    monkeypatch.setenv("TICKPIPE_WAREHOUSE__DATABASE", archive.warehouse.database)
+    (example,) = python_examples()
+    namespace: dict = {}
+
+    exec(compile(example, str(ANALYSTS_MD), "exec"), namespace)  # noqa: S102 (the documented example itself)
+
+    fills = history["fills"]
+    assert namespace["notional"] == sum(Decimal(f["price"]) * Decimal(f["qty"]) for f in fills)
+    assert len(namespace["trades"]) == len(history["md.trades"])
+    assert list(namespace["last_pnl"]["model"]) == ["imbalance-v1"]
+    assert f"{len(history['md.trades'])} trades" in capsys.readouterr().out

@@ -73,3 +73,14 @@ def test_the_cli_of_a_service_image_runs_without_the_embedded_warehouse() -> Non
     assert " feed " in done.stdout and " sim-exchange " in done.stdout and " warehouse " not in done.stdout
     copied = {line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")}
     assert "warehouse" not in copied and "tests" not in copied and "bench" not in copied
+
+
+def test_the_research_package_imports_pandas_only_when_its_archive_is_used() -> None:
+    # sinks.research.window serves the CLI of every install; Archive needs the [research] extra
+    code = BLOCK.format(blocked={"pandas", "matplotlib"}) + (
+        "import sinks.research\nfrom sinks.research.window import parse_duration_s\nprint('ok')\n"
+        "try:\n    from sinks.research import Archive\nexcept ModuleNotFoundError as exc:\n    print(exc)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["ok", "No module named 'pandas' (blocked)"]
