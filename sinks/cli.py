@@ -1,4 +1,4 @@
-"""CLI commands of the sink and the analyst's side: ``sink``, ``sql``, ``report spread|latency``."""
+"""CLI commands of the sink and the analyst's side: ``sink``, ``sql``, ``report spread|latency|execution``."""
 
 from __future__ import annotations
 
@@ -114,6 +114,27 @@ def register(app: typer.Typer) -> None:
             client.close()
         hops = ", ".join(f"{label.replace(chr(10), ' ')}: {n}" for label, n in result.records.items()) or "no records"
         typer.echo(f"{result.path}: {hops}")
+
+    @report.command("execution")
+    def execution_command(
+        ctx: typer.Context,
+        since: str = typer.Option("1h", "--since", help="window ending now: 90s, 15m, 1h, 2d"),
+        out: Path = typer.Option(Path("execution.png"), "--out", help="PNG to write"),
+        csv_out: Path = typer.Option(None, "--csv", help="also write one row per model and instrument here"),
+        url: str = typer.Option(None, "--url", help=URL_HELP),
+        database: str = typer.Option(None, "--database", "-d", help=DB_HELP),
+    ) -> None:
+        """Plot slippage, markouts, PnL per model and the passive fill ratio from the execution views."""
+        require("research", "report execution")
+        from sinks.research.archive import Archive
+        from sinks.research.execution import execution_report
+
+        window = _since(since)
+        with Archive(_client(settings_of(ctx), url, database)) as archive:
+            result = execution_report(archive, window, out, csv_out)
+        written = f"{result.path}" + (f", {result.csv_path}" if result.csv_path else "")
+        typer.echo(f"{written}: {result.orders} order(s), {result.fills} fill(s), "
+                   f"models: {', '.join(m or '(no signal)' for m in result.models) or 'none'}")
 
 
 def _client(settings: Settings, url: str | None, database: str | None) -> Client:

@@ -1,8 +1,8 @@
 """Research on the ClickHouse archive: reports (matplotlib, Agg backend, PNG out) and :class:`Archive`.
 
 Lives inside ``sinks/`` because it reads only what the sink archives and the views it creates
-(the top-level layout has no research folder). ``tickpipe report spread|latency`` runs the
-reports; ``from sinks.research import Archive`` gives a researcher DataFrames. pandas and
+(the top-level layout has no research folder). ``tickpipe report spread|latency|execution``
+runs the reports; ``from sinks.research import Archive`` gives a researcher DataFrames. pandas and
 matplotlib (extra ``[research]``) load only when one of them is used, so ``tickpipe`` without the
 extra still starts.
 """
