@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Histogram, generate_latest
 
 HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
 
@@ -41,7 +43,36 @@ def serve_observability(
         def log_message(self, format: str, *args: Any) -> None:
             return
 
+    watch_gc(registry)
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name=f"observability:{port}", daemon=True).start()
     return server
+
+
+_GC_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+_gc_watched: set[int] = set()
+
+
+def watch_gc(registry: CollectorRegistry = REGISTRY) -> None:
+    """Time every garbage collection of this process as ``tickpipe_gc_pause_seconds{generation}``.
+
+    A collection stops every thread of the service; a full one over a large heap takes milliseconds
+    to tens of milliseconds, which shows up as tail latency on the hot path and nowhere else.
+    Once per registry.
+    """
+    if id(registry) in _gc_watched:
+        return
+    _gc_watched.add(id(registry))
+    pauses = Histogram("tickpipe_gc_pause_seconds", "time the process stood still in one garbage collection",
+                       ["generation"], registry=registry, buckets=_GC_BUCKETS)
+    by_generation = [pauses.labels(str(g)) for g in range(3)]
+    started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            by_generation[info["generation"]].observe(time.perf_counter() - started[0])
+
+    gc.callbacks.append(on_gc)

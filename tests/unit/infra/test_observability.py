@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 import requests
 from prometheus_client import CollectorRegistry, Counter
 
-from infra.observability import serve_observability
+from infra.observability import serve_observability, watch_gc
 
 
 def healthy() -> tuple[bool, dict[str, str]]:
@@ -37,3 +39,18 @@ def test_loopback_binding_refuses_another_address_of_the_host() -> None:
             requests.get(f"http://127.0.0.2:{port}/health", timeout=5)
     finally:
         server.shutdown()
+
+
+def test_every_garbage_collection_is_timed_by_generation_once_per_registry() -> None:
+    # Arrange
+    registry = CollectorRegistry()
+    watch_gc(registry)
+    watch_gc(registry)  # a second call adds no second callback
+    before = registry.get_sample_value("tickpipe_gc_pause_seconds_count", {"generation": "2"}) or 0.0
+    # Act
+    gc.collect(2)
+    gc.collect(2)
+    # Assert
+    after = registry.get_sample_value("tickpipe_gc_pause_seconds_count", {"generation": "2"})
+    assert after == before + 2
+    assert registry.get_sample_value("tickpipe_gc_pause_seconds_sum", {"generation": "2"}) > 0
