@@ -106,11 +106,14 @@ def test_status_json_is_machine_readable(stack: RunningStack) -> None:
 
 @pytest.mark.timeout(60)
 def test_top_once_shows_topic_rates_and_lag_and_says_which_sources_are_missing(stack: RunningStack) -> None:
-    result = stack.tickpipe("top", "--once", "--interval", "0.5", timeout=50)
+    # each source gets 10 s (default 2 s, what an operator wants): a loaded CI machine once needed more
+    # for the topics' metadata and offsets, and the panel said "unavailable" instead of the table
+    env = {**stack.env, "TICKPIPE_STACK__PROBE_TIMEOUT_S": "10"}
+    result = run_tickpipe(env, stack.workdir, "top", "--once", "--interval", "0.5", timeout=50)
 
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "msg/s" in out and "md.trades" in out and "consumer lag" in out
+    assert "msg/s" in out and "md.trades" in out and "consumer lag" in out, out
     assert "feed health" in out and "not part of the stack" in out  # no feed in a broker+warehouse stack
 
 
