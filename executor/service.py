@@ -9,6 +9,7 @@ from executor.engine import Engine, install_sigterm
 from executor.intake import StartAt
 from executor.metrics import ExecutorMetrics
 from executor.venue import BinanceVenue
+from infra.heap import settle_heap
 from infra.logs import configure_logging
 from infra.observability import serve_observability
 from infra.settings import Settings
@@ -30,6 +31,7 @@ def run_service(settings: Settings, venue: str, rest_url: str | None, start_at: 
     install_sigterm(engine)
     server = serve_observability(settings.metrics_host, s.metrics_port, engine.health)
     log.info("executor starting", extra={"venue": venue, "rest_url": s.rest_url, "replay": start_at is not None})
+    settle_heap(settings.gc_freeze)
     try:
         engine.run()
     finally:

@@ -440,6 +440,11 @@ class Settings(BaseSettings):
         description="address every service's /metrics and /health bind to; 0.0.0.0 in a container so that "
         "Prometheus and the orchestrator's probes reach them",
     )
+    gc_freeze: bool = Field(
+        True,
+        description="each service freezes its start-up objects out of the garbage collector's full passes "
+        "(gc.freeze once start-up is done): shorter pauses on the hot path; off to compare",
+    )
     kafka: KafkaSettings = KafkaSettings()
     broker: BrokerSettings = BrokerSettings()
     warehouse: WarehouseSettings = WarehouseSettings()

@@ -14,6 +14,7 @@ import orjson
 from confluent_kafka import KafkaException
 from prometheus_client import CollectorRegistry
 
+from infra.heap import settle_heap
 from infra.logs import configure_logging
 from infra.observability import serve_observability
 from infra.settings import FeedSettings, Settings
@@ -60,6 +61,7 @@ def run_feed(settings: Settings, feed: FeedSettings, symbols: list[str]) -> int:
         "metrics_port": server.server_address[1], "resume_after_trade_ids": resume,
     })
     _on_signals(service.stop)
+    settle_heap(settings.gc_freeze)
     try:
         service.run()
     finally:

@@ -11,6 +11,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from infra.backoff import Backoff
+from infra.heap import settle_heap
 from infra.observability import serve_observability
 from infra.settings import Settings
 from schemas.topics import Topic
@@ -71,6 +72,7 @@ def run_sink(settings: Settings, topics: list[str]) -> None:
     log.info("sink started", extra={"url": warehouse.url, "database": warehouse.database, "topics": topics,
                                     "created_tables": report.created_tables, "added_columns": report.added_columns,
                                     "metrics_port": server.server_address[1]})
+    settle_heap(settings.gc_freeze)
     try:
         loop.run()
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from infra.heap import settle_heap
 from infra.observability import serve_observability
 from infra.settings import Settings
 from infra.topics import create_topics
@@ -28,6 +29,11 @@ def run_worker(settings: Settings) -> None:
         assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in rt.app.consumer.assignment()) if rt.app.started else []
         ok = rt.app.started and not rt.app.crashed
         return ok, {"app_id": settings.streams.app_id, "assigned": assigned, "stale": sorted(rt.stale)}
+
+    @rt.app.task
+    async def settle() -> None:
+        # the app has started: what start-up built leaves the collector's full passes
+        settle_heap(settings.gc_freeze)
 
     server = serve_observability(settings.metrics_host, settings.streams.web_port, health)
     log.info("streams worker starting", extra={"web_port": server.server_address[1], "app_id": settings.streams.app_id})
