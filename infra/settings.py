@@ -73,6 +73,17 @@ class KafkaSettings(_Section):
         100, ge=0, description="sink consumer fetch.wait.max.ms: the archive is written in batches of "
         "sink.batch_max_ms anyway, so a longer idle fetch costs no archive latency and spares the broker",
     )
+    # md.book.snapshots: the feed's latest book per instrument, for consumers that join mid-stream
+    book_snapshots_segment_ms: int = Field(
+        60_000, ge=1000, description="segment.ms of the compacted md.book.snapshots: the log cleaner compacts only "
+        "closed segments, so this bounds how many old snapshots a late joiner reads past (Kafka's default: 7 days)",
+    )
+    book_snapshot_lookback_ms: int = Field(
+        15_000, ge=0, description="a late joiner (streams worker without committed md.book offsets, executor at start) "
+        "reads md.book from this long before the newest md.book.snapshots record: at least the feed's "
+        "book_snapshot_interval_s (every live book has a snapshot that recent) plus the broker's append-time skew "
+        "between the two topics; deltas the snapshots already hold are skipped",
+    )
     fetch_queue_backoff_ms: int = Field(
         10, ge=0, description="fetch.queue.backoff.ms of every confluent-kafka consumer (sink, executor): librdkafka's "
         "1000 ms default stalls fetching for up to 1 s whenever its prefetch queue is full (halved sink throughput)",
@@ -227,6 +238,10 @@ class FeedSettings(_Section):
         3.0, gt=0, description="no acknowledgement for this long while records wait = broker unreachable"
     )
     flush_timeout_s: float = Field(30.0, gt=0, description="on SIGTERM, how long to wait for Kafka to take the buffer")
+    book_snapshot_interval_s: float = Field(
+        5.0, ge=0, description="publish each live book whole on md.book.snapshots this often when it changed (and "
+        "after every resync), so a consumer joining mid-stream has full depth at once; 0 = never",
+    )
 
 
 class StreamsSettings(_Section):
@@ -274,6 +289,11 @@ class StreamsSettings(_Section):
         "sustained load",
     )
     instruments: str = Field("", description="comma-separated venue:symbol accepted; empty = any")
+    seed_from_snapshots: bool = Field(
+        True, description="a worker whose group has no committed offset on an md.book partition starts each book from "
+        "md.book.snapshots and reads md.book from there (kafka.book_snapshot_lookback_ms); false = md.book from its "
+        "beginning (features for the whole retained history, full books only from the first snapshot kept)",
+    )
     ofi_window_ms: int = Field(1000, ge=1, description="signal model: OFI window (event time, ms)")
     ofi_min_updates: int = Field(5, ge=1, description="signal model: book updates needed in the window")
     ofi_threshold: float = Field(0.6, gt=0, le=1, description="signal model: |normalized OFI| to act")
@@ -347,8 +367,8 @@ class ExecutorSettings(_Section):
     ws_reconnect_base_ms: int = Field(200, ge=1, description="first WebSocket API reconnect pause (doubles, jittered)")
     ws_reconnect_cap_ms: int = Field(5000, ge=1, description="longest WebSocket API reconnect pause")
     symbols: str = Field(
-        "", description="comma-separated symbols whose REST depth snapshot is loaded at start (full depth before the "
-        "feed's next snapshot); empty = none"
+        "", description="comma-separated symbols whose full book is loaded at start, from md.book.snapshots (the feed's "
+        "latest) or else the venue's REST depth, instead of waiting for the feed's next resync; empty = none"
     )
     account: str = Field(
         "default", min_length=1,

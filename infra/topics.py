@@ -18,7 +18,7 @@ from confluent_kafka.admin import (
 
 from infra.backoff import Backoff
 from infra.settings import KafkaSettings
-from schemas.topics import Topic
+from schemas.topics import BOOK_SNAPSHOTS, Topic
 
 
 @dataclass(frozen=True)
@@ -37,14 +37,26 @@ class TopicInfo:
 
 # Topics whose records carry the broker's append time as their Kafka timestamp: the hop "market data
 # (or signal) acknowledged by Kafka" is then read from the record itself by the next stage.
+# md.book.snapshots too: a late joiner finds its place in md.book by the snapshot's time, so both topics
+# must be stamped by the same clock.
 APPEND_TIME_TOPICS = frozenset({Topic.TRADES.value, Topic.BOOK.value, Topic.BBO.value, Topic.HEALTH.value,
-                                Topic.SIGNALS.value})
+                                Topic.SIGNALS.value, BOOK_SNAPSHOTS})
+
+ALL_TOPICS = (*(t.value for t in Topic), BOOK_SNAPSHOTS)
+"""Every topic ``tickpipe topics create`` makes: the record topics and the compacted book snapshots."""
 
 
 def topic_configs(kafka: KafkaSettings, name: str) -> dict[str, str]:
     """The configs a tickpipe topic is created with: its retention (per-topic setting, else the default), and
-    for the hot-path topics the broker's append time as record timestamp."""
-    configs = {"retention.ms": str(kafka.topic_retention_ms.get(name, kafka.retention_ms))}
+    for the hot-path topics the broker's append time as record timestamp.
+
+    md.book.snapshots is compacted instead (the latest book per key is kept whatever its age); its
+    segments roll every ``book_snapshots_segment_ms`` because only closed segments are compacted.
+    """
+    if name == BOOK_SNAPSHOTS:
+        configs = {"cleanup.policy": "compact", "segment.ms": str(kafka.book_snapshots_segment_ms)}
+    else:
+        configs = {"retention.ms": str(kafka.topic_retention_ms.get(name, kafka.retention_ms))}
     if name in APPEND_TIME_TOPICS:
         configs["message.timestamp.type"] = "LogAppendTime"
     return configs
@@ -57,7 +69,7 @@ def create_topics(kafka: KafkaSettings, names: list[str] | None = None, timeout_
     the settings' values, so a change applies to a broker whose topics outlived it.
     """
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
-    wanted = names or [t.value for t in Topic]
+    wanted = names or list(ALL_TOPICS)
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     missing = [n for n in wanted if n not in existing]
     _align_configs(admin, kafka, [n for n in wanted if n in existing], timeout_s)

@@ -44,6 +44,13 @@ RECORD_OF_TOPIC: dict[Topic, str] = {
 }
 
 
+BOOK_SNAPSHOTS = "md.book.snapshots"
+"""Compacted topic (key ``venue:SYMBOL``): the feed's latest whole book per instrument, a BookDelta with
+``snapshot`` true, so a consumer that joins mid-stream starts from it instead of waiting for a resync.
+Not in :class:`Topic`: it is state, not a record stream, and is not archived (``md.book`` holds the same
+history). Written after every resync and every ``feed.book_snapshot_interval_s``."""
+
+
 def instrument_key(venue: str, symbol: str) -> bytes:
     """Return the message key ``"{venue}:{symbol}"`` that keeps one instrument ordered in its partition."""
     return f"{venue}:{symbol}".encode()
