@@ -5,6 +5,11 @@ it the same inputs (``open``, ``frame``, ``snapshot``, ``close``, ``tick``), so 
 run the same parser, merge and book code. It performs no I/O: records go to ``sink``, and what it
 needs from the outside world (a REST snapshot, a page of trade history to fill a trade gap,
 replacing a stalled connection, rolling a connection over) it asks through callbacks.
+
+Every live book is also published whole on ``md.book.snapshots`` (compacted, one record per
+instrument kept), right after each (re)sync and then every ``snapshot_interval_ns`` of receive time
+when it changed, as a BookDelta with ``snapshot`` true at the update id of the last delta published:
+a consumer that joins mid-stream starts from it instead of waiting for the next resync.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from producers.metrics import FeedMetrics, slot_of
 from producers.redundancy import MonotonicFilter, SequenceMerger, StallDetector
 from producers.stream_books import Broken, Publish, StreamBooks
 from producers.venue import BookMessage, BookSource, Channel, Diff, VenueAdapter
-from schemas.topics import Topic, instrument_key
+from schemas.topics import BOOK_SNAPSHOTS, Topic, instrument_key
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +86,10 @@ class _Instrument:
     """Per-connection websocket books (venues whose book is not a REST snapshot plus id-chained diffs)."""
     definition: tuple[str, str, str, str] | None = None
     """(base, quote, tick, lot) last published on md.instruments."""
+    snapshot_due: int | None = None
+    """Receive time after which the live book is published on md.book.snapshots again (None: not live yet)."""
+    snapshot_id: int | None = None
+    """Update id of the book last published on md.book.snapshots."""
 
 
 @dataclass
@@ -114,6 +123,7 @@ class FeedPipeline:
         refused_max_pause_ns: int = 300_000_000_000,
         rand: Callable[[], float] = random.random,
         learn_symbols: bool = False,
+        snapshot_interval_ns: int = 0,
     ) -> None:
         self.adapter = adapter
         self._stream_books = adapter.book_source is BookSource.STREAM
@@ -135,6 +145,7 @@ class FeedPipeline:
         self._refused_pause_s = refused_pause_ns / 1e9
         self._refused_max_pause_s = refused_max_pause_ns / 1e9
         self._rand = rand
+        self._snapshot_interval = snapshot_interval_ns
         self._instruments: dict[str, _Instrument] = {}
         self.add_symbols(symbols)
         self.dead_letters = 0
@@ -373,6 +384,8 @@ class FeedPipeline:
     def tick(self, now: int) -> None:
         """Release held events whose peers did not deliver in time; replace stalled connections; retry refused snapshots."""
         for inst in self._instruments.values():
+            if inst.snapshot_due is not None and now >= inst.snapshot_due and self._live(inst):
+                self._publish_book_snapshot(inst, now)
             if inst.snapshot_retry_at is not None and now >= inst.snapshot_retry_at:
                 inst.snapshot_retry_at = None
                 self._want_snapshot(inst)
@@ -525,12 +538,33 @@ class FeedPipeline:
             "ts_event": ts_event, "ts_recv": now,
         })
         if pub.snapshot:
+            self._publish_book_snapshot(inst, now)
             first = not inst.synced_once
             inst.synced_once = True
             if inst.unsynced_since is not None or first:
                 inst.unsynced_since = None
                 self._health(FeedEventKind.RECOVERED, now, symbol=inst.symbol, connection_id=pub.connection_id,
                              last_update_id=pub.last, detail=f"book true from connection {pub.connection_id}'s snapshot")
+
+    def _publish_book_snapshot(self, inst: _Instrument, now: int) -> None:
+        # the live book whole at the update id of the last delta published; skipped while it has not changed
+        # since the last one (a consumer then needs no delta after it, so its age does not matter)
+        if not self._snapshot_interval:
+            return
+        inst.snapshot_due = now + self._snapshot_interval
+        if inst.stream is not None:
+            book, update_id = inst.stream.published, inst.stream.last_id
+        else:
+            book, update_id = inst.sync.book, inst.sync.book.last_update_id
+        if book is None or update_id == inst.snapshot_id:
+            return
+        inst.snapshot_id = update_id
+        bids, asks = book.top()
+        self._sink(BOOK_SNAPSHOTS, inst.key, "BookDelta", {
+            "venue": self.venue, "symbol": inst.symbol, "snapshot": True,
+            "first_update_id": update_id, "last_update_id": update_id,
+            "bids": _levels(bids), "asks": _levels(asks), "ts_event": now, "ts_recv": now,
+        })
 
     def _publish_trade(self, inst: _Instrument, trade: dict[str, Any], now: int) -> None:
         tid = trade["trade_id"]
@@ -626,6 +660,7 @@ class FeedPipeline:
             })
         inst.synced_once = True
         inst.snapshot_refusals, inst.snapshot_retry_at, inst.unsynced_since = 0, None, None
+        self._publish_book_snapshot(inst, now)
         self._health(
             FeedEventKind.RECOVERED, now, symbol=inst.symbol, last_update_id=inst.sync.book.last_update_id,
             count=len(result.applied), detail=f"book true from snapshot {sid} (+{len(result.applied)} buffered diffs)",

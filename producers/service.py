@@ -93,6 +93,7 @@ class FeedService:
             max_backfill_trades=settings.max_backfill_trades,
             refused_pause_ns=int(settings.snapshot_refused_pause_s * 1e9),
             refused_max_pause_ns=int(settings.snapshot_refused_max_pause_s * 1e9),
+            snapshot_interval_ns=int(settings.book_snapshot_interval_s * 1e9),
         )
         for symbol, last_id in (resume or {}).items():
             self.pipeline.resume_trades(symbol, last_id)
