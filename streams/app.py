@@ -27,6 +27,7 @@ from schemas.serde import AvroSerde
 from schemas.topics import RECORD_OF_TOPIC, Topic
 from streams import metrics
 from streams.intake import Accepted, check_input, dead_letter, parse_instruments
+from streams.late_join import LateJoin
 from streams.tables import StreamTables, declare_tables
 from streams.topics import StreamTopics, declare_topics
 from streams.transport import Transport
@@ -55,6 +56,7 @@ class Runtime:
     serde: AvroSerde = field(default_factory=AvroSerde)
     allowed: frozenset[bytes] = frozenset()
     stale: set[str] = field(default_factory=set)
+    late_join: LateJoin | None = None
 
     async def send(self, topic: Topic, key: bytes, record: dict[str, Any]) -> Awaitable[Any]:
         """Stamp ``ts_emit`` (when the record has one), encode and hand ``record`` to the producer.
@@ -136,10 +138,13 @@ def build_app(settings: Settings) -> Runtime:
         table_standby_replicas=s.standby_replicas,
         web_enabled=False,
     )
-    app.transport = Transport(app.conf.broker_consumer, app, fetch_max_wait_ms=k.streams_fetch_max_wait_ms)
+    late_join = LateJoin(k.bootstrap, k.book_snapshot_lookback_ms) if s.seed_from_snapshots else None
+    app.transport = Transport(
+        app.conf.broker_consumer, app, fetch_max_wait_ms=k.streams_fetch_max_wait_ms, late_join=late_join
+    )
     rt = Runtime(
         app=app, settings=settings, topics=declare_topics(app, s.bbo_features), tables=declare_tables(app, k.partitions),
-        allowed=parse_instruments(s.instruments),
+        allowed=parse_instruments(s.instruments), late_join=late_join,
     )
     book.attach(rt)
     trades.attach(rt)

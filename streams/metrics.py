@@ -10,6 +10,10 @@ DEAD_LETTERS = Counter("tickpipe_streams_dead_letters_total", "inputs sent to dl
 REPLAYED = Counter(
     "tickpipe_streams_replayed_total", "inputs skipped because table state already holds them (after a crash)", ["topic"]
 )
+SEEDS = Counter(
+    "tickpipe_streams_book_seeds_total", "md.book.snapshots records taken by a late joiner (applied, older than the "
+    "book, rejected to dlq)", ["result"],
+)
 BOOK_NOTES = Counter("tickpipe_streams_book_skips_total", "book updates that produced no features", ["why"])
 CROSS_SKIPS = Counter(
     "tickpipe_streams_cross_skips_total", "cross-venue inputs that produced no features.cross record", ["why"]

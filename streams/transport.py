@@ -21,11 +21,15 @@ fetch loop handed to an agent while the seek was under way were emptied out with
 the fetch loop had already moved its read offset past them, so they were never read again (seen on
 a loaded machine as a fresh worker missing every partition's first records, book snapshots
 included). The flow is therefore stopped before every seek; Faust resumes it right after.
+
+md.book partitions never committed are joined late (:mod:`streams.late_join`): when the feed keeps
+md.book.snapshots, they are sought to where the latest snapshots continue, not to the beginning.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,6 +37,11 @@ import aiokafka
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+
+from schemas.topics import Topic
+from streams.late_join import LateJoin
+
+log = logging.getLogger(__name__)
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -53,9 +62,29 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             if offset == 0 and tp.topic not in changelogs:
                 consumer.seek(tp, 0)
         never = [tp for tp, offset in committed.items() if offset is None and tp.topic not in changelogs]
+        late_join: LateJoin | None = self.consumer.transport.late_join
+        if late_join is not None:
+            late = [tp for tp in never if tp.topic == Topic.BOOK.value]
+            starts = await self._late_starts(late_join, sorted(tp.partition for tp in late))
+            for tp in late:
+                if tp.partition in starts:
+                    consumer.seek(tp, starts[tp.partition])
+            never = [tp for tp in never if not (tp.topic == Topic.BOOK.value and tp.partition in starts)]
         if never:
             await consumer.seek_to_beginning(*never)
         return committed
+
+    @staticmethod
+    async def _late_starts(late_join: LateJoin, partitions: list[int]) -> dict[int, int]:
+        # a failed read of the snapshots costs the late joiner its head start, never the worker
+        if not partitions:
+            return late_join.prepare([])
+        try:
+            return await asyncio.to_thread(late_join.prepare, partitions)
+        except Exception:
+            log.exception("could not read md.book.snapshots; late md.book partitions read from their beginning",
+                          extra={"partitions": partitions})
+            return late_join.prepare([])
 
 
 class _Consumer(faust_aiokafka.Consumer):
@@ -131,10 +160,12 @@ class _Consumer(faust_aiokafka.Consumer):
 
 
 class Transport(faust_aiokafka.Transport):
-    """The ``kafka://`` transport with a worker fetch wait of ``fetch_max_wait_ms``."""
+    """The ``kafka://`` transport with a worker fetch wait of ``fetch_max_wait_ms``; ``late_join`` None = md.book
+    partitions never committed are read from their beginning."""
 
     Consumer = _Consumer
 
-    def __init__(self, *args: Any, fetch_max_wait_ms: int, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, fetch_max_wait_ms: int, late_join: LateJoin | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.late_join = late_join

@@ -1,7 +1,9 @@
 """Agent: md.book + md.health (+ md.bbo) -> features.book and signals (the model is driven by book updates).
 
 Signals are computed here rather than from ``features.book`` so that a signal's inputs are market-data
-offsets, which stay the same when the worker replays after a crash.
+offsets, which stay the same when the worker replays after a crash. On an md.book partition joined late
+each book starts from its md.book.snapshots seed (:mod:`streams.late_join`), taken at the instrument's
+first md.book record there.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from typing import Any
 
 from faust.types import StreamT
 
-from schemas.topics import Topic
+from infra.book_snapshots import SnapshotRecord
+from schemas.topics import BOOK_SNAPSHOTS, Topic
 from streams import metrics, tables
 from streams.app import Runtime
 from streams.batching import take_ready
+from streams.intake import Accepted, Rejected, check_input
 from streams.models.base import InputRef
 from streams.models.ofi_microprice import OfiMicropriceModel
 from streams.pipelines.book import BookConfig, BookInstrument, BookOutcome
@@ -45,6 +49,32 @@ def book_config(rt: Runtime) -> BookConfig:
         model=model, features_interval_ns=s.book_features_interval_ms * MS,
         target_qty=s.signal_target_qty, signal_ttl_ns=s.signal_ttl_ms * MS, max_levels=s.book_max_levels,
     )
+
+
+async def seed_book(
+    rt: Runtime, inst: BookInstrument, seed: SnapshotRecord, cfg: BookConfig, deliveries: list[Awaitable[Any]]
+) -> None:
+    """Start ``inst``'s book from its md.book.snapshots record; a bad one goes to dlq (the book then waits for a
+    snapshot on md.book, as without seeds)."""
+    checked = check_input(rt.serde, seed.key, seed.value, "BookDelta", rt.allowed)
+    if isinstance(checked, Accepted) and not checked.record["snapshot"]:
+        rec = checked.record
+        checked = Rejected("invalid_record", "md.book.snapshots record is not a snapshot", rec["venue"], rec["symbol"],
+                           rec["ts_event"])
+    if isinstance(checked, Rejected):
+        log.warning("bad md.book.snapshots record", extra={"key": seed.key, "partition": seed.partition,
+                                                            "offset": seed.offset, "error": checked.error})
+        metrics.SEEDS.labels("rejected").inc()
+        deliveries.append(await rt.reject(
+            checked.reason, checked.error, checked.venue, checked.symbol, BOOK_SNAPSHOTS, seed.partition, seed.offset,
+            seed.value, checked.ts_event,
+        ))
+        return
+    record = checked.record
+    applied = inst.seed(record, cfg)
+    metrics.SEEDS.labels("applied" if applied else "older").inc()
+    log.info("book seeded from md.book.snapshots" if applied else "md.book.snapshots seed older than the book; unused",
+             extra={"key": seed.key, "update_id": record["last_update_id"], "levels": inst.book.depth()})
 
 
 def attach(rt: Runtime) -> None:
@@ -86,6 +116,9 @@ def attach(rt: Runtime) -> None:
                     elif msg.topic == Topic.BBO.value:
                         out = inst.on_bbo(record, cfg)
                     else:
+                        seed = rt.late_join.take(key, msg.partition) if rt.late_join is not None else None
+                        if seed is not None:
+                            await seed_book(rt, inst, seed, cfg, deliveries)
                         out = inst.on_delta(record, ref, cfg)
                 except Exception as exc:  # one record must not stop the agent
                     log.exception("book record failed", extra={"topic": msg.topic, "partition": msg.partition,

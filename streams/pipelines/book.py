@@ -5,6 +5,11 @@ snapshot. ``md.health`` marks it stale on ``stale``/``gap``/``resync``/``crossed
 or a snapshot newer (by ``ts_recv``) than the health event; comparing receive times keeps the result
 right whichever of the two topics the worker happens to read first. A stale instrument produces no
 features and no signals.
+
+A worker that joins mid-stream starts a book from the feed's latest snapshot on md.book.snapshots
+(:meth:`BookInstrument.seed`) and reads md.book from a little before it: the deltas that snapshot
+already holds are skipped as covered, not dead-lettered as out of order, and the first delta past it
+continues the book under the usual update-id rule.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ class BookInstrument:
     last_features_ts: int | None = None
     model_state: dict[str, Any] | None = None
     offsets: dict[str, int] = field(default_factory=dict)
+    seeded_id: int | None = None
+    """Update id of the md.book.snapshots seed while no md.book delta has continued it yet."""
 
     @property
     def stale(self) -> bool:
@@ -74,20 +81,37 @@ class BookInstrument:
         elif event["kind"] == "recovered":
             self.health_stale_since = None
 
+    def seed(self, snapshot: dict[str, Any], cfg: BookConfig) -> bool:
+        """Start the book from a snapshot of md.book.snapshots, unless the book is synced at it or later.
+
+        Return True when applied. No features and no model step: the seed is where the book starts,
+        not an md.book input (signal inputs stay md.book offsets), and the next delta gives features.
+        """
+        last = snapshot["last_update_id"]
+        if self.book.synced and last <= self.book.last_update_id:
+            return False
+        self.book.apply_record(snapshot, cfg.max_levels)
+        self._took_snapshot(snapshot["ts_recv"])
+        self.seeded_id = last
+        return True
+
     def on_delta(self, delta: dict[str, Any], ref: InputRef, cfg: BookConfig) -> BookOutcome:
         """Apply one BookDelta; return the features and signal it causes, or why it caused none."""
         result = self.book.apply_record(delta, cfg.max_levels)
         if isinstance(result, OutOfOrder):
+            if self.seeded_id is not None and delta["last_update_id"] <= self.seeded_id:
+                return BookOutcome(note="covered by seed snapshot")
             return BookOutcome(error=f"out-of-order book update: {result.reason}")
         if isinstance(result, Gap):
+            self.seeded_id = None
             return BookOutcome(note=f"gap: {result.reason}")
         if isinstance(result, NotSynced):
             return BookOutcome(note="waiting for snapshot")
         assert isinstance(result, Applied)
         if delta["snapshot"]:
-            self.snapshot_ts_recv = delta["ts_recv"]
-            if self.health_stale_since is not None and self.health_stale_since <= delta["ts_recv"]:
-                self.health_stale_since = None
+            self._took_snapshot(delta["ts_recv"])
+        else:
+            self.seeded_id = None
         if self.health_stale_since is not None:
             return BookOutcome(note="stale")
         values = book_features(self.book)
@@ -109,6 +133,12 @@ class BookInstrument:
                 decision, cfg.model.name, delta["venue"], delta["symbol"], cfg.target_qty, cfg.signal_ttl_ns, 0
             )
         return out
+
+    def _took_snapshot(self, ts_recv: int) -> None:
+        # a snapshot received after a stale health event resynced the book
+        self.snapshot_ts_recv = ts_recv
+        if self.health_stale_since is not None and self.health_stale_since <= ts_recv:
+            self.health_stale_since = None
 
     def on_bbo(self, bbo: dict[str, Any], cfg: BookConfig) -> BookOutcome:
         """Apply one BBO: features of the book under a best bid/offer newer than its last update.
@@ -151,7 +181,7 @@ class BookInstrument:
         return {
             "book": self.book.to_state(), "health_stale_since": self.health_stale_since,
             "snapshot_ts_recv": self.snapshot_ts_recv, "last_features_ts": self.last_features_ts,
-            "model_state": self.model_state, "offsets": self.offsets,
+            "model_state": self.model_state, "offsets": self.offsets, "seeded_id": self.seeded_id,
         }
 
     @classmethod
@@ -160,5 +190,5 @@ class BookInstrument:
         return cls(
             book=SequencedBook.from_state(s["book"], float_view=True), health_stale_since=s["health_stale_since"],
             snapshot_ts_recv=s["snapshot_ts_recv"], last_features_ts=s["last_features_ts"],
-            model_state=s["model_state"], offsets=s["offsets"],
+            model_state=s["model_state"], offsets=s["offsets"], seeded_id=s.get("seeded_id"),
         )
