@@ -54,12 +54,13 @@ def tail_start(low: int, high: int, back: int) -> int:
     return max(low, high - back)
 
 
-def assign_tail(consumer: Consumer, topics: list[str], back: int) -> None:
-    """Assign every partition of ``topics`` at its last ``back`` records."""
+def tail_partitions(consumer: Consumer, topics: list[str], back: int) -> list[TopicPartition]:
+    """Return every partition of ``topics`` at its last ``back`` records."""
     parts = []
     for topic in topics:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
         for p in meta.partitions:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
             parts.append(TopicPartition(topic, p, tail_start(low, high, back)))
-    consumer.assign(parts)
+    return parts
+

@@ -28,7 +28,7 @@ from executor.policy import InstrumentRules
 from executor.positions import Positions
 from executor.reconcile import FillsReplay, Reconciliation
 from executor.risk import RiskEngine
-from executor.startup import load_depth, reconcile_at_start, risk_engine, trader_config, until_answered
+from executor.startup import load_books, reconcile_at_start, risk_engine, trader_config, until_answered
 from executor.supervise import BalanceSupervisor, ClockSync, OrderSweeper
 from executor.trader import SignalRun, Trader
 from executor.user_stream import (
@@ -118,8 +118,8 @@ class Engine:
         self.risk = risk_engine(s, info.get("rateLimits", []), self.clock)
         self.reconciliation, venue_clock = reconcile_at_start(
             self.kafka, self.serde, self.venue, self.positions, self.fills_replay, self.clock, stopping)
-        for symbol in [x for x in s.symbols.split(",") if x]:
-            load_depth(self.venue, self.market, s.venue, symbol, self.clock)
+        book_from = load_books(self.kafka, self.serde, self.venue, self.market, self.metrics, s.venue,
+                               [x for x in s.symbols.split(",") if x], self.clock)
         self.trader = Trader(trader_config(s), self.venue, self.risk, self.market, self.positions, self.rules,
                              self.outbox, self.clock, self._acked, lambda check: self.metrics.denied.labels(check).inc(),
                              lambda order, exc: self.metrics.invalid_transitions.inc())
@@ -133,7 +133,7 @@ class Engine:
             s, self.venue, self.reconciliation.balances, self.positions, self.market, self.trader, self.risk,
             self.sweeper, self.events, self.outbox, self.metrics, self.clock)
         self.market_feed = MarketFeed(s, self.kafka, self.serde, self.metrics, self.market, self.clock)
-        self.market_feed.open()
+        self.market_feed.open(book_from)
         self.control_feed = ControlFeed(s, self.kafka, self.metrics, self.risk, self.events, self.outbox,
                                         self.sweeper, self.clock)
         self.control_feed.open()

@@ -12,7 +12,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-from executor.consumers import assign_tail, new_consumer, report_consumer_error
+from executor.consumers import new_consumer, report_consumer_error, tail_partitions
 from executor.control import ControlVerifier, apply_control
 from executor.events import ExecutorEvents
 from executor.market import MarketView
@@ -52,9 +52,15 @@ class MarketFeed:
         self.consumer = new_consumer(kafka, metrics, f"{settings.group_id}-md-{clock()}", "market",
                                      **{"fetch.wait.max.ms": kafka.executor_fetch_wait_ms})
 
-    def open(self) -> None:
-        """Assign every market-data partition at its last ``MD_BACKFILL`` records."""
-        assign_tail(self.consumer, [Topic.BBO.value, Topic.BOOK.value, Topic.HEALTH.value], MD_BACKFILL)
+    def open(self, book_from: dict[int, int] | None = None) -> None:
+        """Assign every market-data partition at its last ``MD_BACKFILL`` records, md.book's at ``book_from``
+        (partition -> offset) where given: where the deltas after the books loaded at start begin."""
+        book = Topic.BOOK.value
+        parts = tail_partitions(self.consumer, [Topic.BBO.value, book, Topic.HEALTH.value], MD_BACKFILL)
+        if book_from:
+            parts = [TopicPartition(book, tp.partition, book_from.get(tp.partition, tp.offset)) if tp.topic == book
+                     else tp for tp in parts]
+        self.consumer.assign(parts)
 
     def drain(self) -> None:
         """Apply every market-data record available now; undecodable ones are counted and skipped."""

@@ -64,7 +64,8 @@ class MarketView:
     def __init__(self, depth_levels: int) -> None:
         self._depth_levels = depth_levels
         self._quotes: dict[tuple[str, str], Quote] = {}
-        # older snapshots refused: the REST snapshot loaded at start is newer than the feed's read back after it
+        # older snapshots refused: the book loaded at start (md.book.snapshots or REST) is newer than the
+        # feed's snapshots read back from md.book after it
         self._books: dict[tuple[str, str], SequencedBook] = {}
         self._book_ts: dict[tuple[str, str], int] = {}  # newest ts_recv of an applied book record
         self._stale_since: dict[tuple[str, str], int] = {}  # health said stale at this ts_recv

@@ -2,7 +2,8 @@
 
 The venue is called until it answers (a venue still starting is not an error of the executor); its
 answers are turned into the executor's parts by pure functions (:func:`risk_engine`,
-:func:`trader_config`, :func:`depth_records`).
+:func:`trader_config`, :func:`depth_records`, :func:`seed_records`). Full depth comes from the feed's
+md.book.snapshots (:func:`load_books`), the venue's REST depth only for an instrument it has none of.
 """
 
 from __future__ import annotations
@@ -10,9 +11,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, TypeVar
 
+from confluent_kafka import KafkaException
+
 from executor.market import MarketView
+from executor.metrics import ExecutorMetrics
 from executor.policy import PolicyParams
 from executor.positions import Positions
 from executor.reconcile import FillsReplay, Reconciliation, rebuild_positions, reconcile
@@ -20,8 +25,10 @@ from executor.risk import RiskEngine, RiskLimits, TradingState, buckets_from_rat
 from executor.trader import TraderConfig
 from executor.venue import BinanceVenue, RateLimited, VenueClock, VenueError
 from infra.backoff import Backoff
+from infra.book_snapshots import SnapshotRecord, book_offsets, latest_snapshots, resume_time_ms
 from infra.settings import ExecutorSettings, KafkaSettings
-from schemas.serde import AvroSerde
+from schemas.serde import AvroSerde, SerdeError
+from schemas.topics import instrument_key
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +106,75 @@ def depth_records(depth: dict[str, Any], venue: str, symbol: str, now: int) -> t
             "ts_recv": now, "bids": [{"price": p, "qty": q} for p, q, *_ in depth["bids"]],
             "asks": [{"price": p, "qty": q} for p, q, *_ in depth["asks"]]}
     return bbo, book
+
+
+def seed_records(snapshot: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """An md.book.snapshots record with the ``BBO`` of its best levels; None if it is no snapshot or a side is empty."""
+    if not snapshot["snapshot"] or not snapshot["bids"] or not snapshot["asks"]:
+        return None
+    bid = max(snapshot["bids"], key=lambda level: Decimal(level["price"]))
+    ask = min(snapshot["asks"], key=lambda level: Decimal(level["price"]))
+    bbo = {"venue": snapshot["venue"], "symbol": snapshot["symbol"], "update_id": snapshot["last_update_id"],
+           "bid_price": bid["price"], "bid_qty": bid["qty"], "ask_price": ask["price"], "ask_qty": ask["qty"],
+           "ts_event": snapshot["ts_event"], "ts_recv": snapshot["ts_recv"]}
+    return bbo, snapshot
+
+
+def load_books(
+    kafka: KafkaSettings, serde: AvroSerde, venue: BinanceVenue, market: MarketView, metrics: ExecutorMetrics,
+    venue_name: str, symbols: list[str], clock: Callable[[], int],
+) -> dict[int, int] | None:
+    """Full depth of ``symbols`` at once after a (re)start, instead of waiting for the feed's next resync.
+
+    Each book starts from the feed's latest md.book.snapshots record; the venue's REST depth serves a
+    symbol without one (a feed that does not publish them, a topic not readable). Return where md.book
+    is to be read from so that the deltas after those snapshots are applied (None: its tail, as before).
+    """
+    if not symbols:
+        return None
+    used: list[SnapshotRecord] = []
+    try:
+        snapshots = latest_snapshots(kafka.bootstrap)
+    except (KafkaException, TimeoutError) as exc:
+        log.warning("md.book.snapshots unreadable; REST depth instead", extra={"error": str(exc)})
+        snapshots = {}
+    for symbol in symbols:
+        seed = snapshots.get(instrument_key(venue_name, symbol))
+        records = _seed_of(serde, metrics, seed, venue_name, symbol) if seed is not None else None
+        if seed is None or records is None:
+            load_depth(venue, market, venue_name, symbol, clock)
+            continue
+        market.on_bbo(records[0])
+        market.on_book(records[1])
+        used.append(seed)
+        log.info("book loaded from md.book.snapshots", extra={"symbol": symbol, "update_id": records[1]["last_update_id"]})
+    since_ms = resume_time_ms(used, kafka.book_snapshot_lookback_ms)
+    if since_ms is None:
+        return None
+    try:
+        return book_offsets(kafka.bootstrap, None, since_ms)
+    except KafkaException as exc:
+        log.warning("md.book offsets by time unreadable; its tail instead", extra={"error": str(exc)})
+        return None
+
+
+def _seed_of(
+    serde: AvroSerde, metrics: ExecutorMetrics, seed: SnapshotRecord, venue_name: str, symbol: str
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    # the seed's BBO and book, or None (counted and logged) for a record that is not this instrument's snapshot
+    try:
+        record = serde.decode_as("BookDelta", seed.value)
+    except SerdeError as exc:
+        problem = str(exc)
+    else:
+        records = seed_records(record) if (record["venue"], record["symbol"]) == (venue_name, symbol) else None
+        if records is not None:
+            return records
+        problem = f"not a two-sided snapshot of {venue_name}:{symbol}"
+    metrics.md_errors.inc()
+    log.warning("unusable md.book.snapshots record; REST depth instead", extra={
+        "symbol": symbol, "partition": seed.partition, "offset": seed.offset, "error": problem})
+    return None
 
 
 def load_depth(venue: BinanceVenue, market: MarketView, venue_name: str, symbol: str, clock: Callable[[], int]) -> None:

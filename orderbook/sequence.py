@@ -3,9 +3,9 @@
 The feed publishes every (re)sync as a snapshot record followed by deltas whose update ids follow
 on; the streams and the executor rebuild the book from those records with this one rule:
 
-* a snapshot replaces the book (:class:`Applied`); the executor, which loads a fresher REST
-  snapshot at start and then reads back the feed's older ones, refuses a snapshot older than its
-  book (:class:`OutOfOrder`), the streams take every snapshot;
+* a snapshot replaces the book (:class:`Applied`); the executor, which loads the feed's latest
+  book (md.book.snapshots, else a REST snapshot) at start and then reads back the feed's older
+  ones, refuses a snapshot older than its book (:class:`OutOfOrder`), the streams take every snapshot;
 * a delta while no snapshot has been applied since the start or a gap -> :class:`NotSynced`;
 * ``last_update_id <= book.last_update_id`` -> :class:`OutOfOrder` (a duplicate or an old update);
 * ``first_update_id > book.last_update_id + 1`` -> :class:`Gap` (the book is wrong until the next snapshot);

@@ -1,4 +1,5 @@
-"""Start-up pieces: the venue's depth snapshot as feed records, the trader's and the risk engine's parameters."""
+"""Start-up pieces: the venue's depth snapshot and the feed's md.book.snapshots record as feed records, the
+trader's and the risk engine's parameters."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 from executor.market import MarketView
 from executor.risk import TradingState
-from executor.startup import depth_records, risk_engine, trader_config
+from executor.startup import depth_records, risk_engine, seed_records, trader_config
 from infra.settings import ExecutorSettings
 
 DEPTH = {"lastUpdateId": 42, "bids": [["100.00", "1.5"], ["99.00", "2"]], "asks": [["101.00", "0.5"]]}
@@ -31,6 +32,30 @@ def test_a_depth_snapshot_becomes_the_feeds_bbo_and_book_snapshot() -> None:
 @pytest.mark.parametrize("side", ["bids", "asks"])
 def test_a_depth_snapshot_with_an_empty_side_gives_nothing(side: str) -> None:
     assert depth_records(DEPTH | {side: []}, "binance", "BTCUSDT", 7) is None
+
+
+SNAPSHOT = {"venue": "binance", "symbol": "BTCUSDT", "snapshot": True, "first_update_id": 42, "last_update_id": 42,
+            "bids": [{"price": "99.00", "qty": "2"}, {"price": "100.00", "qty": "1.5"}],
+            "asks": [{"price": "101.50", "qty": "3"}, {"price": "101.00", "qty": "0.5"}], "ts_event": 5, "ts_recv": 7}
+
+
+def test_a_feed_snapshot_record_gives_the_bbo_of_its_best_levels_whatever_their_order_and_the_book() -> None:
+    market = MarketView(10)
+
+    bbo, book = seed_records(SNAPSHOT)
+    market.on_bbo(bbo)
+    market.on_book(book)
+
+    assert (bbo["update_id"], bbo["bid_price"], bbo["bid_qty"], bbo["ask_price"], bbo["ask_qty"], bbo["ts_recv"]) == (
+        42, "100.00", "1.5", "101.00", "0.5", 7)
+    snapshot = market.snapshot("binance", "BTCUSDT")
+    assert [level[0] for level in snapshot.bids] == [Decimal("100.00"), Decimal("99.00")]
+    assert [level[0] for level in snapshot.asks] == [Decimal("101.00"), Decimal("101.50")]
+
+
+@pytest.mark.parametrize("change", [{"snapshot": False}, {"bids": []}, {"asks": []}])
+def test_a_delta_or_one_sided_snapshot_record_gives_nothing(change: dict) -> None:
+    assert seed_records(SNAPSHOT | change) is None
 
 
 def test_trader_durations_are_in_nanoseconds() -> None:
