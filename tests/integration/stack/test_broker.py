@@ -29,7 +29,7 @@ from infra.broker import free_port, private_broker
 from infra.settings import KafkaSettings
 from infra.topics import create_topics, end_offsets, read_to_end
 from schemas.serde import AvroSerde
-from schemas.topics import Topic
+from schemas.topics import BOOK_SNAPSHOTS, Topic
 
 pytestmark = pytest.mark.integration
 TICKPIPE = str(Path(sys.executable).with_name("tickpipe"))
@@ -113,6 +113,11 @@ def test_topics_are_created_with_their_retention_and_a_changed_retention_reaches
         assert retention("md.trades") == str(7 * 24 * 3600 * 1000)
         assert retention("fills") == retention("orders") == "-1"  # an override of other topics keeps them
         assert end_offsets(kafka.bootstrap, [TopicPartition("md.book", 0)]) == {("md.book", 0): (0, 0)}
+        # the feed's latest books: compacted (no retention), segments that roll so they can be, md.book's clock
+        resource = ConfigResource(ConfigResource.Type.TOPIC, BOOK_SNAPSHOTS)
+        snapshots = admin.describe_configs([resource])[resource].result()
+        assert (snapshots["cleanup.policy"].value, snapshots["segment.ms"].value,
+                snapshots["message.timestamp.type"].value) == ("compact", "60000", "LogAppendTime")
 
 
 @pytest.mark.timeout(60)
