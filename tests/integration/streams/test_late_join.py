@@ -36,7 +36,7 @@ pytestmark = pytest.mark.integration
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 APP_ID = "late"
 LOOKBACK_MS = 3000
-JOIN_AFTER_S = 15.0
+JOIN_AFTER_S = 30.0  # as the issue asks: 30 s into the run
 
 Book = tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]
 
