@@ -280,6 +280,7 @@ class Signal(TypedDict):
     ts_emit: int
     ts_md_ack: int | None
     ts_in: int | None
+    backtest_id: str
 
 
 class OrderEvent(TypedDict):
@@ -308,6 +309,7 @@ class OrderEvent(TypedDict):
     ts_signal_ack: int | None
     ts_in: int | None
     ts_sent: int | None
+    backtest_id: str
 
 
 class Fill(TypedDict):
@@ -329,6 +331,7 @@ class Fill(TypedDict):
     ts_event: int
     ts_recv: int
     ts_emit: int
+    backtest_id: str
 
 
 class ExecutorEvent(TypedDict):

@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS fills
     `ts_event` DateTime64(9, 'UTC'),
     `ts_recv` DateTime64(9, 'UTC'),
     `ts_emit` DateTime64(9, 'UTC'),
+    `backtest_id` String DEFAULT '',
     `_topic` LowCardinality(String),
     `_topic_id` LowCardinality(String),
     `_partition` Int32,

@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS orders
     `ts_signal_ack` Nullable(DateTime64(9, 'UTC')) DEFAULT NULL,
     `ts_in` Nullable(DateTime64(9, 'UTC')) DEFAULT NULL,
     `ts_sent` Nullable(DateTime64(9, 'UTC')) DEFAULT NULL,
+    `backtest_id` String DEFAULT '',
     `_topic` LowCardinality(String),
     `_topic_id` LowCardinality(String),
     `_partition` Int32,

@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS signals
     `ts_emit` DateTime64(9, 'UTC'),
     `ts_md_ack` Nullable(DateTime64(9, 'UTC')) DEFAULT NULL,
     `ts_in` Nullable(DateTime64(9, 'UTC')) DEFAULT NULL,
+    `backtest_id` String DEFAULT '',
     `_topic` LowCardinality(String),
     `_topic_id` LowCardinality(String),
     `_partition` Int32,
