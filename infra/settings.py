@@ -435,6 +435,25 @@ class ExecutorSettings(_Section):
     )
 
 
+class BacktestSettings(_Section):
+    """`tickpipe backtest`: the archive replayed through the streams and executor code against simulated matching."""
+
+    seed: int = Field(7, description="seed of the latency draws; the same archive, window, settings and seed give the same result")
+    chunk_s: int = Field(60, ge=1, description="archive read per query: this many seconds of receive time")
+    tick_to_signal_us: int = Field(
+        5_000, ge=0, description="market data received -> signal emitted, when the archive has no live signals to calibrate on"
+    )
+    signal_to_order_us: int = Field(
+        2_000, ge=0, description="signal emitted -> executor acts on it, when the archive has no live orders to calibrate on"
+    )
+    venue_round_trip_us: int = Field(
+        2_000, ge=0, description="order sent -> venue answer received, when the archive has no live acknowledgements"
+    )
+    maker_fee: str = Field("0.001", description="fee rate of a simulated passive fill (quote asset)")
+    taker_fee: str = Field("0.001", description="fee rate of a simulated aggressive fill (quote asset)")
+    depth_levels: int = Field(50, ge=1, description="archived book levels the matching engine reads for queue position and sweeps")
+
+
 class StackSettings(_Section):
     """The local stack under supervisord (`tickpipe up` / `down` / `status`)."""
 
@@ -474,6 +493,7 @@ class Settings(BaseSettings):
     sink: SinkSettings = SinkSettings()
     executor: ExecutorSettings = ExecutorSettings()
     stack: StackSettings = StackSettings()
+    backtest: BacktestSettings = BacktestSettings()
     clickhouse_url: str | None = Field(
         None, description="flat name of the ClickHouse URL (compose, k8s); when set it overrides TICKPIPE_WAREHOUSE__URL"
     )

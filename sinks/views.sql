@@ -181,7 +181,8 @@ FROM
 )
 WHERE kind IN ('disconnect', 'gap', 'stale', 'stalled', 'crossed', 'dropped');
 
--- Per-hop latency, one row per record: hop, source table, the record's time and the latency (ns).
+-- Per-hop latency of the live pipeline, one row per record: hop, source table, the record's time and the latency
+-- (ns). A backtest's records (backtest_id <> '') are left out: their stamps are drawn from this view.
 --   event->recv   venue event time to local receive (market data)
 --   recv->emit    local receive of the newest input to the stage's emit (features, bars, signals, orders, fills)
 --   signal->order a signal's emit to the first event of an order it caused
@@ -203,23 +204,23 @@ SELECT 'recv->emit', 'features_flow', venue, symbol, ts_emit,
        toUnixTimestamp64Nano(ts_emit) - toUnixTimestamp64Nano(ts_recv) FROM features_flow FINAL
 UNION ALL
 SELECT 'recv->emit', 'signals', venue, symbol, ts_emit,
-       toUnixTimestamp64Nano(ts_emit) - toUnixTimestamp64Nano(ts_recv) FROM signals FINAL
+       toUnixTimestamp64Nano(ts_emit) - toUnixTimestamp64Nano(ts_recv) FROM signals FINAL WHERE backtest_id = ''
 UNION ALL
 SELECT 'recv->emit', 'orders', venue, symbol, ts_emit,
-       toUnixTimestamp64Nano(ts_emit) - toUnixTimestamp64Nano(ts_recv) FROM orders FINAL WHERE seq = 0
+       toUnixTimestamp64Nano(ts_emit) - toUnixTimestamp64Nano(ts_recv) FROM orders FINAL WHERE seq = 0 AND backtest_id = ''
 UNION ALL
 SELECT 'recv->emit', 'fills', venue, symbol, ts_emit,
-       toUnixTimestamp64Nano(ts_emit) - toUnixTimestamp64Nano(ts_recv) FROM fills FINAL
+       toUnixTimestamp64Nano(ts_emit) - toUnixTimestamp64Nano(ts_recv) FROM fills FINAL WHERE backtest_id = ''
 UNION ALL
 SELECT 'signal->order', 'orders', o.venue, o.symbol, o.ts_emit,
        toUnixTimestamp64Nano(o.ts_emit) - toUnixTimestamp64Nano(s.ts_emit)
-FROM (SELECT * FROM orders FINAL WHERE seq = 0) AS o
-INNER JOIN (SELECT signal_id, ts_emit FROM signals FINAL) AS s ON o.signal_id = s.signal_id
+FROM (SELECT * FROM orders FINAL WHERE seq = 0 AND backtest_id = '') AS o
+INNER JOIN (SELECT signal_id, ts_emit FROM signals FINAL WHERE backtest_id = '') AS s ON o.signal_id = s.signal_id
 UNION ALL
 SELECT 'order->fill', 'fills', f.venue, f.symbol, f.ts_emit,
        toUnixTimestamp64Nano(f.ts_emit) - toUnixTimestamp64Nano(o.ts_emit)
-FROM (SELECT * FROM fills FINAL) AS f
-INNER JOIN (SELECT client_order_id, ts_emit FROM orders FINAL WHERE seq = 0) AS o
+FROM (SELECT * FROM fills FINAL WHERE backtest_id = '') AS f
+INNER JOIN (SELECT client_order_id, ts_emit FROM orders FINAL WHERE seq = 0 AND backtest_id = '') AS o
     ON f.client_order_id = o.client_order_id;
 
 -- The hot path hop by hop, one row per order the venue acknowledged (its `new` event), joined with
@@ -254,8 +255,8 @@ SELECT
     toUnixTimestamp64Nano(s.ts_emit) - toUnixTimestamp64Nano(s.ts_recv) AS tick_to_signal_ns,
     toUnixTimestamp64Nano(o.ts_sent) - toUnixTimestamp64Nano(s.ts_recv) AS tick_to_order_sent_ns,
     toUnixTimestamp64Nano(o.ts_recv) - toUnixTimestamp64Nano(s.ts_recv) AS tick_to_venue_ack_ns
-FROM (SELECT * FROM orders FINAL WHERE status = 'new' AND ts_sent IS NOT NULL) AS o
-INNER JOIN (SELECT * FROM signals FINAL) AS s ON o.signal_id = s.signal_id;
+FROM (SELECT * FROM orders FINAL WHERE status = 'new' AND ts_sent IS NOT NULL AND backtest_id = '') AS o
+INNER JOIN (SELECT * FROM signals FINAL WHERE backtest_id = '') AS s ON o.signal_id = s.signal_id;
 
 -- Per-minute latency summary per hop, maintained at insert time for the single-table hops.
 CREATE TABLE IF NOT EXISTS hop_latency_1m_state
@@ -304,7 +305,8 @@ SELECT 'recv->emit' AS hop, 'signals' AS source, venue, symbol,
        toDateTime(toStartOfInterval(ts_emit, INTERVAL 1 MINUTE), 'UTC') AS bucket,
        toUInt64(count()) AS records, sum(lat) AS total_ns, min(lat) AS min_ns, max(lat) AS max_ns,
        quantilesTDigestState(0.5, 0.9, 0.99)(lat) AS quantiles
-FROM (SELECT *, toUnixTimestamp64Nano(ts_emit) - toUnixTimestamp64Nano(ts_recv) AS lat FROM signals)
+FROM (SELECT *, toUnixTimestamp64Nano(ts_emit) - toUnixTimestamp64Nano(ts_recv) AS lat FROM signals
+      WHERE backtest_id = '')
 GROUP BY venue, symbol, bucket;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS hop_latency_fills_mv TO hop_latency_1m_state AS
@@ -312,7 +314,8 @@ SELECT 'recv->emit' AS hop, 'fills' AS source, venue, symbol,
        toDateTime(toStartOfInterval(ts_emit, INTERVAL 1 MINUTE), 'UTC') AS bucket,
        toUInt64(count()) AS records, sum(lat) AS total_ns, min(lat) AS min_ns, max(lat) AS max_ns,
        quantilesTDigestState(0.5, 0.9, 0.99)(lat) AS quantiles
-FROM (SELECT *, toUnixTimestamp64Nano(ts_emit) - toUnixTimestamp64Nano(ts_recv) AS lat FROM fills)
+FROM (SELECT *, toUnixTimestamp64Nano(ts_emit) - toUnixTimestamp64Nano(ts_recv) AS lat FROM fills
+      WHERE backtest_id = '')
 GROUP BY venue, symbol, bucket;
 
 CREATE OR REPLACE VIEW hop_latency_1m AS
