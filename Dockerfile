@@ -19,6 +19,8 @@ COPY schemas ./schemas
 COPY infra ./infra
 # the venue stand-in that compose and the k8s base run in place of Binance (no third-party extra needed)
 COPY sim_exchange ./sim_exchange
+# `tickpipe backtest` against the cluster's archive (harness code: the services never import it)
+COPY backtest ./backtest
 RUN pip install . \
     && useradd --system --uid 10001 --home-dir /var/lib/tickpipe --create-home tickpipe
 

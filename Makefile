@@ -49,7 +49,7 @@ bench: install
 
 lint: install
 	$(BIN)/python -m pip install --quiet ruff==0.17.6
-	$(BIN)/ruff check orderbook producers streams sinks executor schemas infra sim_exchange warehouse tests bench
+	$(BIN)/ruff check orderbook producers streams sinks executor schemas infra sim_exchange warehouse backtest tests bench
 
 # Stop a running stack first: removing .tickpipe under a live supervisord would orphan it.
 clean:

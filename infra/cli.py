@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "streams.cli",
     "sinks.cli",
     "executor.cli",
+    "backtest.cli",
 )
 # the local stack's stand-ins (simulated venue, embedded warehouse): a service image leaves them out
 LOCAL_COMMAND_MODULES = ("sim_exchange.cli", "warehouse.cli")

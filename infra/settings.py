@@ -452,6 +452,9 @@ class BacktestSettings(_Section):
     maker_fee: str = Field("0.001", description="fee rate of a simulated passive fill (quote asset)")
     taker_fee: str = Field("0.001", description="fee rate of a simulated aggressive fill (quote asset)")
     depth_levels: int = Field(50, ge=1, description="archived book levels the matching engine reads for queue position and sweeps")
+    orders_per_10s: int = Field(100, ge=1, description="the simulated venue's ORDERS limit per 10 s (the risk engine's rate bucket; Binance spot: 100)")
+    orders_per_day: int = Field(200_000, ge=1, description="the simulated venue's ORDERS limit per day (Binance spot: 200,000)")
+    flush_rows: int = Field(20_000, ge=1, description="results (signals, orders, fills) written to the archive per insert")
 
 
 class StackSettings(_Section):

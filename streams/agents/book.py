@@ -22,8 +22,7 @@ from streams.app import Runtime
 from streams.batching import take_ready
 from streams.intake import Accepted, Rejected, check_input
 from streams.models.base import InputRef
-from streams.models.ofi_microprice import OfiMicropriceModel
-from streams.pipelines.book import BookConfig, BookInstrument, BookOutcome
+from streams.pipelines.book import BookConfig, BookInstrument, BookOutcome, book_config
 
 MS = 1_000_000
 LOG_APPEND_TIME = 1  # Kafka's timestamp type of a record stamped by the broker
@@ -36,19 +35,6 @@ def broker_time_ns(msg: Any) -> int | None:
     if msg.timestamp_type != LOG_APPEND_TIME or msg.timestamp is None:
         return None
     return round(msg.timestamp * 1000) * MS
-
-
-def book_config(rt: Runtime) -> BookConfig:
-    """Build the pipeline config (model and throttle) from the settings."""
-    s = rt.settings.streams
-    model = OfiMicropriceModel(
-        window_ns=s.ofi_window_ms * MS, min_updates=s.ofi_min_updates, ofi_threshold=s.ofi_threshold,
-        microprice_threshold=s.microprice_threshold, cooldown_ns=s.signal_cooldown_ms * MS,
-    )
-    return BookConfig(
-        model=model, features_interval_ns=s.book_features_interval_ms * MS,
-        target_qty=s.signal_target_qty, signal_ttl_ns=s.signal_ttl_ms * MS, max_levels=s.book_max_levels,
-    )
 
 
 async def seed_book(
@@ -79,7 +65,7 @@ async def seed_book(
 
 def attach(rt: Runtime) -> None:
     """Register the book agent on ``rt.app``."""
-    cfg = book_config(rt)
+    cfg = book_config(rt.settings.streams)
     s = rt.settings.streams
     expected = {Topic.BOOK.value: "BookDelta", Topic.HEALTH.value: "FeedEvent", Topic.BBO.value: "BBO"}
 

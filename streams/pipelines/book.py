@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from infra.settings import StreamsSettings
 from orderbook import Applied, Gap, NotSynced, OutOfOrder, SequencedBook
 from streams.features.book import BookFeatureValues, book_features, features_with_top, new_book
+from streams.models import DEFAULT_MODEL, MODELS
 from streams.models.base import BookObservation, InputRef, SignalModel
 from streams.signals import signal_record
 
@@ -35,6 +37,15 @@ class BookConfig:
     target_qty: str
     signal_ttl_ns: int
     max_levels: int = 0  # levels kept a side (0: all)
+
+
+def book_config(s: StreamsSettings, model: str = DEFAULT_MODEL) -> BookConfig:
+    """The pipeline config (``model`` by name, throttle, signal size and lifetime) from the settings."""
+    ms = 1_000_000
+    return BookConfig(
+        model=MODELS[model](s), features_interval_ns=s.book_features_interval_ms * ms,
+        target_qty=s.signal_target_qty, signal_ttl_ns=s.signal_ttl_ms * ms, max_levels=s.book_max_levels,
+    )
 
 
 @dataclass

@@ -92,7 +92,7 @@ def test_a_shrinking_level_moves_us_up_and_a_growing_one_never_moves_us_back(ahe
 
 def test_queue_ahead_is_the_visible_quantity_at_our_price_and_nothing_when_we_improve_it() -> None:
     # Arrange
-    bids = ((Decimal("100.2"), Decimal("3")), (Decimal("100.1"), Decimal("1.5")))
+    bids = ((Decimal("100.2"), Decimal(3)), (Decimal("100.1"), Decimal("1.5")))
 
     # Act / Assert
     assert queue_ahead(bids, Decimal("100.1")) == Decimal("1.5")
