@@ -121,6 +121,8 @@ def register(app: typer.Typer) -> None:
         since: str = typer.Option("1h", "--since", help="window ending now: 90s, 15m, 1h, 2d"),
         out: Path = typer.Option(Path("execution.png"), "--out", help="PNG to write"),
         csv_out: Path = typer.Option(None, "--csv", help="also write one row per model and instrument here"),
+        backtest_id: str = typer.Option("", "--backtest-id", help="a `tickpipe backtest` run's results, whole "
+                                                                  "(--since then unused); default: the live records"),
         url: str = typer.Option(None, "--url", help=URL_HELP),
         database: str = typer.Option(None, "--database", "-d", help=DB_HELP),
     ) -> None:
@@ -131,7 +133,7 @@ def register(app: typer.Typer) -> None:
 
         window = _since(since)
         with Archive(_client(settings_of(ctx), url, database)) as archive:
-            result = execution_report(archive, window, out, csv_out)
+            result = execution_report(archive, window, out, csv_out, backtest_id)
         written = f"{result.path}" + (f", {result.csv_path}" if result.csv_path else "")
         typer.echo(f"{written}: {result.orders} order(s), {result.fills} fill(s), "
                    f"models: {', '.join(m or '(no signal)' for m in result.models) or 'none'}")

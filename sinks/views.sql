@@ -333,8 +333,10 @@ GROUP BY s.hop, s.source, s.venue, s.symbol, s.bucket;
 -- Records that can reach the archive twice count once by their idempotency key, so these views need
 -- no FINAL: a fill re-published by a replay (venue, symbol, trade_id), a signal re-emitted after a
 -- crash (signal_id: its first emission), an order event ((client_order_id, seq): identical copies).
--- Keys: signals, orders and fills join on signal_id / client_order_id / trade_id and PnL runs per
--- (model, venue, symbol); the market side (BBOs, cross-venue records) joins on instrument and time only.
+-- Keys: signals, orders and fills join on backtest_id and signal_id / client_order_id / trade_id and PnL runs
+-- per (backtest_id, model, venue, symbol): a backtest's records (`tickpipe backtest`, backtest_id <> '') never
+-- mix with the live ones ('') or another backtest's; filter on backtest_id to read one of them. The market
+-- side (BBOs, cross-venue records) joins on instrument and time only: live and backtest share one market.
 
 -- Venue mid by receive time: per (venue, symbol, ts_recv) the BBO received then (the highest update_id
 -- when several share the nanosecond); mid = (bid + ask) / 2. "The mid at T" is the row with the
@@ -354,8 +356,9 @@ FROM
 -- instrument is unknown (base and quote from `instruments`).
 CREATE OR REPLACE VIEW fills_unique AS
 SELECT
-    f.venue AS venue, f.symbol AS symbol, f.trade_id AS trade_id, f.client_order_id AS client_order_id,
-    f.venue_order_id AS venue_order_id, f.signal_id AS signal_id, s.model AS model, f.side AS side,
+    f.backtest_id AS backtest_id, f.venue AS venue, f.symbol AS symbol, f.trade_id AS trade_id,
+    f.client_order_id AS client_order_id, f.venue_order_id AS venue_order_id, f.signal_id AS signal_id,
+    s.model AS model, f.side AS side,
     f.price AS price, f.qty AS qty, f.fee AS fee, f.fee_asset AS fee_asset,
     multiIf(i.quote != '' AND f.fee_asset = i.quote, toDecimal256(f.fee, 36),
             i.base != '' AND f.fee_asset = i.base, toDecimal256(f.fee, 18) * f.price,
@@ -364,12 +367,14 @@ SELECT
     f.ts_emit AS ts_emit
 FROM
 (
-    SELECT * FROM fills ORDER BY venue, symbol, trade_id, ts_emit, _offset LIMIT 1 BY venue, symbol, trade_id
+    SELECT * FROM fills ORDER BY backtest_id, venue, symbol, trade_id, ts_emit, _offset
+    LIMIT 1 BY backtest_id, venue, symbol, trade_id
 ) AS f
 LEFT JOIN
 (
-    SELECT signal_id, model FROM signals ORDER BY signal_id, ts_emit LIMIT 1 BY signal_id
-) AS s ON f.signal_id = s.signal_id
+    SELECT backtest_id, signal_id, model FROM signals ORDER BY backtest_id, signal_id, ts_emit
+    LIMIT 1 BY backtest_id, signal_id
+) AS s ON f.backtest_id = s.backtest_id AND f.signal_id = s.signal_id
 LEFT JOIN instruments AS i ON f.venue = i.venue AND f.symbol = i.symbol;
 
 -- Per fill: the venue mid at the fill (its venue time ts_event) and 1, 10 and 60 s later, from the BBOs
@@ -379,7 +384,7 @@ LEFT JOIN instruments AS i ON f.venue = i.venue AND f.symbol = i.symbol;
 -- or after its time (the horizon is not archived yet) or none before it.
 CREATE OR REPLACE VIEW execution_fills AS
 SELECT
-    f.venue AS venue, f.symbol AS symbol, f.model AS model, f.signal_id AS signal_id,
+    f.backtest_id AS backtest_id, f.venue AS venue, f.symbol AS symbol, f.model AS model, f.signal_id AS signal_id,
     f.client_order_id AS client_order_id, f.trade_id AS trade_id, f.side AS side, f.price AS price, f.qty AS qty,
     f.liquidity AS liquidity, f.fee AS fee, f.fee_asset AS fee_asset, f.fee_quote AS fee_quote,
     f.ts_event AS ts_event,
@@ -393,16 +398,16 @@ SELECT
 FROM fills_unique AS f
 LEFT JOIN
 (
-    SELECT venue, symbol, trade_id,
+    SELECT backtest_id, venue, symbol, trade_id,
            anyIf(mid, h = 0) AS mid_0s, anyIf(mid, h = 1) AS mid_1s, anyIf(mid, h = 10) AS mid_10s,
            anyIf(mid, h = 60) AS mid_60s
     FROM
     (
-        SELECT x.venue AS venue, x.symbol AS symbol, x.trade_id AS trade_id, x.h AS h,
+        SELECT x.backtest_id AS backtest_id, x.venue AS venue, x.symbol AS symbol, x.trade_id AS trade_id, x.h AS h,
                if(b.found AND x.at_ns <= e.last_ns, b.mid, NULL) AS mid
         FROM
         (
-            SELECT venue, symbol, trade_id, arrayJoin([0, 1, 10, 60]) AS h,
+            SELECT backtest_id, venue, symbol, trade_id, arrayJoin([0, 1, 10, 60]) AS h,
                    toUnixTimestamp64Nano(ts_event) + toInt64(h) * 1000000000 AS at_ns
             FROM fills
         ) AS x
@@ -416,8 +421,8 @@ LEFT JOIN
             SELECT venue, symbol, toUnixTimestamp64Nano(max(ts_recv)) AS last_ns FROM md_bbo GROUP BY venue, symbol
         ) AS e ON x.venue = e.venue AND x.symbol = e.symbol
     )
-    GROUP BY venue, symbol, trade_id
-) AS m ON f.venue = m.venue AND f.symbol = m.symbol AND f.trade_id = m.trade_id;
+    GROUP BY backtest_id, venue, symbol, trade_id
+) AS m ON f.backtest_id = m.backtest_id AND f.venue = m.venue AND f.symbol = m.symbol AND f.trade_id = m.trade_id;
 
 -- Per order, against the market when its signal was emitted (the arrival, signal ts_emit):
 --   arrival_mid        the venue mid then (bbo_mid; arrival_bbo_ts = the receive time of that BBO)
@@ -434,7 +439,7 @@ LEFT JOIN
 --   fill_ratio         filled_qty / qty
 CREATE OR REPLACE VIEW execution_orders AS
 SELECT
-    o.venue AS venue, o.symbol AS symbol, s.model AS model, o.signal_id AS signal_id,
+    o.backtest_id AS backtest_id, o.venue AS venue, o.symbol AS symbol, s.model AS model, o.signal_id AS signal_id,
     o.client_order_id AS client_order_id, o.side AS side, o.order_type AS order_type,
     o.time_in_force AS time_in_force, toBool(o.order_type = 'LIMIT_MAKER') AS passive, o.price AS limit_price,
     o.qty AS qty, o.status AS status, o.created_at AS created_at,
@@ -455,21 +460,21 @@ SELECT
     toDecimal128(toDecimal256(ifNull(x.filled_qty, 0), 18) / o.qty, 18) AS fill_ratio
 FROM
 (
-    SELECT client_order_id, any(signal_id) AS signal_id, any(venue) AS venue, any(symbol) AS symbol,
+    SELECT backtest_id, client_order_id, any(signal_id) AS signal_id, any(venue) AS venue, any(symbol) AS symbol,
            any(side) AS side, argMin(order_type, seq) AS order_type, argMin(time_in_force, seq) AS time_in_force,
            argMin(price, seq) AS price, argMin(qty, seq) AS qty, argMax(status, seq) AS status,
            min(ts_emit) AS created_at
     FROM orders
-    GROUP BY client_order_id
+    GROUP BY backtest_id, client_order_id
 ) AS o
 LEFT JOIN
 (
-    SELECT signal_id, model, ts_emit, reference_price
-    FROM signals ORDER BY signal_id, ts_emit LIMIT 1 BY signal_id
-) AS s ON o.signal_id = s.signal_id
+    SELECT backtest_id, signal_id, model, ts_emit, reference_price
+    FROM signals ORDER BY backtest_id, signal_id, ts_emit LIMIT 1 BY backtest_id, signal_id
+) AS s ON o.backtest_id = s.backtest_id AND o.signal_id = s.signal_id
 LEFT JOIN
 (
-    SELECT client_order_id, toNullable(count()) AS fills, toNullable(sum(qty)) AS filled_qty,
+    SELECT backtest_id, client_order_id, toNullable(count()) AS fills, toNullable(sum(qty)) AS filled_qty,
            toNullable(sum(toDecimal256(price, 18) * qty)) AS notional,
            toNullable(toDecimal128(sum(toDecimal256(price, 18) * qty) / sum(qty), 18)) AS avg_price,
            if(countIf(fee_quote IS NULL) > 0, NULL, sum(fee_quote)) AS fees_quote,
@@ -477,32 +482,34 @@ LEFT JOIN
            toNullable(sumIf(qty, liquidity != 'maker')) AS aggressive_qty,
            toNullable(min(ts_event)) AS first_fill_at, toNullable(max(ts_event)) AS last_fill_at
     FROM fills_unique
-    GROUP BY client_order_id
-) AS x ON o.client_order_id = x.client_order_id
+    GROUP BY backtest_id, client_order_id
+) AS x ON o.backtest_id = x.backtest_id AND o.client_order_id = x.client_order_id
 LEFT JOIN
 (
-    SELECT q.signal_id AS signal_id, if(b.found, b.mid, NULL) AS mid, if(b.found, b.ts_recv, NULL) AS bbo_ts
+    SELECT q.backtest_id AS backtest_id, q.signal_id AS signal_id, if(b.found, b.mid, NULL) AS mid,
+           if(b.found, b.ts_recv, NULL) AS bbo_ts
     FROM
     (
-        SELECT signal_id, venue, symbol, toUnixTimestamp64Nano(min(ts_emit)) AS at_ns
-        FROM signals GROUP BY signal_id, venue, symbol
+        SELECT backtest_id, signal_id, venue, symbol, toUnixTimestamp64Nano(min(ts_emit)) AS at_ns
+        FROM signals GROUP BY backtest_id, signal_id, venue, symbol
     ) AS q
     ASOF LEFT JOIN
     (
         SELECT venue, symbol, ts_recv, toUnixTimestamp64Nano(ts_recv) AS ns, mid, true AS found
         FROM bbo_mid WHERE (venue, symbol) IN (SELECT venue, symbol FROM signals)
     ) AS b ON q.venue = b.venue AND q.symbol = b.symbol AND q.at_ns >= b.ns
-) AS a ON o.signal_id = a.signal_id
+) AS a ON o.backtest_id = a.backtest_id AND o.signal_id = a.signal_id
 LEFT JOIN
 (
-    SELECT q.signal_id AS signal_id, if(cv.found, cv.mid, NULL) AS mid
+    SELECT q.backtest_id AS backtest_id, q.signal_id AS signal_id, if(cv.found, cv.mid, NULL) AS mid
     FROM
     (
-        SELECT g.signal_id AS signal_id, concat(i.base, '/', i.quote) AS pair, g.at_ns AS at_ns
+        SELECT g.backtest_id AS backtest_id, g.signal_id AS signal_id, concat(i.base, '/', i.quote) AS pair,
+               g.at_ns AS at_ns
         FROM
         (
-            SELECT signal_id, venue, symbol, toUnixTimestamp64Nano(min(ts_emit)) AS at_ns
-            FROM signals GROUP BY signal_id, venue, symbol
+            SELECT backtest_id, signal_id, venue, symbol, toUnixTimestamp64Nano(min(ts_emit)) AS at_ns
+            FROM signals GROUP BY backtest_id, signal_id, venue, symbol
         ) AS g
         INNER JOIN instruments AS i ON g.venue = i.venue AND g.symbol = i.symbol
     ) AS q
@@ -513,9 +520,9 @@ LEFT JOIN
         FROM features_cross
         GROUP BY symbol, ts_recv
     ) AS cv ON q.pair = cv.pair AND q.at_ns >= cv.ns
-) AS c ON o.signal_id = c.signal_id;
+) AS c ON o.backtest_id = c.backtest_id AND o.signal_id = c.signal_id;
 
--- PnL per model and instrument over time: one row per fill in trade order (ts_event, trade_id), the
+-- PnL per backtest_id, model and instrument over time: one row per fill in trade order (ts_event, trade_id), the
 -- state after it, in quote units, net of the fees so far (fees_quote; unpriced_fees counts the fills
 -- whose fee is in neither base nor quote and so is left out):
 --   position      bought - sold (base; fees charged in base are counted in fees_quote instead)
@@ -528,7 +535,7 @@ LEFT JOIN
 CREATE OR REPLACE VIEW execution_pnl AS
 WITH ladder AS
 (
-    SELECT model, venue, symbol, trade_id, ts_event, side, price, qty,
+    SELECT backtest_id, model, venue, symbol, trade_id, ts_event, side, price, qty,
            sum(qty * (side = 'buy')) OVER w AS bought,
            sum(qty * (side = 'sell')) OVER w AS sold,
            sum(toDecimal256(price, 18) * qty * (side = 'buy')) OVER w AS bought_quote,
@@ -536,11 +543,11 @@ WITH ladder AS
            sum(ifNull(fee_quote, toDecimal256(0, 36))) OVER w AS fees_quote,
            sum(toUInt64(fee_quote IS NULL)) OVER w AS unpriced_fees
     FROM fills_unique
-    WINDOW w AS (PARTITION BY model, venue, symbol ORDER BY ts_event, trade_id
+    WINDOW w AS (PARTITION BY backtest_id, model, venue, symbol ORDER BY ts_event, trade_id
                  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 )
 SELECT
-    r.model AS model, r.venue AS venue, r.symbol AS symbol, r.ts_event AS ts_event, r.trade_id AS trade_id,
+    r.backtest_id AS backtest_id, r.model AS model, r.venue AS venue, r.symbol AS symbol, r.ts_event AS ts_event, r.trade_id AS trade_id,
     r.side AS side, r.price AS price, r.qty AS qty, r.bought - r.sold AS position,
     r.sold_quote - r.bought_quote AS cash, r.fees_quote AS fees_quote, r.unpriced_fees AS unpriced_fees,
     m.mid_at_fill AS mid,
@@ -550,15 +557,17 @@ SELECT
 FROM (SELECT *, least(bought, sold) AS matched FROM ladder) AS r
 ASOF LEFT JOIN
 (
-    SELECT model, venue, symbol, price, bought - qty AS qty_before, bought_quote - toDecimal256(price, 18) * qty AS quote_before
+    SELECT backtest_id, model, venue, symbol, price, bought - qty AS qty_before,
+           bought_quote - toDecimal256(price, 18) * qty AS quote_before
     FROM ladder WHERE side = 'buy'
-) AS bb ON r.model = bb.model AND r.venue = bb.venue AND r.symbol = bb.symbol AND r.matched >= bb.qty_before
+) AS bb ON r.backtest_id = bb.backtest_id AND r.model = bb.model AND r.venue = bb.venue AND r.symbol = bb.symbol AND r.matched >= bb.qty_before
 ASOF LEFT JOIN
 (
-    SELECT model, venue, symbol, price, sold - qty AS qty_before, sold_quote - toDecimal256(price, 18) * qty AS quote_before
+    SELECT backtest_id, model, venue, symbol, price, sold - qty AS qty_before,
+           sold_quote - toDecimal256(price, 18) * qty AS quote_before
     FROM ladder WHERE side = 'sell'
-) AS sb ON r.model = sb.model AND r.venue = sb.venue AND r.symbol = sb.symbol AND r.matched >= sb.qty_before
+) AS sb ON r.backtest_id = sb.backtest_id AND r.model = sb.model AND r.venue = sb.venue AND r.symbol = sb.symbol AND r.matched >= sb.qty_before
 LEFT JOIN
 (
-    SELECT venue, symbol, trade_id, mid_at_fill FROM execution_fills
-) AS m ON r.venue = m.venue AND r.symbol = m.symbol AND r.trade_id = m.trade_id;
+    SELECT backtest_id, venue, symbol, trade_id, mid_at_fill FROM execution_fills
+) AS m ON r.backtest_id = m.backtest_id AND r.venue = m.venue AND r.symbol = m.symbol AND r.trade_id = m.trade_id;

@@ -8,6 +8,8 @@
 Every method reads the deduplicated archive (``v_<table>`` or the execution views), filtered by
 instrument and by a half-open time range ``[start, end)`` on the column named in its docstring.
 Times are anything :class:`pandas.Timestamp` reads (naive = UTC) or integer ns since the epoch.
+Signals, orders, fills and the execution views take ``backtest_id``: ``""`` (the default) reads the live
+pipeline's records, an id one ``tickpipe backtest`` run's, None every run's.
 Prices and sizes come back as :class:`decimal.Decimal` (object columns), never floats, so sums and
 differences stay exact; times as ``datetime64[ns, UTC]``.
 """
@@ -116,43 +118,53 @@ class Archive:
     # --- trading -----------------------------------------------------------------------------
 
     def signals(self, venue: str | None = None, symbol: str | None = None, start: TimeLike = None,
-                end: TimeLike = None) -> pd.DataFrame:
+                end: TimeLike = None, backtest_id: str | None = "") -> pd.DataFrame:
         """Signals by emit time ``ts_emit``."""
-        return self._select("v_signals", "ts_emit", venue, symbol, start, end, "ts_emit, signal_id")
+        return self._select("v_signals", "ts_emit", venue, symbol, start, end, "ts_emit, signal_id",
+                            backtest_id=backtest_id)
 
     def orders(self, venue: str | None = None, symbol: str | None = None, start: TimeLike = None,
-               end: TimeLike = None) -> pd.DataFrame:
+               end: TimeLike = None, backtest_id: str | None = "") -> pd.DataFrame:
         """Order events (every state transition) by emit time ``ts_emit``."""
-        return self._select("v_orders", "ts_emit", venue, symbol, start, end, "ts_emit, client_order_id, seq")
+        return self._select("v_orders", "ts_emit", venue, symbol, start, end, "ts_emit, client_order_id, seq",
+                            backtest_id=backtest_id)
 
     def fills(self, venue: str | None = None, symbol: str | None = None, start: TimeLike = None,
-              end: TimeLike = None) -> pd.DataFrame:
+              end: TimeLike = None, backtest_id: str | None = "") -> pd.DataFrame:
         """Our fills, once per venue trade, with model and fee in quote (``fills_unique``), by venue time ``ts_event``."""
-        return self._select("fills_unique", "ts_event", venue, symbol, start, end, "ts_event, trade_id")
+        return self._select("fills_unique", "ts_event", venue, symbol, start, end, "ts_event, trade_id",
+                            backtest_id=backtest_id)
 
     # --- execution quality (docs/analysts.md, "Execution quality") -----------------------------
 
     def execution_orders(self, venue: str | None = None, symbol: str | None = None, start: TimeLike = None,
-                         end: TimeLike = None) -> pd.DataFrame:
+                         end: TimeLike = None, backtest_id: str | None = "") -> pd.DataFrame:
         """One row per order: arrival, slippage, fees, fill times, passive share (``execution_orders``), by ``created_at``."""
-        return self._select("execution_orders", "created_at", venue, symbol, start, end, "created_at, client_order_id")
+        return self._select("execution_orders", "created_at", venue, symbol, start, end, "created_at, client_order_id",
+                            backtest_id=backtest_id)
 
     def execution_fills(self, venue: str | None = None, symbol: str | None = None, start: TimeLike = None,
-                        end: TimeLike = None) -> pd.DataFrame:
+                        end: TimeLike = None, backtest_id: str | None = "") -> pd.DataFrame:
         """One row per fill with its markouts at 1, 10 and 60 s (``execution_fills``), by venue time ``ts_event``."""
-        return self._select("execution_fills", "ts_event", venue, symbol, start, end, "ts_event, trade_id")
+        return self._select("execution_fills", "ts_event", venue, symbol, start, end, "ts_event, trade_id",
+                            backtest_id=backtest_id)
 
     def pnl(self, venue: str | None = None, symbol: str | None = None, start: TimeLike = None,
-            end: TimeLike = None) -> pd.DataFrame:
+            end: TimeLike = None, backtest_id: str | None = "") -> pd.DataFrame:
         """Realised and marked-to-market PnL per model and instrument after each fill (``execution_pnl``), by ``ts_event``.
 
         The figures are cumulative from the first archived fill, whatever ``start`` says.
         """
-        return self._select("execution_pnl", "ts_event", venue, symbol, start, end, "model, venue, symbol, ts_event, trade_id")
+        return self._select("execution_pnl", "ts_event", venue, symbol, start, end,
+                            "model, venue, symbol, ts_event, trade_id", backtest_id=backtest_id)
 
     def _select(self, table: str, time_column: str, venue: str | None, symbol: str | None, start: TimeLike,
-                end: TimeLike, order_by: str, limit_by: str | None = None) -> pd.DataFrame:
+                end: TimeLike, order_by: str, limit_by: str | None = None,
+                backtest_id: str | None = None) -> pd.DataFrame:
         where, parameters = [], {}
+        if backtest_id is not None:
+            where.append("backtest_id = {backtest_id:String}")
+            parameters["backtest_id"] = backtest_id
         if venue is not None:
             where.append("venue = {venue:String}")
             parameters["venue"] = venue

@@ -51,11 +51,16 @@ class ExecutionFrames:
     pnl: pd.DataFrame
 
 
-def execution_frames(archive: Archive, since_s: int) -> ExecutionFrames:
-    """Read the window's orders, fills and PnL rows (PnL stays cumulative from the first fill)."""
-    start = pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=since_s)
-    return ExecutionFrames(archive.execution_orders(start=start), archive.execution_fills(start=start),
-                           archive.pnl(start=start))
+def execution_frames(archive: Archive, since_s: int, backtest_id: str = "") -> ExecutionFrames:
+    """Read the window's orders, fills and PnL rows (PnL stays cumulative from the first fill).
+
+    Live records (``backtest_id`` ""): the last ``since_s`` seconds; a backtest's: the whole run (its
+    records carry the archive's times, not today's).
+    """
+    start = None if backtest_id else pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=since_s)
+    return ExecutionFrames(archive.execution_orders(start=start, backtest_id=backtest_id),
+                           archive.execution_fills(start=start, backtest_id=backtest_id),
+                           archive.pnl(start=start, backtest_id=backtest_id))
 
 
 def _mean(values: pd.Series) -> Decimal | None:
@@ -197,15 +202,17 @@ def write_summary_csv(summary: pd.DataFrame, path: Path) -> None:
                              else format(v, "f") if isinstance(v, Decimal) else v for v in row])
 
 
-def execution_report(archive: Archive, since_s: int, out: Path, csv_out: Path | None = None) -> ExecutionReport:
+def execution_report(archive: Archive, since_s: int, out: Path, csv_out: Path | None = None,
+                     backtest_id: str = "") -> ExecutionReport:
     """Draw the four panels to ``out`` (PNG) and, with ``csv_out``, write :func:`execution_summary` there."""
-    frames = execution_frames(archive, since_s)
+    frames = execution_frames(archive, since_s, backtest_id)
     fig, axes = plt.subplots(2, 2, figsize=(14, 9))
     _slippage_panel(axes[0][0], frames.orders)
     _markout_panel(axes[0][1], frames.fills)
     _pnl_panel(axes[1][0], frames.pnl)
     _fill_ratio_panel(axes[1][1], frames.orders)
-    fig.suptitle(f"Execution quality, last {since_s} s: {len(frames.orders)} orders, {len(frames.fills)} fills")
+    what = f"backtest {backtest_id}" if backtest_id else f"last {since_s} s"
+    fig.suptitle(f"Execution quality, {what}: {len(frames.orders)} orders, {len(frames.fills)} fills")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
