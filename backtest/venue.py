@@ -92,6 +92,7 @@ class MatchingEngine:
         self.quote_asset = quote_asset
         self.now = 0  # archive receive time the engine has reached (ns)
         self.orders: dict[str, SimOrder] = {}  # client order id -> order
+        self.by_id: dict[str, SimOrder] = {}  # venue order id -> order
         self.resting: dict[str, list[SimOrder]] = {}  # symbol -> resting passive orders
         self.tape: Tape | None = None
         self._order_ids = 0
@@ -172,6 +173,7 @@ class MatchingEngine:
             if order.executed < cmd.qty and cmd.time_in_force is TimeInForce.IOC:
                 order.status = "EXPIRED"
         self.orders[cmd.client_order_id] = order
+        self.by_id[str(order.order_id)] = order
         return order
 
     def cancel(self, client_order_id: str) -> SimOrder:
@@ -249,6 +251,7 @@ class BacktestVenue:
         """``GET /api/v3/myTrades`` of one order (the trader asks per order)."""
         self._arrive()
         try:
-            return [t for o in self.engine.orders.values() if str(o.order_id) == order_id for t in o.trades][:limit]
+            order = self.engine.by_id.get(order_id or "")
+            return order.trades[:limit] if order is not None else []
         finally:
             self._answered()
