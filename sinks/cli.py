@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -137,6 +138,44 @@ def register(app: typer.Typer) -> None:
         written = f"{result.path}" + (f", {result.csv_path}" if result.csv_path else "")
         typer.echo(f"{written}: {result.orders} order(s), {result.fills} fill(s), "
                    f"models: {', '.join(m or '(no signal)' for m in result.models) or 'none'}")
+
+
+    @report.command("compare")
+    def compare_command(
+        ctx: typer.Context,
+        backtest_id: str = typer.Option(..., "--backtest-id", help="the `tickpipe backtest` run to set beside live trading"),
+        start: str = typer.Option(..., "--from", help="window start (signals' input receive time): ISO 8601, naive = UTC, "
+                                                     "or ns"),
+        end: str = typer.Option(..., "--to", help="window end, exclusive"),
+        csv_out: Path = typer.Option(None, "--csv", help="also write the table here"),
+        venue: str = typer.Option(None, "--venue", help="venue traded (default: TICKPIPE_EXECUTOR__VENUE, as the backtest)"),
+        url: str = typer.Option(None, "--url", help=URL_HELP),
+        database: str = typer.Option(None, "--database", "-d", help=DB_HELP),
+    ) -> None:
+        """Live trading and a backtest of the same window side by side: signals (and ids in both), orders, fills,
+        maker share, slippage, fees and PnL."""
+        require("research", "report compare")
+        from sinks.research.archive import Archive
+        from sinks.research.compare import live_vs_backtest, write_comparison
+
+        settings = settings_of(ctx)
+        with Archive(_client(settings, url, database)) as archive:
+            table = live_vs_backtest(archive, backtest_id, venue or settings.executor.venue, _time(start), _time(end))
+        width = max(len(m) for m in table["metric"])
+        typer.echo(f"{'metric':<{width}}  {'live':>24}  {'backtest ' + backtest_id:>24}")
+        for metric, live, test in table.itertuples(index=False):
+            typer.echo(f"{metric:<{width}}  {_cell(live):>24}  {_cell(test):>24}")
+        if csv_out is not None:
+            write_comparison(table, csv_out)
+
+
+def _time(text: str) -> str | int:
+    # ns since the epoch, or anything pandas.Timestamp reads
+    return int(text) if text.strip().isdigit() else text
+
+
+def _cell(value: object) -> str:
+    return "-" if value is None else format(value, "f") if isinstance(value, Decimal) else str(value)
 
 
 def _client(settings: Settings, url: str | None, database: str | None) -> Client:

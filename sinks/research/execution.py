@@ -63,7 +63,8 @@ def execution_frames(archive: Archive, since_s: int, backtest_id: str = "") -> E
                            archive.pnl(start=start, backtest_id=backtest_id))
 
 
-def _mean(values: pd.Series) -> Decimal | None:
+def mean_bps(values: pd.Series) -> Decimal | None:
+    """Exact mean of the present values, to 4 places (half even); None without any."""
     present = [v for v in values if v is not None and not pd.isna(v)]
     if not present:
         return None
@@ -94,9 +95,9 @@ def execution_summary(frames: ExecutionFrames) -> pd.DataFrame:
         rows.append({
             "model": key[0], "venue": key[1], "symbol": key[2], "orders": len(orders), "filled_orders": len(filled),
             "fills": len(fills), "filled_qty": sum(fills["qty"], Decimal(0)),
-            "slippage_arrival_bps_mean": _mean(orders["slippage_arrival_bps"]),
-            "slippage_reference_bps_mean": _mean(orders["slippage_reference_bps"]),
-            **{f"markout_{h}s_bps_mean": _mean(fills[f"markout_{h}s_bps"]) for h in HORIZONS_S},
+            "slippage_arrival_bps_mean": mean_bps(orders["slippage_arrival_bps"]),
+            "slippage_reference_bps_mean": mean_bps(orders["slippage_reference_bps"]),
+            **{f"markout_{h}s_bps_mean": mean_bps(fills[f"markout_{h}s_bps"]) for h in HORIZONS_S},
             "passive_orders": int(orders["passive"].astype(bool).sum()),
             "passive_fill_ratio": passive_fill_ratio(orders),
             "fees_quote": None if last is None else last["fees_quote"],
