@@ -131,7 +131,8 @@ class Backtest:
         self.now = start_ns
         self.max_signal_age_ms = s.executor.max_signal_age_ms
         self.engine = MatchingEngine(s.backtest.depth_levels, Decimal(s.backtest.maker_fee),
-                                     Decimal(s.backtest.taker_fee), lambda symbol: self.instruments[symbol].quote)
+                                     Decimal(s.backtest.taker_fee),
+                                     lambda symbol: (self.instruments[symbol].base, self.instruments[symbol].quote))
         venue = BacktestVenue(self.engine, lambda: self.now, lambda: latency.draw("venue_one_way"), self._busy)
         self.market = MarketView(s.executor.depth_levels)
         rate_limits = [{"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,

@@ -13,7 +13,8 @@ reached the venue (the engine reads the archive ahead of the executor by the lat
   visible quantity; the rest expires (``EXPIRED``, as Binance reports an IOC remainder);
 * ``LIMIT_MAKER`` is rejected (-2010) when it would take; else it rests behind the visible quantity at
   its price and fills by :class:`backtest.fills.QueuePosition` from archived trades;
-* fees: ``maker_fee`` / ``taker_fee`` of the notional, in the quote asset.
+* fees: ``maker_fee`` / ``taker_fee`` as Binance charges them: of the base quantity received in the base
+  asset for a buy, of the quote received in the quote asset for a sell.
 
 Nothing the simulation does changes the archived market (no impact, see ``backtest.fills``).
 """
@@ -86,10 +87,11 @@ class SimOrder:
 class MatchingEngine:
     """Our orders against the archived market, in archive time."""
 
-    def __init__(self, depth_levels: int, maker_fee: Decimal, taker_fee: Decimal, quote_asset: Callable[[str], str]) -> None:
+    def __init__(self, depth_levels: int, maker_fee: Decimal, taker_fee: Decimal,
+                 assets: Callable[[str], tuple[str, str]]) -> None:
         self.market = MarketView(depth_levels)
         self.maker_fee, self.taker_fee = maker_fee, taker_fee
-        self.quote_asset = quote_asset
+        self.assets = assets  # symbol -> (base asset, quote asset)
         self.now = 0  # archive receive time the engine has reached (ns)
         self.orders: dict[str, SimOrder] = {}  # client order id -> order
         self.by_id: dict[str, SimOrder] = {}  # venue order id -> order
@@ -136,15 +138,17 @@ class MatchingEngine:
     def _fill(self, order: SimOrder, price: Decimal, qty: Decimal, maker: bool, ms: int) -> None:
         self._trade_ids += 1
         notional = price * qty
-        fee = notional * (self.maker_fee if maker else self.taker_fee)
+        rate = self.maker_fee if maker else self.taker_fee
+        buy = order.command.side is Side.BUY
+        fee = (qty if buy else notional) * rate
         order.executed += qty
         order.quote += notional
         order.updated_ms = ms
         order.status = "FILLED" if order.executed >= order.command.qty else "PARTIALLY_FILLED"
         order.trades.append({
             "id": self._trade_ids, "orderId": order.order_id, "price": decimal_text(price), "qty": decimal_text(qty),
-            "commission": decimal_text(fee.normalize()), "commissionAsset": self.quote_asset(order.command.symbol),
-            "isBuyer": order.command.side is Side.BUY, "isMaker": maker, "time": ms,
+            "commission": decimal_text(fee.normalize()), "commissionAsset": self.assets(order.command.symbol)[0 if buy else 1],
+            "isBuyer": buy, "isMaker": maker, "time": ms,
         })
 
     def place(self, cmd: SubmitOrder) -> SimOrder:

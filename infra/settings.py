@@ -449,8 +449,8 @@ class BacktestSettings(_Section):
     venue_round_trip_us: int = Field(
         2_000, ge=0, description="order sent -> venue answer received, when the archive has no live acknowledgements"
     )
-    maker_fee: str = Field("0.001", description="fee rate of a simulated passive fill (quote asset)")
-    taker_fee: str = Field("0.001", description="fee rate of a simulated aggressive fill (quote asset)")
+    maker_fee: str = Field("0.001", description="fee rate of a simulated passive fill (of the base received by a buy, the quote by a sell)")
+    taker_fee: str = Field("0.001", description="fee rate of a simulated aggressive fill (as the maker fee)")
     depth_levels: int = Field(50, ge=1, description="archived book levels the matching engine reads for queue position and sweeps")
     orders_per_10s: int = Field(100, ge=1, description="the simulated venue's ORDERS limit per 10 s (the risk engine's rate bucket; Binance spot: 100)")
     orders_per_day: int = Field(200_000, ge=1, description="the simulated venue's ORDERS limit per day (Binance spot: 200,000)")

@@ -39,7 +39,7 @@ def _order(cid: str, side: Side, kind: OrderType, price: str, qty: str) -> Submi
 
 
 def _venue(events: list[Event], now: list[int]) -> tuple[BacktestVenue, MatchingEngine, Tape]:
-    engine = MatchingEngine(20, Decimal("0.001"), Decimal("0.002"), lambda symbol: "USDT")
+    engine = MatchingEngine(20, Decimal("0.001"), Decimal("0.002"), lambda symbol: ("BTC", "USDT"))
     tape = Tape(iter(events), engine)
     venue = BacktestVenue(engine, lambda: now[0], lambda: 5 * MS, lambda at: now.__setitem__(0, max(now[0], at)))
     return venue, engine, tape
@@ -53,10 +53,10 @@ def test_an_ioc_sweeps_visible_levels_up_to_its_limit_at_their_prices_and_expire
     # Act
     payload = venue.submit(_order("c1", Side.BUY, OrderType.LIMIT, "102", "5"))
 
-    # Assert: 1 at 101 and 3 at 102 (each level's visible size), 1 left: EXPIRED; taker fee in quote
+    # Assert: 1 at 101 and 3 at 102 (each level's visible size), 1 left: EXPIRED; a buy's taker fee in base
     assert (payload["status"], payload["executedQty"], payload["cummulativeQuoteQty"]) == ("EXPIRED", "4", "407")
-    assert [(f["price"], f["qty"], f["commission"]) for f in payload["fills"]] == [
-        ("101", "1", "0.202"), ("102", "3", "0.612")]
+    assert [(f["price"], f["qty"], f["commission"], f["commissionAsset"]) for f in payload["fills"]] == [
+        ("101", "1", "0.002", "BTC"), ("102", "3", "0.006", "BTC")]
     assert engine.now == 5 * MS and now[0] == 10 * MS  # at the venue one leg later, answered one more
 
 
@@ -88,7 +88,8 @@ def test_a_resting_bid_fills_after_the_queue_ahead_trades_and_its_trades_are_rep
     assert placed["status"] == "NEW"
     assert seen == ["md.book", "md.bbo", "md.trades", "md.trades", "md.trades"]  # each once, in order, to the driver too
     assert (order["status"], order["executedQty"]) == ("PARTIALLY_FILLED", "0.5")
-    assert [(t["price"], t["qty"], t["isMaker"], t["time"]) for t in trades] == [("99", "0.5", True, 20)]
+    assert [(t["price"], t["qty"], t["isMaker"], t["time"], t["commission"], t["commissionAsset"]) for t in trades] == [
+        ("99", "0.5", True, 20, "0.0005", "BTC")]
     venue.cancel("BTCUSDT", "c1")
     with pytest.raises(NotFound):
         venue.cancel("BTCUSDT", "c1")
