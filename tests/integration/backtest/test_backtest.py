@@ -111,7 +111,7 @@ def test_passive_fills_come_from_archived_trades_reaching_the_order_and_aggressi
                              Decimal(0))
 
     # Assert
-    assert {f[1] for f in fills} == {"maker", "taker"}  # both kinds happened
+    assert maker  # the queue rule was exercised (IOC sweeps: tests/unit/backtest/test_venue.py)
     assert all(maker[cid] <= reachable[cid] for cid in maker), (maker, reachable)
 
 
