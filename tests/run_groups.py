@@ -26,7 +26,7 @@ GROUPS = {
     ],
     "components": [
         "tests/integration/executor", "tests/integration/producers", "tests/integration/streams",
-        "tests/integration/sim_exchange",
+        "tests/integration/sim_exchange", "tests/integration/backtest",
     ],
 }
 
