@@ -80,7 +80,8 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"backtest_id {bid}: {_utc(start_ns)} .. {_utc(end_ns)} UTC, model {model}")
         for hop, text in latency.describe().items():
             typer.echo(f"  latency {hop}: {text}")
-        typer.echo(f"  {summary.events:,} archived records in {summary.wall_s:.1f} s ({summary.events_per_s:,.0f}/s, "
+        typer.echo(f"  {summary.events:,} archived records ({summary.warmup_events:,} before the window, rebuilding the "
+                   f"books from their last snapshot) in {summary.wall_s:.1f} s ({summary.events_per_s:,.0f}/s, "
                    f"{summary.archive_s / summary.wall_s if summary.wall_s else 0:,.1f}x real time)")
         typer.echo(f"  signals {summary.signals} (stale on arrival {summary.stale_signals}), order events "
                    f"{summary.orders}, fills {summary.fills}")

@@ -14,6 +14,8 @@ Per archived record at receive time ``t``:
    the order's arrival at the venue (``venue_one_way`` after the call) and whose answer moves the
    executor's clock one more leg (the REST call blocks).
 
+The read starts at each instrument's last ``md.book`` snapshot before the window (the earliest of them), so
+the books are whole at its start, and the model sees those updates too; signals of that warm-up are dropped.
 A signal arriving stale (``executor.intake.stale_reason``) is dropped as the live executor drops it.
 After the last record the runs keep stepping on the clock (``poll_interval`` apart) until each is done:
 their resting orders expire with their signals, nothing fills them any more.
@@ -80,6 +82,7 @@ class Summary:
 
     backtest_id: str
     events: int = 0
+    warmup_events: int = 0  # read before the window to rebuild the books (from their last snapshot)
     signals: int = 0
     stale_signals: int = 0
     orders: int = 0
@@ -120,15 +123,17 @@ class Backtest:
         if unknown:
             raise ValueError(f"no reference data (md.instruments) in the archive for {self.venue}: {unknown}")
         self.instruments = {x: instruments[x] for x in symbols}
-        self.replay = ArchiveReplay(client, start_ns, end_ns, [f"{self.venue}:{x}" for x in symbols],
-                                    s.backtest.chunk_s * 1_000_000_000)
+        keys, chunk_ns = [f"{self.venue}:{x}" for x in symbols], s.backtest.chunk_s * 1_000_000_000
+        self.start_ns = start_ns
+        warm = ArchiveReplay(client, start_ns, end_ns, keys, chunk_ns).warm_start()
+        self.replay = ArchiveReplay(client, warm, end_ns, keys, chunk_ns)
         self.latency = latency
         self.progress = progress
         self.summary = Summary(backtest_id)
         self.results = ResultWriter(client, backtest_id, s.backtest.flush_rows)
         self.book_cfg = book_config(s.streams, model)
         self.books: dict[tuple[str, str], BookInstrument] = {}
-        self.now = start_ns
+        self.now = warm
         self.max_signal_age_ms = s.executor.max_signal_age_ms
         self.engine = MatchingEngine(s.backtest.depth_levels, Decimal(s.backtest.maker_fee),
                                      Decimal(s.backtest.taker_fee),
@@ -158,6 +163,7 @@ class Backtest:
             self._at(event.ts)
             self._market(event)
             self.summary.events += 1
+            self.summary.warmup_events += event.ts < self.start_ns
             if self.summary.events % 10_000 == 0:
                 self.progress(self.summary, event.ts)
         end = self.now + DRAIN_LIMIT_NS
@@ -203,8 +209,8 @@ class Backtest:
     def _book(self, event: Event) -> None:
         out = self._instrument(event.record).on_delta(event.record, InputRef(event.topic, event.partition,
                                                                                event.offset), self.book_cfg)
-        if out.signal is None:
-            return
+        if out.signal is None or event.ts < self.start_ns:
+            return  # before the window the model only warms up: its signals are not the window's
         signal = out.signal
         signal["ts_emit"] = event.ts + self.latency.draw("tick_to_signal")
         signal["ts_md_ack"] = signal["ts_in"] = None

@@ -103,6 +103,18 @@ class ArchiveReplay:
             yield from self._chunk(lo, hi)
             lo = hi
 
+    def warm_start(self) -> int:
+        """Where to start reading so every instrument's book is whole at ``start_ns``: its last ``md.book``
+        snapshot at or before ``start_ns`` (the earliest of them), else ``start_ns``."""
+        where = "snapshot AND ts_recv <= fromUnixTimestamp64Nano({lo:Int64})"
+        if self.instruments:
+            where += " AND has({instruments:Array(String)}, concat(venue, ':', symbol))"
+        rows = self.client.query(
+            f"SELECT min(at) FROM (SELECT toUnixTimestamp64Nano(max(ts_recv)) AS at FROM md_book FINAL WHERE {where} "
+            "GROUP BY venue, symbol)", parameters={"lo": self.start_ns, "instruments": self.instruments}).result_rows
+        found = rows[0][0] if rows else None
+        return int(found) if found else self.start_ns
+
     def count(self) -> int:
         """How many archived market records the window holds (for progress and rates)."""
         total = 0

@@ -139,3 +139,29 @@ def test_the_backtest_command_reports_progress_and_its_figures_and_writes_under_
     refused = subprocess.run([TICKPIPE, "backtest", "--from", str(start), "--to", str(end), "--symbols", "NOPE"],
                              check=False, env=env, capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "NOPE" in refused.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(600)
+def test_a_window_starting_mid_archive_rebuilds_the_books_from_their_snapshot_and_emits_the_whole_runs_signals(
+        archive: Archive, recorded_market: dict[str, list[dict[str, Any]]]) -> None:
+    # Arrange: the archive's only snapshots are at its start; a window from its middle has none of its own
+    write_history(archive.client, recorded_market)
+    start, end = _window(recorded_market)
+    middle = (start + end) // 2
+    assert not any(r["snapshot"] for r in recorded_market["md.book"] if r["ts_recv"] >= middle)
+    run_backtest(archive.client, Settings(), "bt-whole", start, end, [], DEFAULT_MODEL, 7)
+
+    # Act
+    summary, _ = run_backtest(archive.client, Settings(), "bt-half", middle, end, [], DEFAULT_MODEL, 7)
+
+    # Assert: the signals of the whole run whose input came in the window's half, no more, no fewer
+    def ids(backtest_id: str) -> list[str]:
+        return [r[0] for r in archive.client.query(
+            "SELECT signal_id FROM signals FINAL WHERE backtest_id = {b:String} "
+            "AND ts_recv >= fromUnixTimestamp64Nano({m:Int64}) ORDER BY _offset",
+            parameters={"b": backtest_id, "m": middle}).result_rows]
+
+    half = ids("bt-half")
+    assert half and half == ids("bt-whole")
+    assert summary.signals == len(half) and summary.warmup_events > 0
