@@ -43,6 +43,7 @@ def order_event(order: Order, transition: Transition, ts_event: int, ts_recv: in
         "ts_signal_ack": order.signal_ack_ns,
         "ts_in": order.taken_ns,
         "ts_sent": order.sent_ns,
+        "backtest_id": "",  # the live executor; a backtest stamps its own id on the record it writes
     }
 
 
@@ -68,6 +69,7 @@ def fill_record(
         "ts_event": int(trade["time"]) * 1_000_000,
         "ts_recv": ts_recv,
         "ts_emit": ts_emit,
+        "backtest_id": "",
     }
 
 

@@ -43,4 +43,5 @@ def signal_record(
         "ts_event": decision.ts_event,
         "ts_recv": decision.ts_recv,
         "ts_emit": ts_emit,
+        "backtest_id": "",  # the live pipeline; a backtest stamps its own id on the record it writes
     }
