@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
         total_s = (end_ns - start_ns) / 1e9
 
         def progress(summary: Summary, at_ns: int) -> None:
-            done = (at_ns - start_ns) / 1e9
+            done = max(0, at_ns - start_ns) / 1e9  # 0 % while the books warm up before the window
             sys.stderr.write(f"\r{bid}: archive at {_utc(at_ns)} ({done / total_s:.0%}), {summary.events:,} records, "
                              f"{summary.signals:,} signals")
             sys.stderr.flush()

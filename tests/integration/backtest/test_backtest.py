@@ -117,8 +117,8 @@ def test_passive_fills_come_from_archived_trades_reaching_the_order_and_aggressi
 
 @pytest.mark.integration
 @pytest.mark.timeout(600)
-def test_the_backtest_command_reports_progress_and_its_figures_and_writes_under_its_id(
-        archive: Archive, recorded_market: dict[str, list[dict[str, Any]]]) -> None:
+def test_the_backtest_command_reports_its_figures_writes_under_its_id_and_the_execution_report_reads_it(
+        archive: Archive, recorded_market: dict[str, list[dict[str, Any]]], tmp_path: Path) -> None:
     # Arrange
     write_history(archive.client, recorded_market)
     start, end = _window(recorded_market)
@@ -139,6 +139,12 @@ def test_the_backtest_command_reports_progress_and_its_figures_and_writes_under_
     refused = subprocess.run([TICKPIPE, "backtest", "--from", str(start), "--to", str(end), "--symbols", "NOPE"],
                              check=False, env=env, capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "NOPE" in refused.stderr
+    report = subprocess.run([TICKPIPE, "report", "execution", "--backtest-id", "bt-cli", "--out", str(tmp_path / "bt.png"),
+                             "--csv", str(tmp_path / "bt.csv")], check=False, env=env, capture_output=True, text=True,
+                            timeout=120)
+    orders = archive.scalar("SELECT uniqExact(client_order_id) FROM orders FINAL WHERE backtest_id = 'bt-cli'")
+    assert report.returncode == 0, report.stderr
+    assert f"{orders} order(s)" in report.stdout  # the run's orders, whole, though its times are not today's
 
 
 @pytest.mark.integration
