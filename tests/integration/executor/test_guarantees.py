@@ -384,8 +384,9 @@ def test_an_order_that_appears_while_halted_is_canceled(
 ) -> None:
     # Arrange: a passive order whose POST is held in the venue past the client's timeout
     key, secret = new_account(executor_sim_url)
-    # the order stays unknown until its recvWindow ends: 8 s leaves room for the halt to land first on a busy machine
-    settings = executor_settings(executor_sim_url, key, secret, request_timeout_ms=500, recv_window_ms=8000,
+    # the venue executes the held POST 3 s in, after the executor's first query (NotFound), so the order stays
+    # unknown until its recvWindow ends: 10 s leave room for the halt to land first on a busy machine
+    settings = executor_settings(executor_sim_url, key, secret, request_timeout_ms=500, recv_window_ms=10_000,
                                  passive_ttl_ms=60_000, passive_window_ms=60_000, reprice_ticks=1_000_000,
                                  improve_ticks=0)  # join the best bid: unlikely to cross while held
     venue = BinanceVenue(executor_sim_url, key, secret, 3000)
@@ -394,7 +395,7 @@ def test_an_order_that_appears_while_halted_is_canceled(
 
     with running_engine(settings, kafka_settings) as engine, _flow_paused(executor_sim_url):
         wait_for(lambda: engine.recover_below, 20, "signals partitions assigned")
-        _fault(executor_sim_url, {"late_execution": {"delay_s": 1.0}})
+        _fault(executor_sim_url, {"late_execution": {"delay_s": 3.0}})
         produce_signals(kafka_settings, [s])
         wait_for(lambda: cid in engine.trader.live and engine.trader.live[cid].status.value == "unknown", 10,
                  "order unknown")
@@ -403,7 +404,8 @@ def test_an_order_that_appears_while_halted_is_canceled(
         send_control(kafka_settings, settings.control_topic, TradingState.HALTED, "test halt", settings.control_key)
         wait_for(lambda: engine.risk.state is TradingState.HALTED, 10, "halt applied")
         # precondition: the halt came while the order was still unknown (else the halt's own sweep cancels it)
-        assert engine.trader.live[cid].status.value == "unknown"
+        order = engine.trader.live.get(cid)
+        assert order is not None and order.status.value == "unknown", order
         wait_for(lambda: venue_orders_of(venue, s), 10, "held order placed on the venue")
 
         # Assert: found by the settling query after its recvWindow, then canceled by the sticky halt
