@@ -4,8 +4,10 @@ Idempotent: ``CREATE ... IF NOT EXISTS`` for tables and materialized views, ``CR
 for plain views, and ``ADD COLUMN IF NOT EXISTS`` for fields that a schema gained since the table
 was created (Avro evolution only adds fields with defaults, so old rows read the default). A
 column whose type differs from the schema is reported, never changed automatically. A
-materialized view that now reads another source table (the OHLCV chain 1 s -> 1 m -> 1 h) is
-rewired with ``ALTER TABLE ... MODIFY QUERY``, atomic for inserts running meanwhile.
+materialized view whose query changed (it reads another source table, as the OHLCV chain 1 s -> 1 m
+-> 1 h did, or it filters differently) is rewired with ``ALTER TABLE ... MODIFY QUERY``, atomic for
+inserts running meanwhile; the query kept by the engine is compared with ``formatQuerySingleLine`` of
+the one in ``views.sql``.
 """
 
 from __future__ import annotations
@@ -70,6 +72,19 @@ def _view_sources(client: Client, database: str) -> dict[str, str]:
     return {view: source for source, views in result.result_rows for view in views}
 
 
+def _view_queries(client: Client, database: str) -> dict[str, str]:
+    # each existing materialized view's SELECT as the engine keeps it: one line, tables named with the database
+    result = client.query(
+        "SELECT name, as_select FROM system.tables WHERE database = {db:String} AND engine = 'MaterializedView'",
+        parameters={"db": database},
+    )
+    return {name: re.sub(rf"\b{re.escape(database)}\.", "", select) for name, select in result.result_rows}
+
+
+def _single_line(client: Client, select: str) -> str:
+    return client.query("SELECT formatQuerySingleLine({q:String})", parameters={"q": select}).result_rows[0][0]
+
+
 def _normalise(ch_type: str) -> str:
     return ch_type.replace(" ", "")
 
@@ -106,14 +121,15 @@ def migrate(client: Client, database: str) -> MigrationReport:
     for spec in all_table_specs():
         client.command(dedup_view_sql(spec))
         report.views.append(f"v_{spec.name}")
-    sources = _view_sources(client, database)
+    sources, queries = _view_sources(client, database), _view_queries(client, database)
     for statement in sql_statements(VIEWS_SQL.read_text()):
         client.command(statement)
         materialized = _MATERIALIZED.match(statement)
         if materialized:
             name, select = materialized.groups()
             wanted = re.findall(r"\bFROM\s+(\w+)", select)[-1]
-            if sources.get(name, wanted) != wanted:
+            changed = name in queries and queries[name] != _single_line(client, select)
+            if sources.get(name, wanted) != wanted or changed:
                 client.command(f"ALTER TABLE {name} MODIFY QUERY {select}")
                 report.rewired_views.append(name)
         match = _CREATE_NAME.match(statement)

@@ -130,3 +130,32 @@ def test_an_archive_of_v1_fills_gains_the_account_column_and_old_rows_read_empty
     # Assert
     assert "fills.account" in report.added_columns and report.type_mismatches == []
     assert chdb_client.query("SELECT trade_id, account FROM fills").result_rows == [(7, "")]
+
+
+_OLD_SIGNALS_LATENCY_VIEW = """CREATE MATERIALIZED VIEW hop_latency_signals_mv TO hop_latency_1m_state AS
+SELECT 'recv->emit' AS hop, 'signals' AS source, venue, symbol,
+       toDateTime(toStartOfInterval(ts_emit, INTERVAL 1 MINUTE), 'UTC') AS bucket,
+       toUInt64(count()) AS records, sum(lat) AS total_ns, min(lat) AS min_ns, max(lat) AS max_ns,
+       quantilesTDigestState(0.5, 0.9, 0.99)(lat) AS quantiles
+FROM (SELECT *, toUnixTimestamp64Nano(ts_emit) - toUnixTimestamp64Nano(ts_recv) AS lat FROM signals)
+GROUP BY venue, symbol, bucket"""
+
+
+def test_a_materialized_view_whose_query_changed_is_rewired_once_and_then_counts_as_the_new_query_says(
+        chdb_client: Client) -> None:
+    # Arrange: an archive from before backtests (the 1-minute latency summary counted every signal)
+    migrate(chdb_client, "tickpipe")
+    chdb_client.command("DROP VIEW hop_latency_signals_mv")
+    chdb_client.command(_OLD_SIGNALS_LATENCY_VIEW)
+    # Act
+    report = migrate(chdb_client, "tickpipe")
+    again = migrate(chdb_client, "tickpipe")
+    chdb_client.command(
+        "INSERT INTO signals (signal_id, venue, symbol, side, strength, target, model, expires_at, reference_price, "
+        "inputs, ts_event, ts_recv, ts_emit, backtest_id, _topic, _partition, _offset) SELECT toString(number), "
+        "'binance', 'BTCUSDT', 'buy', 0.5, 1, 'm', now64(9), 1, [], now64(9), now64(9), now64(9), "
+        "if(number < 3, '', 'bt1'), 'signals', 0, number FROM numbers(10)")
+    # Assert: only the 3 live signals reach the summary; nothing to rewire the second time
+    assert report.rewired_views == ["hop_latency_signals_mv"] and again.rewired_views == []
+    counted = chdb_client.query("SELECT sum(records) FROM hop_latency_1m_state WHERE source = 'signals'").result_rows
+    assert counted == [(3,)]
