@@ -301,6 +301,8 @@ class Engine:
         self.trades_dropped: dict[str, int] = {spec.symbol: 0 for spec in specs}
         self._events: list[Event] = []
         self._executions = 0
+        self.reports_wanted: Callable[[str], bool] = lambda account: True
+        """Whether an account's OrderUpdate events are wanted (the WebSocket API: only subscribed accounts')."""
 
     # ----------------------------------------------------------------- queries
     def book(self, symbol: str) -> Book:
@@ -622,11 +624,16 @@ class Engine:
     def _report(self, order: Order, execution: str, now: int, fill: Fill | None = None,
                 cancel_client_id: str = "") -> None:
         self._executions += 1
+        if order.account is None or not self.reports_wanted(order.account):
+            return  # nobody listens: no copy of the order (a REST-only client pays nothing for push)
         self._events.append(OrderUpdate(replace(order), execution, now, self._executions, fill, cancel_client_id))
 
     def _taker_updates(self, order: Order, fills: list[Fill], filled: bool, now: int) -> None:
         # the taker's TRADE reports, made once its quantity is final (a quoteOrderQty order's
         # origQty is only known then); each carries the cumulative state after its fill
+        if order.account is None or not self.reports_wanted(order.account):
+            self._executions += len(fills)
+            return
         executed, cum_quote = 0, Decimal(0)
         for i, fill in enumerate(fills):
             executed += fill.qty

@@ -161,6 +161,7 @@ class WsApi:
         self.clock_ms = clock_ms
         self.max_queued_frames = max_queued_frames
         self.sessions: dict[int, Session] = {}
+        engine.reports_wanted = self.subscribed
         self._next_id = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._calls: dict[str, Callable[[Account, Mapping[str, str]], Any]] = {
@@ -408,6 +409,10 @@ class WsApi:
         return {"subscriptionId": subscription}
 
     # ---------------------------------------------------------------- user-data events
+    def subscribed(self, account: str) -> bool:
+        """Whether a session is subscribed to ``account``'s user data (the engine reports only for those)."""
+        return any(account in session.subscriptions.values() for session in self.sessions.values())
+
     def on_events(self, events: Iterable[Event]) -> None:
         """Send the account events among ``events`` to the sessions subscribed to each account.
 
