@@ -533,6 +533,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--all-steps", action="store_true", help="keep stepping after a step is not sustained")
     parser.add_argument("--signal-cooldown-ms", type=int, default=1000,
                         help="streams signal cooldown per instrument (default 5000 gives too few signals to rank)")
+    parser.add_argument("--setting", action="append", default=[], metavar="TICKPIPE_NAME=VALUE",
+                        help="one more setting for every service of the stack (e.g. TICKPIPE_GC_FREEZE=false); repeatable")
     parser.add_argument("--signal-target-qty", default="0.01",
                         help="signal target quantity in base units (tradable on every symbol at its start price)")
     return parser.parse_args()
@@ -556,6 +558,11 @@ def main() -> None:
         # on such a signal until it expires, never sending an order (BTCUSDT only would halve n)
         "TICKPIPE_STREAMS__SIGNAL_TARGET_QTY": args.signal_target_qty,
     }
+    for item in args.setting:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("TICKPIPE_"):
+            raise SystemExit(f"--setting {item!r}: expected TICKPIPE_NAME=VALUE")
+        overrides[name] = value
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp, local_stack(Path(tmp), overrides) as stack:
         prober = Prober(stack)
         steps: list[StepResult] = []
