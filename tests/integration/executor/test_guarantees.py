@@ -165,7 +165,7 @@ def test_duplicates_after_a_kill_9_are_dropped_and_start_up_positions_are_the_ac
                  tolerate=(requests.RequestException,))
         produce_signals(kafka_settings, [taker, maker])
         wait_for(lambda: venue.open_orders() and venue_orders_of(venue, taker)
-                 and venue_orders_of(venue, taker)[-1]["status"] in ("FILLED", "EXPIRED"), 20, "taker done, maker resting")
+                 and venue_orders_of(venue, taker)[-1]["status"] in ("FILLED", "EXPIRED"), 40, "taker done, maker resting")
         wait_for(lambda: requests.get(health, timeout=2).json()["inflight"] == 1, 10, "taker run finished")
         time.sleep(0.3)  # its offset committed (every 50 ms)
         taker_orders = len(venue_orders_of(venue, taker))

@@ -119,7 +119,7 @@ def test_session_dropped_mid_order_and_while_resting_every_fill_is_recorded_once
     other_key, other_secret = new_account(executor_sim_url)
     settings = executor_settings(executor_sim_url, key, secret, ws_api_url=_ws_url(executor_sim_url),
                                  ws_reconnect_base_ms=1500, ws_reconnect_cap_ms=1500, passive_ttl_ms=20_000,
-                                 passive_window_ms=20_000)
+                                 passive_window_ms=20_000, reprice_ticks=1_000_000)  # no repricing: one order a signal
     venue = BinanceVenue(executor_sim_url, key, secret, 3000)
     other = BinanceVenue(executor_sim_url, other_key, other_secret, 3000)
 
@@ -152,7 +152,7 @@ def test_session_dropped_mid_order_and_while_resting_every_fill_is_recorded_once
             requests.post(f"{executor_sim_url}/_sim/ws_api/drop", timeout=5).raise_for_status()
             # sweeps every bid down to the maker's price, the maker included
             other.exchange.privatePostOrder({"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT",
-                                             "timeInForce": "IOC", "quantity": "5", "price": str(price)})
+                                             "timeInForce": "IOC", "quantity": "9", "price": str(price)})
         finally:
             requests.post(f"{executor_sim_url}/_sim/flow", json={"paused": False}, timeout=5)
         wait_for(lambda: _done(engine, 2), 30, "maker filled while the session was down, and done")
