@@ -109,20 +109,26 @@ def test_kill_9_under_faults_acts_on_every_signal_exactly_once(
     start_group_at_end(kafka_settings, env["TICKPIPE_EXECUTOR__GROUP_ID"])
     proc = start_executor_process(env, log)
     kill_points = sorted(rng.uniform(0.05, 0.9) for _ in range(KILLS))
+    feed_limit = [int(kill_points[0] * N_SIGNALS) + 100]  # signals the push path's feed may produce for now
     seen_at_kill = []
     injector.start()
     try:
         if path == "rest":
             produce_signals(kafka_settings, signals)
-        else:  # the push path drains 1,000 signals faster than progress() is read: feed them over ~10 s
+        else:  # the push path drains 1,000 signals faster than progress() is read: feed them over ~10 s, and
+            # never more than 100 past the next kill point before that kill (a restart's backlog once drained
+            # to the end between two reads of progress(), so the last kill came after every signal)
             def feed() -> None:
                 for i in range(0, N_SIGNALS, 50):
+                    while i >= feed_limit[0] and not stop_faults.is_set():
+                        stop_faults.wait(0.05)
                     produce_signals(kafka_settings, signals[i:i + 50])
                     stop_faults.wait(0.5)
             threading.Thread(target=feed, daemon=True).start()
-        for fraction in kill_points:
+        for k, fraction in enumerate(kill_points):
             seen_at_kill.append(wait_for(lambda f=fraction: (n := progress()) >= f * N_SIGNALS and n, 90,
                                          f"{fraction:.0%} of signals acted on", interval_s=0.1))
+            feed_limit[0] = int(kill_points[k + 1] * N_SIGNALS) + 100 if k + 1 < len(kill_points) else N_SIGNALS
             proc.send_signal(os_signal.SIGKILL)
             proc.wait(10)
             proc = start_executor_process(env, log)
