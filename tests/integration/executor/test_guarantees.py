@@ -155,7 +155,7 @@ def test_duplicates_after_a_kill_9_are_dropped_and_start_up_positions_are_the_ac
         "TICKPIPE_LOG_LEVEL": "INFO",
     }
     taker = signal("BTCUSDT", "buy", "0.001", urgency=1.0, expires_in_s=50)
-    maker = signal("ETHUSDT", "buy", "0.2", urgency=0.0, expires_in_s=50)  # large: a partial fill still rests
+    maker = signal("ETHUSDT", "buy", "20", urgency=0.0, expires_in_s=50)  # 40x the flow's mean order: still rests partly filled
     log = tmp_path / "executor.log"
     proc = start_executor_process(env, log)
     try:
@@ -164,8 +164,16 @@ def test_duplicates_after_a_kill_9_are_dropped_and_start_up_positions_are_the_ac
         wait_for(lambda: requests.get(health, timeout=2).json().get("signals_partitions"), 30, "executor up",
                  tolerate=(requests.RequestException,))
         produce_signals(kafka_settings, [taker, maker])
-        wait_for(lambda: venue.open_orders() and venue_orders_of(venue, taker)
-                 and venue_orders_of(venue, taker)[-1]["status"] in ("FILLED", "EXPIRED"), 40, "taker done, maker resting")
+        seen: dict = {}
+
+        def taker_done_maker_resting() -> bool:
+            seen.update(open=venue.open_orders(), taker=venue_orders_of(venue, taker), maker=venue_orders_of(venue, maker))
+            return bool(seen["open"] and seen["taker"] and seen["taker"][-1]["status"] in ("FILLED", "EXPIRED"))
+
+        try:
+            wait_for(taker_done_maker_resting, 40, "taker done, maker resting")
+        except AssertionError as exc:  # what the venue held then, and what the executor said
+            raise AssertionError(f"{exc}: venue {seen}; executor log tail: {log.read_text()[-4000:]}") from None
         wait_for(lambda: requests.get(health, timeout=2).json()["inflight"] == 1, 10, "taker run finished")
         time.sleep(0.3)  # its offset committed (every 50 ms)
         taker_orders = len(venue_orders_of(venue, taker))
