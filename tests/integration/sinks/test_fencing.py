@@ -62,6 +62,13 @@ def _tails(logs: list[Path], procs: list[subprocess.Popen[bytes]]) -> str:
         line[:400] for line in log.read_text().splitlines()[-30:]) for log, proc in zip(logs, procs, strict=False))
 
 
+def _rebalances(logs: list[Path]) -> str:
+    # each sink's assignments, revocations, refused fences and failed inserts, for a doubled range
+    keys = ("assigned", "revoked", "refused", "insert failed", "available again", "cannot be archived", "frontier")
+    return "".join(f"\n--- {log.name}:\n" + "\n".join(
+        [line[:400] for line in log.read_text().splitlines() if any(k in line for k in keys)][-40:]) for log in logs)
+
+
 def _owned(log: Path) -> set[int]:
     # the partitions of the sink's last assignment ("md.trades/2@1500")
     lines = [json.loads(line) for line in log.read_text().splitlines() if '"partitions assigned"' in line]
@@ -124,7 +131,12 @@ def test_two_sinks_and_a_warehouse_down_past_the_poll_interval_archive_every_mes
         assert [proc.wait(30) for proc in sink_processes] == [0, 0]
         # Assert: no table holds a message twice or misses one
         total = 13_000
-        assert archive.scalar("SELECT count() FROM md_trades") == total, "a range was archived twice (raw table)"
+        doubled = archive.client.query(
+            "SELECT _partition, min(_offset), max(_offset), count() FROM (SELECT _partition, _offset FROM md_trades "
+            "GROUP BY _partition, _offset HAVING count() > 1) GROUP BY _partition ORDER BY _partition").result_rows
+        assert archive.scalar("SELECT count() FROM md_trades") == total, (
+            f"a range was archived twice (raw table): (partition, first, last, offsets) {doubled}; "
+            f"sink A had {a_partitions}{_rebalances(logs)}")
         assert archive.scalar("SELECT uniqExact(_partition, _offset) FROM md_trades") == total
         assert archive.scalar("SELECT uniqExact(trade_id) FROM md_trades") == total
         assert archive.scalar("SELECT count() FROM dead_letters") == len(BAD)
