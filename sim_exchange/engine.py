@@ -624,14 +624,18 @@ class Engine:
     def _report(self, order: Order, execution: str, now: int, fill: Fill | None = None,
                 cancel_client_id: str = "") -> None:
         self._executions += 1
-        if order.account is None or not self.reports_wanted(order.account):
-            return  # nobody listens: no copy of the order (a REST-only client pays nothing for push)
+        if not self._reported(order):
+            return
         self._events.append(OrderUpdate(replace(order), execution, now, self._executions, fill, cancel_client_id))
+
+    def _reported(self, order: Order) -> bool:
+        # nobody listens to an unwanted account: no copy of its order (a REST-only client pays nothing for push)
+        return order.account is not None and self.reports_wanted(order.account)
 
     def _taker_updates(self, order: Order, fills: list[Fill], filled: bool, now: int) -> None:
         # the taker's TRADE reports, made once its quantity is final (a quoteOrderQty order's
         # origQty is only known then); each carries the cumulative state after its fill
-        if order.account is None or not self.reports_wanted(order.account):
+        if not self._reported(order):
             self._executions += len(fills)
             return
         executed, cum_quote = 0, Decimal(0)

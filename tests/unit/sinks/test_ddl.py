@@ -15,7 +15,7 @@ from schemas.registry import released_raw_schema
 from schemas.topics import Topic
 from sinks.client import connect
 from sinks.ddl import DDL_DIR, all_table_specs, ddl_files, table_spec
-from sinks.migrate import ensure_database, migrate, sql_statements
+from sinks.migrate import MigrationReport, ensure_database, migrate, sql_statements
 from sinks.writer import ArchiveWriter
 
 
@@ -88,14 +88,17 @@ SELECT venue, symbol, toDateTime(toStartOfInterval(ts_event, INTERVAL 1 MINUTE),
 FROM md_trades GROUP BY venue, symbol, bucket"""
 
 
+def _migrate_twice_from(client: Client, view: str, old_sql: str) -> tuple[MigrationReport, MigrationReport]:
+    """Migrate a fresh archive, put ``view`` back as ``old_sql`` made it, then migrate twice more."""
+    migrate(client, "tickpipe")
+    client.command(f"DROP VIEW {view}")
+    client.command(old_sql)
+    return migrate(client, "tickpipe"), migrate(client, "tickpipe")
+
+
 def test_older_ohlcv_views_reading_trades_are_rewired_into_the_chain_and_stay_exact(chdb_client: Client) -> None:
-    # Arrange: an archive from before the chain (1 m fed by md_trades directly)
-    migrate(chdb_client, "tickpipe")
-    chdb_client.command("DROP VIEW ohlcv_1m_mv")
-    chdb_client.command(_OLD_1M_VIEW)
-    # Act
-    report = migrate(chdb_client, "tickpipe")
-    again = migrate(chdb_client, "tickpipe")
+    # Arrange + Act: an archive from before the chain (1 m fed by md_trades directly), migrated twice
+    report, again = _migrate_twice_from(chdb_client, "ohlcv_1m_mv", _OLD_1M_VIEW)
     chdb_client.command(
         "INSERT INTO md_trades (venue, symbol, trade_id, price, qty, side, ts_event, ts_recv, _topic, _partition, _offset) "
         "SELECT 'binance', ['BTCUSDT', 'ETHUSDT'][number % 2 + 1], number, toDecimal128(60000 + (number * 7919) % 1000, 18) "
@@ -143,13 +146,8 @@ GROUP BY venue, symbol, bucket"""
 
 def test_a_materialized_view_whose_query_changed_is_rewired_once_and_then_counts_as_the_new_query_says(
         chdb_client: Client) -> None:
-    # Arrange: an archive from before backtests (the 1-minute latency summary counted every signal)
-    migrate(chdb_client, "tickpipe")
-    chdb_client.command("DROP VIEW hop_latency_signals_mv")
-    chdb_client.command(_OLD_SIGNALS_LATENCY_VIEW)
-    # Act
-    report = migrate(chdb_client, "tickpipe")
-    again = migrate(chdb_client, "tickpipe")
+    # Arrange + Act: an archive from before backtests (the 1-minute latency summary counted every signal), migrated twice
+    report, again = _migrate_twice_from(chdb_client, "hop_latency_signals_mv", _OLD_SIGNALS_LATENCY_VIEW)
     chdb_client.command(
         "INSERT INTO signals (signal_id, venue, symbol, side, strength, target, model, expires_at, reference_price, "
         "inputs, ts_event, ts_recv, ts_emit, backtest_id, _topic, _partition, _offset) SELECT toString(number), "
