@@ -35,11 +35,15 @@ def _ends(bootstrap: str, admin: AdminClient) -> dict[tuple[str, int], int]:
     return {key: end for key, (_, end) in end_offsets(bootstrap, partitions).items()}
 
 
-def _wait(what: str, check, timeout_s: float) -> None:
+def _wait(what: str, check, timeout_s: float, home: Path | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
         if time.monotonic() > deadline:
-            raise TimeoutError(what)
+            # the services' own account of the wait, for a failure on a machine that is gone afterwards
+            tails = "".join(f"\n--- {name}.log:\n" + "\n".join(
+                (home / "logs" / f"{name}.log").read_text(errors="replace").splitlines()[-15:])
+                for name in ("streams", "sink") if home is not None and (home / "logs" / f"{name}.log").exists())
+            raise TimeoutError(f"{what} within {timeout_s:.0f} s{tails}")
         time.sleep(0.5)
 
 
@@ -51,7 +55,8 @@ def test_down_then_up_keeps_topics_offsets_and_changelogs_and_archives_nothing_t
         sql = clickhouse_connect.get_client(host=host, port=int(port), database="tickpipe", compress=False)
         admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
         # Arrange: a first life with flow features archived and changelogs written
-        _wait("features archived", lambda: sql.query("SELECT count() FROM features_flow").result_rows[0][0] >= 50, 90)
+        _wait("50 flow features archived", lambda: sql.query("SELECT count() FROM features_flow").result_rows[0][0] >= 50,
+              120, stack.home)
         down = stack.tickpipe("down")
         assert down.returncode == 0, down.stdout + down.stderr
         admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})  # the old one's broker is gone
