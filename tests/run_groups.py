@@ -14,6 +14,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,11 +32,25 @@ GROUPS = {
 }
 
 
+# What a failed group's output is replayed from at the end: the groups' lines interleave, so a CI
+# log cut to its last lines would otherwise show only the group that finished last.
+_REPLAY_ERRORS = 60
+_errors: dict[str, list[str]] = defaultdict(list)
+_summary: dict[str, list[str]] = defaultdict(list)
+
+
 def _pump(name: str, proc: subprocess.Popen) -> None:
     assert proc.stdout is not None
+    in_summary = False
     for line in proc.stdout:
         sys.stdout.write(f"[{name}] {line}")
         sys.stdout.flush()
+        if "short test summary info" in line:
+            in_summary = True
+        if in_summary:
+            _summary[name].append(line)
+        elif line.startswith("E ") and len(_errors[name]) < _REPLAY_ERRORS:
+            _errors[name].append(line)
 
 
 def main(args: list[str]) -> int:
@@ -60,6 +75,11 @@ def main(args: list[str]) -> int:
     codes = {name: proc.wait() for name, proc in procs.items()}
     for pump in pumps:
         pump.join()
+    for name, code in codes.items():
+        if code not in (0, 5):
+            print(f"run_groups: {name} failed; its assertion lines and summary again:")
+            for line in (*_errors[name], *_summary[name]):
+                sys.stdout.write(f"[{name}] {line}")
     for name, code in codes.items():
         verdict = "passed" if code == 0 else "collected no tests" if code == 5 else f"failed (exit {code})"
         print(f"run_groups: {name}: {verdict}")
