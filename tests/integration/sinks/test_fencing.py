@@ -70,9 +70,33 @@ def _rebalances(logs: list[Path]) -> str:
 
 
 def _owned(log: Path) -> set[int]:
-    # the partitions of the sink's last assignment ("md.trades/2@1500")
-    lines = [json.loads(line) for line in log.read_text().splitlines() if '"partitions assigned"' in line]
-    return {int(name.split("/")[1].split("@")[0]) for name in lines[-1]["partitions"]} if lines else set()
+    # the partitions the sink holds now: its last assignment ("md.trades/2@1500") less what was revoked
+    # since (a rebalance under way has revoked everything and assigned nothing yet)
+    owned: set[int] = set()
+    for line in log.read_text().splitlines():
+        if '"partitions assigned"' in line or '"partitions revoked"' in line:
+            parts = {int(name.split("/")[1].split("@")[0]) for name in json.loads(line)["partitions"]}
+            owned = owned | parts if '"partitions assigned"' in line else owned - parts
+    return owned
+
+
+def _settled(logs: list[Path], seconds: float) -> Callable[[], bool]:
+    """Whether both sinks have held the same disjoint, non-empty halves for ``seconds``.
+
+    A sink that joins late takes partitions from the other after the first slice is archived, so one
+    look at the logs can catch a rebalance between its revocation and the new assignment.
+    """
+    last: tuple[frozenset[int], ...] = ()
+    since = 0.0
+
+    def check() -> bool:
+        nonlocal last, since
+        shares = tuple(frozenset(_owned(log)) for log in logs)
+        if shares != last:
+            last, since = shares, time.monotonic()
+        a, b = shares
+        return bool(a) and bool(b) and not a & b and len(a | b) == 4 and time.monotonic() - since >= seconds
+    return check
 
 
 @pytest.mark.integration
@@ -108,16 +132,16 @@ def test_two_sinks_and_a_warehouse_down_past_the_poll_interval_archive_every_mes
             with open(path, "ab") as log:
                 sink_processes.append(subprocess.Popen([*tickpipe_argv(), "sink"], env=env, stdout=log, stderr=log))
         produce(private_kafka, "md.trades", _trades(0, 6_000), raw=BAD[:10])
-        wait(lambda: committed_total(private_kafka, "fence-drill", "md.trades") == 6_010
-             and len(_owned(logs[0]) | _owned(logs[1])) == 4 and not _owned(logs[0]) & _owned(logs[1]), 90,
-             "the first slice archived and the partitions shared by the two sinks")
+        settled = _settled(logs, 3.0)
+        wait(lambda: committed_total(private_kafka, "fence-drill", "md.trades") == 6_010 and settled(), 90,
+             "the first slice archived and the partitions shared by the two sinks, unchanged for 3 s")
         a_partitions = sorted(_owned(logs[0]))
-        assert a_partitions, "sink A got no partition"
         # Act: the warehouse goes down; only A's partitions get messages, so A blocks past its poll interval
         warehouse.stop()
         _produce_to(private_kafka, a_partitions, _trades(6_000, 4_000), BAD[10:])
         # B's new assignment waits for the warehouse (it reads the archive's frontier first)
-        wait(lambda: "cannot read the resume frontier" in logs[1].read_text(), 60, "B to take over A's partitions")
+        wait(lambda: "cannot read the resume frontier" in logs[1].read_text(), 60,
+             f"B to take over A's partitions {a_partitions}")
         warehouse.start()
         keep_every_part()  # merges are stopped per process
         wait(lambda: committed_total(private_kafka, "fence-drill", "md.trades") == 10_020, 120,
