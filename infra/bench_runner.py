@@ -35,6 +35,13 @@ def bench_scripts(folder: Path, only: list[str] | None = None) -> list[Path]:
     return scripts
 
 
+def _interruptible() -> None:
+    # A runner started in the background by a non-interactive shell (`cmd &`, nohup) ignores SIGINT,
+    # and a child that starts with SIGINT ignored keeps ignoring it (Python then installs no
+    # KeyboardInterrupt handler): the script could not be stopped in time to clean up.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_benchmarks(
     scripts: list[Path], console: Console, timeout_s: float, grace_s: float = 30.0
 ) -> list[BenchResult]:
@@ -50,7 +57,8 @@ def run_benchmarks(
         started = time.monotonic()
         # As a module from the repository root: run as a file, bench/ would shadow the packages
         # (bench/streams.py for `import streams`).
-        proc = subprocess.Popen([sys.executable, "-m", f"{script.parent.name}.{script.stem}"], cwd=script.parent.parent)
+        proc = subprocess.Popen([sys.executable, "-m", f"{script.parent.name}.{script.stem}"], cwd=script.parent.parent,
+                                preexec_fn=_interruptible)
         try:
             rc = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
