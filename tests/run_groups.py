@@ -47,7 +47,7 @@ def _pump(name: str, proc: subprocess.Popen) -> None:
         sys.stdout.flush()
         if "short test summary info" in line:
             in_summary = True
-        if in_summary:
+        if in_summary and not line.startswith("SKIPPED"):  # -rs lists every skip: keep the failures
             _summary[name].append(line)
         elif line.startswith("E ") and len(_errors[name]) < _REPLAY_ERRORS:
             _errors[name].append(line)
