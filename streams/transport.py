@@ -169,3 +169,32 @@ class Transport(faust_aiokafka.Transport):
         super().__init__(*args, **kwargs)
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.late_join = late_join
+
+    async def _really_create_topic(self, owner: Any, client: aiokafka.AIOKafkaClient, topic: str, partitions: int,
+                                   replication: int, **kwargs: Any) -> None:
+        await super()._really_create_topic(owner, client, topic, partitions, replication, **kwargs)
+        if not owner.should_stop:  # Faust skips the creation while stopping
+            await _until_listed(client, topic, partitions, kwargs.get("timeout", 30_000) / 1000)
+
+
+async def _until_listed(client: aiokafka.AIOKafkaClient, topic: str, partitions: int, timeout_s: float) -> None:
+    """Wait until the cluster's metadata lists every partition of ``topic`` with a leader.
+
+    Kafka answers CreateTopics once the controller has the topic, before the brokers' metadata lists
+    it. A worker joins its group right after creating its internal topics, and Faust's assignor
+    leaves out a topic the metadata does not list yet ("Ignoring missing topic"): the worker then
+    ran without that topic's partitions until a metadata refresh (minutes). Seen on a loaded machine
+    as a fresh stack's worker that emitted no flow feature for two minutes, or committed no offset
+    in its first seconds.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        listed = (await client.fetch_all_metadata()).available_partitions_for_topic(topic) or set()
+        if len(listed) >= partitions:
+            return
+        if loop.time() > deadline:
+            log.warning("created topic not listed by the cluster's metadata in time; going on",
+                        extra={"topic": topic, "partitions_listed": len(listed), "partitions": partitions})
+            return
+        await asyncio.sleep(0.05)

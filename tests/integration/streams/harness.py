@@ -37,6 +37,7 @@ FLOW_BUCKET_MS = 100
 TARGET_QTY = "0.001"
 OUTPUTS = [Topic.FEATURES_BOOK, Topic.FEATURES_FLOW, Topic.BARS_1S, Topic.BARS_1M, Topic.SIGNALS, Topic.DLQ]
 TICKPIPE = str(Path(sys.executable).parent / "tickpipe")
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @dataclass
@@ -152,9 +153,9 @@ def fresh_broker(tmp: Path) -> Iterator[KafkaSettings]:
 
 def start_worker(
     kafka: KafkaSettings, app_id: str, tmp: Path, name: str, cooldown_ms: int, web_port: int = 0,
-    extra_env: dict[str, str] | None = None,
+    extra_env: dict[str, str] | None = None, argv: list[str] | None = None,
 ) -> subprocess.Popen:
-    """Start ``tickpipe streams worker`` as a real subprocess (its /metrics are saved when it is stopped)."""
+    """Start ``tickpipe streams worker`` (or ``argv``) as a real subprocess (its /metrics are saved when it is stopped)."""
     web_port = web_port or free_port()
     env = environ_without_settings()
     env.update({
@@ -171,7 +172,8 @@ def start_worker(
         **(extra_env or {}),
     })
     log = open(tmp / f"worker-{name}.log", "ab")  # noqa: SIM115 (owned by the child)
-    proc = subprocess.Popen([TICKPIPE, "streams", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(argv or [TICKPIPE, "streams", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            cwd=ROOT if argv else None)
     proc.metrics_url, proc.metrics_path = f"http://127.0.0.1:{web_port}/metrics", tmp / f"worker-{name}.metrics"
     return proc
 

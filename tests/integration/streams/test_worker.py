@@ -7,6 +7,7 @@ compares what the worker(s) wrote with the pure pipelines' reference over that i
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -178,3 +179,38 @@ def test_recovery_restores_the_newest_state_when_the_changelog_ends_in_a_multi_r
         assert reader.out.bars == expected.bars
         assert reader.out.signals == expected.signals
         assert reader.out.dlq - expected.dlq <= skipped_dlq
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_whose_new_topics_are_listed_late_joins_with_every_partition_of_them(
+    tmp_path: Path, items: list
+) -> None:
+    # Arrange: the broker lists the cross-venue topics 3 s after the worker created them (a loaded
+    # broker's metadata lags its controller); Faust's assignor leaves out a topic it cannot see
+    app_id = "streams-late"
+    late = (f"{app_id}-cross-pairs", f"{app_id}-cross-state-changelog")
+    with fresh_broker(tmp_path) as kafka:
+        landed = produce(kafka, items)
+        expected = reference(landed, COOLDOWN_MS)
+        reader = OutputReader(kafka)
+        port = free_port()
+        # Act
+        worker = start_worker(
+            kafka, app_id, tmp_path, "late", COOLDOWN_MS, web_port=port,
+            extra_env={"TEST_LATE_TOPICS": ",".join(late), "TEST_LATE_SECONDS": "3"},
+            argv=[sys.executable, "-m", "tests.integration.streams.late_topics"],
+        )
+        try:
+            reader.wait_for(expected, timeout_s=60)
+            assigned = requests.get(f"http://127.0.0.1:{port}/health", timeout=5).json()["assigned"]
+        finally:
+            stop(worker)
+            reader.close()
+        log = (tmp_path / "worker-late.log").read_text()
+        # Assert: the worker waited for the topics to be listed and holds all of their partitions
+        assert worker.returncode == 0, log[-3000:]
+        assert log.count("Topic 'streams-late-cross-pairs' created") == 1  # the injection did delay it
+        assert "Ignoring missing topic" not in log, log[-3000:]
+        for topic in late:
+            assert {f"{topic}:{p}" for p in range(4)} <= set(assigned), (topic, assigned)
+        same(reader.out, expected)
