@@ -35,15 +35,22 @@ def _ends(bootstrap: str, admin: AdminClient) -> dict[tuple[str, int], int]:
     return {key: end for key, (_, end) in end_offsets(bootstrap, partitions).items()}
 
 
-def _wait(what: str, check, timeout_s: float, home: Path | None = None) -> None:
+def _tails(home: Path, *names: str, lines: int = 25, keys: tuple[str, ...] = ("",)) -> str:
+    # the services' own account (their last lines holding one of ``keys``), for a failure on a machine
+    # that is gone afterwards
+    return "".join(f"\n--- {name}.log:\n" + "\n".join([
+        line[:300] for line in (home / "logs" / f"{name}.log").read_text(errors="replace").splitlines()
+        if any(k in line for k in keys)][-lines:]) for name in names if (home / "logs" / f"{name}.log").exists())
+
+
+COMMITS = ("ommit", "ssign", "evok", "topping", "hutdown", "Restore", "rror", "arning")
+
+
+def _wait(what: str, check, timeout_s: float, home: Path) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
         if time.monotonic() > deadline:
-            # the services' own account of the wait, for a failure on a machine that is gone afterwards
-            tails = "".join(f"\n--- {name}.log:\n" + "\n".join(
-                (home / "logs" / f"{name}.log").read_text(errors="replace").splitlines()[-15:])
-                for name in ("streams", "sink") if home is not None and (home / "logs" / f"{name}.log").exists())
-            raise TimeoutError(f"{what} within {timeout_s:.0f} s{tails}")
+            raise TimeoutError(f"{what} within {timeout_s:.0f} s{_tails(home, 'streams', 'sink', lines=15)}")
         time.sleep(0.5)
 
 
@@ -76,8 +83,10 @@ def test_down_then_up_keeps_topics_offsets_and_changelogs_and_archives_nothing_t
         changelogs = [t for t, _ in ends_after_up if t.endswith("-changelog")]
         assert changelogs and sum(ends_after_up[k] for k in ends_after_up if k[0] in changelogs) > 0
         assert sum(ends_after_up[k] for k in ends_after_up if k[0] == "md.trades") > 0
-        assert sum(v for (t, _), v in streams_after_up.items() if t == "md.trades") > 0
-        assert sum(v for (t, _), v in sink_after_up.items() if t == "md.trades") > 0
+        assert sum(v for (t, _), v in streams_after_up.items() if t == "md.trades") > 0, (
+            f"streams committed {streams_after_up}{_tails(stack.home, 'streams', lines=60, keys=COMMITS)}")
+        assert sum(v for (t, _), v in sink_after_up.items() if t == "md.trades") > 0, (
+            f"sink committed {sink_after_up}{_tails(stack.home, 'sink', lines=60, keys=COMMITS)}")
         with (stack.home / "logs" / "streams.log").open() as log:
             log.seek(log_before)
             assert "Restore complete" in log.read()
