@@ -43,7 +43,7 @@ def _tails(home: Path, *names: str, lines: int = 25, keys: tuple[str, ...] = (""
         if any(k in line for k in keys)][-lines:]) for name in names if (home / "logs" / f"{name}.log").exists())
 
 
-COMMITS = ("ommit", "ssign", "evok", "topping", "hutdown", "Restore", "rror", "arning")
+LIFECYCLE_KEYS = ("ommit", "ssign", "evok", "topping", "hutdown", "Restore", "rror", "arning")
 
 
 def _wait(what: str, check, timeout_s: float, home: Path) -> None:
@@ -84,9 +84,9 @@ def test_down_then_up_keeps_topics_offsets_and_changelogs_and_archives_nothing_t
         assert changelogs and sum(ends_after_up[k] for k in ends_after_up if k[0] in changelogs) > 0
         assert sum(ends_after_up[k] for k in ends_after_up if k[0] == "md.trades") > 0
         assert sum(v for (t, _), v in streams_after_up.items() if t == "md.trades") > 0, (
-            f"streams committed {streams_after_up}{_tails(stack.home, 'streams', lines=60, keys=COMMITS)}")
+            f"streams committed {streams_after_up}{_tails(stack.home, 'streams', lines=60, keys=LIFECYCLE_KEYS)}")
         assert sum(v for (t, _), v in sink_after_up.items() if t == "md.trades") > 0, (
-            f"sink committed {sink_after_up}{_tails(stack.home, 'sink', lines=60, keys=COMMITS)}")
+            f"sink committed {sink_after_up}{_tails(stack.home, 'sink', lines=60, keys=LIFECYCLE_KEYS)}")
         with (stack.home / "logs" / "streams.log").open() as log:
             log.seek(log_before)
             assert "Restore complete" in log.read()
